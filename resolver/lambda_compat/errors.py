@@ -1,0 +1,94 @@
+"""Every error lambda-compat raises, each with the exit code the CLI returns for it.
+
+Messages are one paragraph: what went wrong, where (file:line when there is one) and what to
+do next. The CLI prints ``str(error)``; it never shows a traceback for these.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable, Optional
+
+
+class LambdaCompatError(Exception):
+    """Base class. ``exit_code`` is what ``lambda-compat`` exits with."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, hint: Optional[str] = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message}\n{hint}")
+
+
+class DependenciesMissing(LambdaCompatError):
+    """At least one distribution has no file that works on the target."""
+
+    exit_code = 1
+
+
+class BadInput(LambdaCompatError):
+    """The user's input is wrong: a file, a requirement line, a runtime name, a hash."""
+
+    exit_code = 2
+
+
+class RequirementsFileError(BadInput):
+    """A requirements file cannot be read or holds an invalid line."""
+
+    def __init__(self, message: str, *, path: str, line: Optional[int] = None,
+                 text: Optional[str] = None, hint: Optional[str] = None) -> None:
+        self.path = path
+        self.line = line
+        self.text = text
+        where = f"{path}:{line}" if line is not None else path
+        full = f"{where}: {message}"
+        if text is not None:
+            full += f"\n    {text}"
+        super().__init__(full, hint=hint)
+
+
+class UnknownTarget(BadInput):
+    """Unknown runtime or architecture; lists the valid ones and suggests the closest."""
+
+    def __init__(self, kind: str, value: str, valid: Iterable[str]) -> None:
+        valid = sorted(valid)
+        close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        hint += f"Valid {kind}s: {', '.join(valid)}."
+        super().__init__(f"Unknown {kind} {value!r}.", hint=hint)
+        self.value = value
+        self.suggestion = close[0] if close else None
+
+
+class HashMismatch(BadInput):
+    """``--hash``/``--require-hashes`` do not cover the file chosen for the target."""
+
+
+class UnknownPackage(BadInput):
+    """No index knows the project at all."""
+
+
+class EnvironmentProblem(LambdaCompatError):
+    """The machine cannot do what was asked: index unreachable, no interpreter, no disk."""
+
+    exit_code = 3
+
+
+class IndexUnreachable(EnvironmentProblem):
+    pass
+
+
+class InterpreterNotFound(EnvironmentProblem):
+    pass
+
+
+class RegistryError(BadInput):
+    """Registry data (runtimes.yaml, packages/*.yaml) violates its schema or invariants."""
+
+    def __init__(self, message: str, *, path: str, line: Optional[int] = None,
+                 hint: Optional[str] = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}", hint=hint)
