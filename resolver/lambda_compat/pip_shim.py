@@ -1,0 +1,358 @@
+"""Run pip's resolver and downloader *as if on the Lambda target*.
+
+This module runs in its own process (``python -m lambda_compat.pip_shim SPEC.json``) so the
+patches below never leak into the caller. It is the only module that touches pip internals.
+
+What it changes in pip, for that process only:
+
+* marker evaluation: ``packaging.markers.default_environment`` (pip's vendored copy) returns
+  the target's PEP 508 environment, so top-level *and* transitive markers are judged for the
+  target (pip evaluates them against the running interpreter otherwise);
+* wheel compatibility: ``TargetPython`` returns exactly the target's ordered tag list;
+* Requires-Python: judged against the target's full version (``--python-version``), both
+  from the index's data-requires-python and from each file's own metadata (pip's resolver
+  turns a candidate's Requires-Python into a requirement once it has the metadata);
+* pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved (their
+  metadata is prepared on the host) and handed to the builder, which builds them for the
+  target and verifies the result;
+* pip's local wheel cache is ignored (it holds wheels built for the host);
+* files already in the content-addressed cache are reused (hash-verified by pip).
+
+Everything else is plain pip: index options, find-links, constraints, hashes, extras, local
+paths, authentication and pip.conf, for every phase alike.
+
+The result is a JSON document written to the path given in the spec.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import traceback
+from typing import Any
+
+
+_EVENTS: Any = None
+
+
+def _emit(event: str, **data: Any) -> None:
+    """Progress events for the parent: one JSON object per line on a dedicated pipe."""
+    if _EVENTS is None:
+        return
+    try:
+        _EVENTS.write(json.dumps({"event": event, **data}) + "\n")
+        _EVENTS.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _ProgressHandler(logging.Handler):
+    """Turn pip's own progress log lines into events."""
+
+    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - trivial
+        msg = record.msg if isinstance(record.msg, str) else ""
+        try:
+            if msg.startswith("Collecting"):
+                _emit("collecting", what=record.getMessage()[len("Collecting "):])
+            elif msg.startswith("Downloading"):
+                _emit("downloading", what=record.getMessage()[len("Downloading "):])
+        except Exception:
+            pass
+
+
+class _ErrorLog(logging.Handler):
+    """Keep pip's critical/error lines: they explain resolution failures."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:
+            pass
+
+
+def _link_info(link: Any) -> dict[str, Any]:
+    return {
+        "url": link.url_without_fragment if hasattr(link, "url_without_fragment") else link.url,
+        "filename": link.filename,
+        "requires_python": link.requires_python or None,
+        "yanked": bool(getattr(link, "is_yanked", False)),
+        "hash": f"{link.hash_name}:{link.hash}" if link.hash_name and link.hash else None,
+        "is_wheel": link.is_wheel,
+    }
+
+
+def _all_links(finder: Any, project: str) -> list[dict[str, Any]]:
+    """Every file the configured indexes and find-links offer for a project, unfiltered.
+
+    pip's own candidate list drops wheels whose tags do not match the target; to explain a
+    failure ("only manylinux_2_28 wheels exist") we need them all.
+    """
+    from pip._internal.index.collector import parse_links
+
+    collector = finder._link_collector
+
+    def from_page(page_link: Any) -> list[Any]:
+        response = collector.fetch_response(page_link, package_name=project)
+        return [] if response is None else list(parse_links(response))
+
+    links: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for group in collector.collect_sources(project_name=project, candidates_from_page=from_page):
+        for source in group:
+            if source is None:
+                continue
+            for link in list(source.page_candidates()) + list(source.file_links()):
+                if link.filename in seen or not link.filename:
+                    continue
+                seen.add(link.filename)
+                links.append(_link_info(link))
+    return links
+
+
+def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
+    from pip._internal.cli import cmdoptions
+    from pip._internal.models.target_python import TargetPython
+    from pip._internal.operations import prepare
+    from pip._internal import cache as pip_cache
+    from pip._internal.index import collector
+    from pip._internal.resolution.resolvelib import factory
+    from pip._vendor.packaging import markers
+    from pip._vendor.packaging.tags import Tag
+
+    environment = dict(spec["marker_environment"])
+
+    def target_environment() -> dict[str, str]:
+        return dict(environment)
+
+    markers.default_environment = target_environment
+
+    tags = [Tag(*t.split("-")) for t in spec["tags"]]
+    tag_set = set(tags)
+    TargetPython.get_sorted_tags = lambda self: list(tags)  # type: ignore[method-assign]
+    TargetPython.get_unsorted_tags = lambda self: set(tag_set)  # type: ignore[method-assign]
+
+    cmdoptions.check_dist_restriction = lambda options, check_target=False: None
+
+    # pip's wheel cache holds wheels built for the host; never substitute them.
+    pip_cache.WheelCache.get_cache_entry = lambda self, *a, **k: None  # type: ignore
+    pip_cache.WheelCache.get = lambda self, link, *a, **k: link  # type: ignore
+
+    cas_dir = spec.get("cas_dir")
+    original_check = prepare._check_download_dir
+
+    def check_download_dir(link: Any, download_dir: str, hashes: Any, *args: Any, **kwargs: Any):
+        # Reuse a file from the content-addressed cache when the index names its sha256.
+        target = os.path.join(download_dir, link.filename)
+        if cas_dir and link.hash_name == "sha256" and link.hash and not os.path.exists(target):
+            cached = os.path.join(cas_dir, link.hash[:2], link.hash, link.filename)
+            if os.path.exists(cached):
+                try:
+                    os.link(cached, target)
+                except OSError:
+                    shutil.copyfile(cached, target)
+                state["cache_hits"].append(link.filename)
+        if not (link.hash_name and link.hash) and not hashes:
+            # Nothing proves that a same-named file from earlier is this one: fetch again.
+            if os.path.exists(target):
+                os.unlink(target)
+            return None
+        return original_check(link, download_dir, hashes, *args, **kwargs)
+
+    prepare._check_download_dir = check_download_dir
+
+    original_fail = collector._handle_get_simple_fail
+
+    def handle_fail(link: Any, reason: Any, meth: Any = None) -> None:
+        state["fetch_failures"].append({"url": str(link), "reason": str(reason)})
+        original_fail(link, reason, meth)
+
+    collector._handle_get_simple_fail = handle_fail
+
+    original_report = factory.Factory._report_single_requirement_conflict
+
+    def report_conflict(self: Any, req: Any, parent: Any) -> Any:
+        state["not_found"].append(
+            {"project": req.project_name, "requirement": str(req),
+             "parent": getattr(parent, "name", None)}
+        )
+        return original_report(self, req, parent)
+
+    factory.Factory._report_single_requirement_conflict = report_conflict
+
+
+def _run(spec: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, Any] = {"fetch_failures": [], "not_found": [], "cache_hits": []}
+    _install_patches(spec, state)
+
+    from pip._internal.commands.download import DownloadCommand
+    from pip._internal.exceptions import (
+        DistributionNotFound,
+        HashErrors,
+        InstallationError,
+        NetworkConnectionError,
+        UnsupportedPythonVersion,
+    )
+    from pip._internal.utils.temp_dir import TempDirectory
+
+    result: dict[str, Any] = {"status": "ok", "items": [], "links": {}}
+    error_log = _ErrorLog()
+    # pip's setup_logging replaces root handlers only; handlers on its package logger stay.
+    logging.getLogger("pip._internal").addHandler(error_log)
+    logging.getLogger("pip._internal").addHandler(_ProgressHandler(level=logging.INFO))
+
+    class TargetDownload(DownloadCommand):
+        """pip download, reporting what it resolved instead of printing it."""
+
+        lc_exception: BaseException | None = None
+
+        def _run_wrapper(self, level_number: int, options: Any, args: list[str]) -> int:
+            # pip's wrapper turns exceptions into log lines; we want them as data.
+            try:
+                return self.run(options, args)
+            except Exception as exc:
+                self.lc_exception = exc
+                return 1
+
+        def run(self, options: Any, args: list[str]) -> int:
+            from pip._internal.cli import cmdoptions
+            from pip._internal.operations.build.build_tracker import get_build_tracker
+            from pip._internal.utils.misc import ensure_dir, normalize_path
+            from pip._internal.cli.cmdoptions import make_target_python
+
+            options.ignore_installed = True
+            options.editables = []
+            cmdoptions.check_dist_restriction(options)
+            for check in ("check_release_control_exclusive",
+                          "check_only_deps_option_does_not_conflict"):
+                if hasattr(cmdoptions, check):
+                    getattr(cmdoptions, check)(options)
+            if hasattr(self, "check_build_constraints"):
+                self.check_build_constraints(options)
+            options.download_dir = normalize_path(options.download_dir)
+            ensure_dir(options.download_dir)
+            session = self.get_default_session(options)
+            target_python = make_target_python(options)
+            finder = self._build_package_finder(
+                options=options, session=session, target_python=target_python,
+                ignore_requires_python=options.ignore_requires_python,
+            )
+            self._lc_finder = finder
+            build_tracker = self.enter_context(get_build_tracker())
+            directory = TempDirectory(delete=not options.no_clean, kind="download",
+                                      globally_managed=True)
+            reqs = self.get_requirements(args, options, finder, session)
+            preparer = self.make_requirement_preparer(
+                temp_build_dir=directory, options=options, build_tracker=build_tracker,
+                session=session, finder=finder, download_dir=options.download_dir,
+                use_user_site=False, verbosity=self.verbosity, allow_editables=False,
+            )
+            resolver = self.make_resolver(
+                preparer=preparer, finder=finder, options=options,
+                ignore_requires_python=options.ignore_requires_python,
+                py_version_info=options.python_version,
+            )
+            requirement_set = resolver.resolve(reqs, check_supported_wheels=True)
+            _emit("resolved", count=len(requirement_set.requirements))
+            preparer.prepare_linked_requirements_more(requirement_set.requirements.values())
+            for req in requirement_set.requirements.values():
+                link = req.link
+                item: dict[str, Any] = {
+                    "name": req.name,
+                    "version": str(req.get_dist().version) if link else None,
+                    "link": _link_info(link) if link else None,
+                    "is_direct": bool(req.is_direct),
+                    "user_supplied": bool(req.user_supplied),
+                    "requires_python": None,
+                    "path": None,
+                    "source_dir": None,
+                    "extras": sorted(req.extras or ()),
+                }
+                try:
+                    item["requires_python"] = req.get_dist().requires_python.__str__() or None
+                except Exception:
+                    pass
+                if link is not None and link.is_existing_dir():
+                    item["source_dir"] = link.file_path
+                else:
+                    preparer.save_linked_requirement(req)
+                    item["path"] = os.path.join(options.download_dir, link.filename)
+                result["items"].append(item)
+            for item in result["items"]:
+                link = item["link"]
+                if link and not link["is_wheel"] and item["source_dir"] is None:
+                    result["links"][item["name"]] = _all_links(finder, item["name"])
+            return 0
+
+    command = TargetDownload(name="download", summary="lambda-compat target download")
+    try:
+        command.main(list(spec["pip_args"]))
+        if command.lc_exception is not None:
+            raise command.lc_exception
+    except HashErrors as exc:
+        errors = []
+        for err in exc.errors:
+            req = getattr(err, "req", None)
+            link = getattr(req, "link", None) if req is not None else None
+            errors.append({
+                "kind": type(err).__name__,
+                "requirement": str(getattr(req, "req", "") or ""),
+                "name": getattr(req, "name", None),
+                "filename": getattr(link, "filename", None),
+                "url": getattr(link, "url_without_fragment", None),
+                "got": (getattr(err, "gotten_hash", None)
+                        or {k: v.hexdigest() for k, v in (getattr(err, "gots", {}) or {}).items()}),
+                "allowed": {k: list(v) for k, v in (getattr(err, "allowed", {}) or {}).items()},
+                "comes_from": str(getattr(req, "comes_from", "") or ""),
+            })
+        result = {"status": "error", "kind": "hash", "message": str(exc), "hash_errors": errors}
+    except UnsupportedPythonVersion as exc:
+        result = {"status": "error", "kind": "requires-python", "message": str(exc)}
+    except DistributionNotFound as exc:
+        finder = getattr(command, "_lc_finder", None)
+        links = {}
+        if finder is not None:
+            for nf in state["not_found"]:
+                try:
+                    links[nf["project"]] = _all_links(finder, nf["project"])
+                except Exception:  # diagnosis must not hide the real error
+                    links[nf["project"]] = []
+        result = {"status": "error", "kind": "not-found", "message": str(exc),
+                  "not_found": state["not_found"], "links": links,
+                  "log": error_log.lines[-40:]}
+    except NetworkConnectionError as exc:
+        result = {"status": "error", "kind": "network", "message": str(exc)}
+    except InstallationError as exc:
+        result = {"status": "error", "kind": "installation", "message": str(exc),
+                  "log": error_log.lines[-40:]}
+    except Exception as exc:  # report, never a bare traceback
+        result = {"status": "error", "kind": "internal",
+                  "message": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc()}
+    result["fetch_failures"] = state["fetch_failures"]
+    result["cache_hits"] = state["cache_hits"]
+    return result
+
+
+def main(argv: list[str]) -> int:
+    global _EVENTS
+    with open(argv[0], encoding="utf-8") as f:
+        spec = json.load(f)
+    if spec.get("events_fd") is not None:
+        _EVENTS = os.fdopen(int(spec["events_fd"]), "w", buffering=1)
+    result = _run(spec)
+    tmp = spec["result_path"] + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, spec["result_path"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,290 @@
+"""Resolution for a target: drive pip (in :mod:`lambda_compat.pip_shim`) and read its answer.
+
+The caller gets a :class:`Resolution`: the files pip chose for the target, downloaded, plus
+every file the index offers for the distributions that came back as source, so that the
+builder can explain and suggest. Failures that are the user's or the machine's become
+:mod:`lambda_compat.errors`; a distribution with no usable file is data, not an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from packaging.utils import canonicalize_name
+
+from . import errors
+from .targets import Target
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """A file an index offers."""
+
+    filename: str
+    url: str
+    requires_python: Optional[str] = None
+    yanked: bool = False
+    hash: Optional[str] = None
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+@dataclass(frozen=True)
+class ResolvedItem:
+    """One distribution of the resolved closure, as pip chose it for the target."""
+
+    name: str
+    version: str
+    link: Optional[LinkInfo]
+    path: Optional[Path]          # the downloaded file (wheel or sdist)
+    source_dir: Optional[Path]    # a local project directory requirement
+    is_direct: bool = False
+    user_supplied: bool = False
+    requires_python: Optional[str] = None
+    extras: Tuple[str, ...] = ()
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.path is not None and self.path.name.endswith(".whl")
+
+    @property
+    def key(self) -> str:
+        return canonicalize_name(self.name)
+
+
+@dataclass(frozen=True)
+class NotFound:
+    """A requirement for which no file fits the target."""
+
+    project: str
+    requirement: str
+    parent: Optional[str]
+    message: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    items: Tuple[ResolvedItem, ...]
+    links: Mapping[str, Tuple[LinkInfo, ...]]
+    not_found: Tuple[NotFound, ...] = ()
+    fetch_failures: Tuple[Tuple[str, str], ...] = ()
+    cache_hits: Tuple[str, ...] = ()
+    log_path: Optional[Path] = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_found
+
+
+@dataclass(frozen=True)
+class PipOptions:
+    """Index options applied to every pip call lambda-compat makes (resolve *and* build)."""
+
+    index_url: Optional[str] = None
+    extra_index_urls: Tuple[str, ...] = ()
+    find_links: Tuple[str, ...] = ()
+    no_index: bool = False
+    isolated: bool = False          # ignore pip.conf and PIP_* variables
+    retries: Optional[int] = None
+    timeout: Optional[float] = None
+    pre: bool = False
+    extra_args: Tuple[str, ...] = ()
+
+    def args(self) -> List[str]:
+        out: List[str] = []
+        if self.isolated:
+            out.append("--isolated")
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            out += ["--extra-index-url", url]
+        for fl in self.find_links:
+            out += ["--find-links", fl]
+        if self.no_index:
+            out.append("--no-index")
+        if self.retries is not None:
+            out += ["--retries", str(self.retries)]
+        if self.timeout is not None:
+            out += ["--timeout", str(self.timeout)]
+        if self.pre:
+            out.append("--pre")
+        out += list(self.extra_args)
+        return out
+
+
+def _link(d: Optional[dict]) -> Optional[LinkInfo]:
+    if not d:
+        return None
+    return LinkInfo(filename=d["filename"], url=d["url"],
+                    requires_python=d.get("requires_python"), yanked=bool(d.get("yanked")),
+                    hash=d.get("hash"))
+
+
+def resolve(
+    target: Target,
+    requirements: Path,
+    *,
+    workdir: Path,
+    cas_dir: Optional[Path],
+    pip: PipOptions = PipOptions(),
+    on_event: Optional[Callable[[dict], None]] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> Resolution:
+    """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
+
+    Relative paths inside the requirements file are taken relative to the file's directory
+    (the project), as when pip runs from there.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    download_dir = workdir / "downloads"
+    download_dir.mkdir(exist_ok=True)
+    log_path = workdir / "pip-resolve.log"
+    result_path = workdir / "pip-result.json"
+    read_fd, write_fd = os.pipe()
+    python_version = target.python_full_version
+    spec = {
+        "tags": list(target.tag_strings),
+        "marker_environment": target.marker_environment(),
+        "cas_dir": str(cas_dir) if cas_dir else None,
+        "result_path": str(result_path),
+        "events_fd": write_fd,
+        "pip_args": [
+            "-d", str(download_dir),
+            "-r", str(requirements.resolve()),
+            "--python-version", python_version,
+            "--log", str(log_path),
+            "-q", "--progress-bar", "off", "--disable-pip-version-check",
+            *pip.args(),
+        ],
+    }
+    spec_path = workdir / "pip-spec.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    run_env = dict(os.environ if env is None else env)
+    run_env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent)]
+        + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
+    run_env.setdefault("PIP_NO_INPUT", "1")
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                if on_event is None:
+                    continue
+                try:
+                    on_event(json.loads(line))
+                except ValueError:
+                    pass
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lambda_compat.pip_shim", str(spec_path)],
+            cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_fd)
+        reader.join(timeout=10)
+    if proc.returncode != 0 or not result_path.exists():
+        tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
+        raise errors.EnvironmentProblem(
+            f"pip could not run for {target.name} (exit {proc.returncode}).",
+            hint=f"{tail}\nFull log: {log_path}")
+    data = json.loads(result_path.read_text(encoding="utf-8"))
+    failures = tuple((f["url"], f["reason"]) for f in data.get("fetch_failures", []))
+    if data["status"] == "ok":
+        items = tuple(
+            ResolvedItem(
+                name=i["name"], version=i["version"], link=_link(i.get("link")),
+                path=Path(i["path"]) if i.get("path") else None,
+                source_dir=Path(i["source_dir"]) if i.get("source_dir") else None,
+                is_direct=i.get("is_direct", False), user_supplied=i.get("user_supplied", False),
+                requires_python=i.get("requires_python"), extras=tuple(i.get("extras", ())),
+            )
+            for i in data["items"]
+        )
+        links = {canonicalize_name(k): tuple(_link(x) for x in v)
+                 for k, v in data.get("links", {}).items()}
+        return Resolution(items=items, links=links, fetch_failures=failures,
+                          cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path)
+    return _failure(target, requirements, data, failures, log_path)
+
+
+def _failure(target: Target, requirements: Path, data: dict,
+             failures: Tuple[Tuple[str, str], ...], log_path: Path) -> Resolution:
+    kind = data.get("kind")
+    message = data.get("message", "")
+    where = f"(full pip log: {log_path})"
+    if kind == "hash":
+        lines = []
+        for e in data.get("hash_errors", []):
+            got = e.get("got")
+            if isinstance(got, dict):
+                got = ", ".join(f"{k}:{v}" for k, v in got.items())
+            lines.append(
+                f"  {e.get('name') or e.get('requirement')}: the file chosen for {target.name} is "
+                f"{e.get('filename')} ({got}), which is not covered by the --hash values "
+                f"{('from ' + e['comes_from']) if e.get('comes_from') else ''}".rstrip())
+        raise errors.HashMismatch(
+            f"Hash check failed for {target.name}: pip would install files whose hashes the "
+            f"requirements do not list.\n" + "\n".join(lines),
+            hint="Add the hashes of the target's files (for example with `pip hash FILE` on the "
+                 "file named above, or regenerate the lock for every platform you deploy to).")
+    if kind == "not-found":
+        if failures and not data.get("links"):
+            urls = "; ".join(f"{u} ({r})" for u, r in failures[:3])
+            raise errors.IndexUnreachable(
+                f"Could not reach the package index for {target.name}: {urls}.",
+                hint="Check the network, the index URL and proxy settings, then run again.")
+        not_found = []
+        links = {}
+        for nf in data.get("not_found", []):
+            project = canonicalize_name(nf["project"])
+            offered = tuple(_link(x) for x in data.get("links", {}).get(nf["project"], []))
+            links[project] = offered
+            if not offered:
+                if failures:
+                    urls = "; ".join(f"{u} ({r})" for u, r in failures[:3])
+                    raise errors.IndexUnreachable(
+                        f"Could not find {nf['requirement']} because the index could not be "
+                        f"reached: {urls}.",
+                        hint="Check the network, the index URL and proxy settings.")
+                raise errors.UnknownPackage(
+                    f"No index knows a project named {nf['project']!r} "
+                    f"(required as {nf['requirement']}"
+                    f"{' by ' + nf['parent'] if nf.get('parent') else ''}, from {requirements}).",
+                    hint="Check the spelling of the name and the --index-url/--extra-index-url "
+                         "options; private projects need their index in the requirements file.")
+            not_found.append(NotFound(project=project, requirement=nf["requirement"],
+                                      parent=nf.get("parent"), message=message))
+        if not not_found:
+            raise errors.DependenciesMissing(
+                f"pip could not resolve the requirements for {target.name}: {message}",
+                hint="\n".join(data.get("log", [])[-10:]) + f"\n{where}")
+        return Resolution(items=(), links=links, not_found=tuple(not_found),
+                          fetch_failures=failures, log_path=log_path, message=message)
+    if kind == "requires-python":
+        raise errors.DependenciesMissing(
+            f"No version satisfies the requirements on {target.runtime}: {message}",
+            hint=f"Pin versions that support Python {target.python_version[0]}."
+                 f"{target.python_version[1]}. {where}")
+    if kind == "network":
+        raise errors.IndexUnreachable(f"Network error while downloading: {message}",
+                                      hint=f"Check the network and run again. {where}")
+    if kind == "installation":
+        raise errors.BadInput(f"pip rejected the requirements: {message}", hint=where)
+    raise errors.EnvironmentProblem(
+        f"Unexpected error in the pip engine: {message}",
+        hint=(data.get("traceback") or "") + where)
