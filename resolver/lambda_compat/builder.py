@@ -1,0 +1,368 @@
+"""``build_dependencies``: requirements in, a flat bundle for one Lambda target out.
+
+The phases follow the aws-lambda-builders ``python_pip`` design, judged for the target:
+
+1. resolve the whole closure for the target (pip engine, :mod:`lambda_compat.resolve`);
+2. a compatible wheel -> done (its tags, Requires-Python and ELF files re-verified);
+3. source only -> if the same version has wheels that only need a newer glibc, stop there
+   (missing, glibc-too-new); else build it with an interpreter of the target's version when
+   the host machine matches, and verify the wheel's tags and ELF files;
+4. else rebuild with the compilers disabled (pure-Python fallback) and verify again;
+5. else the registry allowlist (platform tag, no native code, entry matches);
+6. else missing, with the reason and a suggestion.
+
+Then the wheels are installed flat into a staging directory beside the artifacts directory,
+which is swapped in only on success.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+from . import errors, reqfile
+from .diagnose import ALTERNATIVES, diagnose
+from .install import install_all
+from .interpreters import find_interpreter
+from .packages import PackageRegistry, load_packages
+from .report import BuildReport, DistOutcome
+from .resolve import PipOptions, ResolvedItem, Resolution, resolve
+from .runtimes import load_runtimes
+from .sdist_build import build_wheel, file_sha256
+from .targets import Target
+from .ui import UI, NullUI
+from .wheels import Finding, WheelError, read_wheel, verify_wheel
+
+#: Findings that make a wheel unusable on the target. A missing system library is reported
+#: but does not reject the wheel: the user may ship the library (a layer) - the check says so.
+BLOCKING = {"wrong-arch", "glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
+            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf"}
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    cache_dir: Optional[Path] = None
+    python: Optional[str] = None               # interpreter for source builds (--python)
+    pip: PipOptions = field(default_factory=PipOptions)
+    build_timeout: float = 1800.0
+    allow_missing: bool = False                # install what works even if something is missing
+    build_above_glibc_ceiling: bool = False    # build sdists whose wheels need a newer glibc
+    jobs: int = 4
+    registry_dir: Optional[Path] = None        # package registry root (tests, registry PRs)
+    runtimes_file: Optional[Path] = None
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LAMBDA_COMPAT_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "lambda-compat"
+
+
+def get_target(runtime: str, architecture: str = "x86_64",
+               runtimes_file: Optional[Path] = None) -> Target:
+    facts = load_runtimes(runtimes_file).get(runtime, architecture)
+    return Target.from_facts(facts)
+
+
+def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
+                       requirements_path: Union[str, os.PathLike], runtime: str,
+                       ui: Optional[UI] = None, config: Optional[BuildConfig] = None,
+                       architecture: str = "x86_64") -> BuildReport:
+    """Build the dependencies in ``requirements_path`` for ``runtime``/``architecture``.
+
+    Returns the report. The artifacts directory is replaced only when every distribution
+    was satisfied (or ``config.allow_missing``); otherwise it is left exactly as it was.
+    Raises :class:`~lambda_compat.errors.LambdaCompatError` subclasses for bad input and
+    environment problems.
+    """
+    config = config or BuildConfig()
+    ui = ui or NullUI()
+    started = time.monotonic()
+    target = get_target(runtime, architecture, config.runtimes_file)
+    requirements = Path(requirements_path)
+    reqfile.validate(requirements)
+    artifacts = Path(artifacts_dir_path).absolute()
+    if artifacts.exists() and not artifacts.is_dir():
+        raise errors.BadInput(f"{artifacts} exists and is not a directory.",
+                              hint="Choose another output directory with -o.")
+    cache = (config.cache_dir or default_cache_dir()).absolute()
+    for sub in ("files", "tmp", "built", "logs"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
+    registry = load_packages(config.registry_dir)
+    ui.event("start", target=target.name, requirements=str(requirements))
+    report = BuildReport(target=target, requirements=str(requirements),
+                         artifacts_dir=str(artifacts), registry_version=registry.version)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=cache / "tmp"))
+    try:
+        ui.event("resolve-start", target=target.name)
+        resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
+                             pip=config.pip,
+                             on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e))
+        ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
+        for url, reason in resolution.fetch_failures:
+            report.warnings.append(f"index page not reachable: {url} ({reason})")
+        for nf in resolution.not_found:
+            d = diagnose(nf.project, _pinned_version(nf.requirement),
+                         resolution.links.get(nf.project, ()), target)
+            report.distributions.append(DistOutcome(
+                name=nf.project, version=_pinned_version(nf.requirement), phase="missing",
+                requested=nf.parent is None, reason_code=d.reason_code,
+                reason=d.reason + (f" (required by {nf.parent})" if nf.parent else ""),
+                suggestion=d.suggestion))
+        _store_in_cas(resolution, cache / "files", config.jobs)
+        phases = _Phases(target, config, registry, cache, requirements, ui, resolution)
+        wheels: List[Path] = []
+        with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
+            binary = [i for i in resolution.items if i.is_wheel]
+            for outcome, wheel in pool.map(phases.from_wheel, binary):
+                report.distributions.append(outcome)
+                if wheel:
+                    wheels.append(wheel)
+        for item in resolution.items:
+            if item.is_wheel:
+                continue
+            outcome, wheel = phases.from_source(item)
+            report.distributions.append(outcome)
+            if wheel:
+                wheels.append(wheel)
+        if report.ok or config.allow_missing:
+            ui.event("install-start", count=len(wheels), dest=str(artifacts))
+            _install_and_swap(wheels, artifacts, config.jobs)
+            report.installed = True
+            ui.event("install-done", count=len(wheels), dest=str(artifacts))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        report.seconds = time.monotonic() - started
+    ui.event("done", status=report.status, seconds=report.seconds)
+    return report
+
+
+def _pinned_version(requirement: str) -> Optional[str]:
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        spec = list(Requirement(requirement).specifier)
+    except InvalidRequirement:
+        return None
+    if len(spec) == 1 and spec[0].operator in ("==", "===") and "*" not in spec[0].version:
+        return spec[0].version
+    return None
+
+
+def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> None:
+    """Keep every downloaded file under files/<sha[:2]>/<sha>/<name> for later runs."""
+    def store(item: ResolvedItem) -> None:
+        if item.path is None or not item.path.exists():
+            return
+        sha = file_sha256(item.path)
+        dest = cas / sha[:2] / sha / item.path.name
+        if dest.exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        try:
+            os.link(item.path, tmp)
+        except OSError:
+            shutil.copyfile(item.path, tmp)
+        os.replace(tmp, dest)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(store, resolution.items))
+
+
+def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
+    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
+    old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
+    try:
+        install_all(wheels, staging, jobs)
+        if artifacts.exists():
+            os.rename(artifacts, old)
+        try:
+            os.rename(staging, artifacts)
+        except OSError:
+            if old.exists():
+                os.rename(old, artifacts)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class _Phases:
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry,
+                 cache: Path, requirements: Path, ui: UI, resolution: Resolution) -> None:
+        self.target = target
+        self.config = config
+        self.registry = registry
+        self.cache = cache
+        self.requirements = requirements
+        self.ui = ui
+        self.resolution = resolution
+        # Building is possible natively only where the host runs the target's machine code.
+        self.host_machine = platform.machine()
+
+    # -- phase 2: a wheel chosen by resolution ------------------------------------------
+    def from_wheel(self, item: ResolvedItem) -> Tuple[DistOutcome, Optional[Path]]:
+        outcome = DistOutcome(name=item.name, version=item.version, phase="wheel",
+                              requested=item.user_supplied, source=item.path.name,
+                              file=item.path.name, sha256=file_sha256(item.path))
+        self.ui.event("dist-start", name=item.name, version=item.version, phase="wheel")
+        try:
+            info = read_wheel(item.path)
+        except WheelError as exc:
+            return self._missing(outcome, "bad-wheel", str(exc)), None
+        findings = verify_wheel(info, self.target)
+        outcome.findings = [_soften(f) for f in findings]
+        blocking = [f for f in findings if f.code in BLOCKING]
+        if blocking:
+            d = diagnose(item.name, item.version,
+                         self.resolution.links.get(item.key, ()), self.target)
+            outcome.file = None
+            return self._missing(outcome, blocking[0].code,
+                                 f"{item.path.name}: " + " ".join(f.message for f in blocking),
+                                 d.suggestion), None
+        self.ui.event("dist-done", name=item.name, version=item.version, phase="wheel")
+        return outcome, item.path
+
+    # -- phases 3-6: source ----------------------------------------------------------------
+    def from_source(self, item: ResolvedItem) -> Tuple[DistOutcome, Optional[Path]]:
+        source = item.source_dir or item.path
+        is_dir = item.source_dir is not None
+        sha = None if is_dir else file_sha256(item.path)
+        outcome = DistOutcome(name=item.name, version=item.version, phase="missing",
+                              requested=item.user_supplied,
+                              source=str(source) if is_dir else item.path.name, sha256=sha)
+        links = self.resolution.links.get(item.key, ())
+        diag = diagnose(item.name, item.version, links, self.target)
+        if diag.glibc_blocked and not self.config.build_above_glibc_ceiling:
+            outcome.attempts.append("source build skipped: the project's own wheels for this "
+                                    "version need a newer glibc")
+            return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
+        source_key = sha or f"dir-{uuid.uuid5(uuid.NAMESPACE_URL, str(source)).hex}"
+        native = None
+        if self.host_machine == self.target.machine:
+            native = find_interpreter(self.target.python_version, self.target.machine,
+                                      self.config.python)
+        # phase 3: build with the compiler, natively for the target's Python
+        if native is not None:
+            self.ui.event("dist-start", name=item.name, version=item.version, phase="built",
+                          interpreter=native.describe())
+            result = build_wheel(Path(source), source_key if not is_dir else source_key + "-d",
+                                 native, cache_dir=self.cache, pip=self.config.pip,
+                                 no_compiler=False, timeout=self.config.build_timeout,
+                                 cwd=self.requirements.resolve().parent)
+            outcome.build_log = str(result.log)
+            outcome.interpreter = result.interpreter
+            if result.ok:
+                ok, why = self._accept_built(outcome, result.wheel)
+                if ok:
+                    outcome.phase, outcome.file = "built", result.wheel.name
+                    self.ui.event("dist-done", name=item.name, version=item.version,
+                                  phase="built")
+                    return outcome, result.wheel
+                outcome.attempts.append(f"built with {result.interpreter}, rejected: {why}")
+            else:
+                outcome.attempts.append(f"build with {result.interpreter} failed:\n"
+                                        f"{result.error_tail}\n(full log: {result.log})")
+        elif self.host_machine != self.target.machine:
+            outcome.attempts.append(
+                f"no native build: this machine is {self.host_machine}, the target is "
+                f"{self.target.machine}")
+        else:
+            outcome.attempts.append(
+                f"no native build: no CPython {self.target.python_version[0]}."
+                f"{self.target.python_version[1]} interpreter found (use --python)")
+        # phase 4: rebuild with compilers disabled; any machine can do this
+        fallback = native or find_interpreter(self.target.python_version, self.host_machine,
+                                              self.config.python)
+        if fallback is not None:
+            self.ui.event("dist-start", name=item.name, version=item.version,
+                          phase="built-no-compiler", interpreter=fallback.describe())
+            result = build_wheel(Path(source), source_key + ("-d" if is_dir else ""), fallback,
+                                 cache_dir=self.cache, pip=self.config.pip, no_compiler=True,
+                                 timeout=self.config.build_timeout,
+                                 cwd=self.requirements.resolve().parent)
+            outcome.build_log = str(result.log)
+            outcome.interpreter = result.interpreter
+            if result.ok:
+                info = read_wheel(result.wheel)
+                problems = [f for f in verify_wheel(info, self.target, check_tag=False)
+                            if f.code in BLOCKING]
+                if info.native_files:
+                    problems = problems or [Finding(
+                        "native-code", item.name, info.native_files[0],
+                        "contains native code built for this machine", "", "error")]
+                if not problems and self.target.accepts_wheel_tags(info.tags):
+                    outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
+                    self.ui.event("dist-done", name=item.name, version=item.version,
+                                  phase=outcome.phase)
+                    return outcome, result.wheel
+                entry = self.registry.find(item.name, info.version, self.target)
+                if not problems and entry is not None:
+                    outcome.phase, outcome.file = "registry", result.wheel.name
+                    outcome.registry_entry = (f"{entry.name} {entry.versions or '*'} "
+                                              f"({entry.kind}; registry {self.registry.version})")
+                    self.ui.event("dist-done", name=item.name, version=item.version,
+                                  phase="registry")
+                    return outcome, result.wheel
+                why = (problems[0].message if problems else
+                       f"the wheel is tagged {', '.join(sorted(map(str, info.tags)))} and no "
+                       f"registry entry vouches that it needs no native code")
+                outcome.attempts.append(f"built without a compiler, rejected: {why}")
+            else:
+                outcome.attempts.append(
+                    f"build without a compiler failed:\n{result.error_tail}\n"
+                    f"(full log: {result.log})")
+        else:
+            outcome.attempts.append(
+                f"no CPython {self.target.python_version[0]}.{self.target.python_version[1]} "
+                f"interpreter on this machine for a pure-Python build (use --python)")
+        # phase 6: missing
+        reason = diag.reason if diag.reason_code != "no-wheel" else (
+            f"{item.name} {item.version} has no wheel for {self.target.name} and could not be "
+            f"built for it")
+        return self._missing(outcome, "build-failed" if diag.reason_code == "no-wheel"
+                             else diag.reason_code, reason, diag.suggestion), None
+
+    def _accept_built(self, outcome: DistOutcome, wheel: Path) -> Tuple[bool, str]:
+        try:
+            info = read_wheel(wheel)
+        except WheelError as exc:
+            return False, str(exc)
+        findings = verify_wheel(info, self.target)
+        blocking = [f for f in findings if f.code in BLOCKING]
+        if blocking:
+            return False, "; ".join(f.message for f in blocking)
+        outcome.findings = [_soften(f) for f in findings]
+        return True, ""
+
+    def _missing(self, outcome: DistOutcome, code: Optional[str], reason: str,
+                 suggestion: Optional[str] = None) -> DistOutcome:
+        outcome.phase = "missing"
+        outcome.reason_code = code
+        outcome.reason = reason
+        if suggestion is None:
+            alt = ALTERNATIVES.get(outcome.name.lower())
+            suggestion = f"Use {alt}." if alt else None
+        outcome.suggestion = suggestion
+        self.ui.event("dist-done", name=outcome.name, version=outcome.version, phase="missing",
+                      reason=reason)
+        return outcome
+
+
+def _soften(f: Finding) -> Finding:
+    """In a build, a system library the image lacks is a warning: the user may provide it."""
+    if f.code == "missing-system-library":
+        return replace(f, severity="warning")
+    return f
