@@ -1,0 +1,654 @@
+"""The runtime registry: what each Lambda Python runtime looks like, per architecture.
+
+``registry/runtimes.yaml`` holds one entry per (runtime, architecture): the interpreter
+(version, SOABI, extension suffixes), the OS (glibc, toolchain), libstdc++/libgcc symbol
+ceilings, the image (name, env, entrypoint), ``sys.path`` at handler import, the shared
+libraries known to be present or absent, lifecycle dates and preinstalled distributions.
+Every group cites source keys and marks its inferred / derived / unverified keys.
+
+The file is validated against ``registry/schema/runtimes.schema.json`` and then checked for
+cross-field invariants at load time. Any problem raises :class:`RegistryError` naming the
+file and the YAML line of the offending entry; bad data never produces a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import fnmatch
+import functools
+import importlib.resources
+import json
+import os
+import pathlib
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import jsonschema
+import yaml
+
+from .errors import RegistryError, UnknownTarget
+
+__all__ = [
+    "ARCHITECTURES",
+    "RuntimeFacts",
+    "RuntimeRegistry",
+    "load_runtimes",
+    "registry_dir",
+]
+
+ARCHITECTURES = ("x86_64", "arm64")
+
+#: ``platform.machine()`` on Lambda for each architecture name Lambda uses.
+_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+#: GNU triplet CPU part used in SOABI / extension suffixes.
+_TRIPLET_CPU = {"x86_64": "x86_64", "arm64": "aarch64"}
+#: Dynamic loader soname per architecture (used to catch copy-paste between arches).
+_LOADER = {"x86_64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}
+_ARCH_ALIASES = {
+    "x86_64": "x86_64", "x86-64": "x86_64", "amd64": "x86_64",
+    "arm64": "arm64", "aarch64": "arm64",
+}
+_OS_NAMES = {"al2": "Amazon Linux 2", "al2023": "Amazon Linux 2023"}
+
+#: Groups of a target, in file order. Each is a mapping with ``src`` and optional marks.
+_GROUPS = ("python", "os", "libstdcxx", "image", "sys_path", "shared_libraries",
+           "lifecycle", "preinstalled")
+_MARKS = ("inferred", "derived", "unverified")
+_META_KEYS = frozenset(("src", "note") + _MARKS)
+_LIFECYCLE_ORDER = ("released", "deprecation", "block_function_create", "block_function_update")
+
+SCHEMA_FILENAME = "runtimes.schema.json"
+RUNTIMES_FILENAME = "runtimes.yaml"
+
+
+# --------------------------------------------------------------------------- data classes
+
+@dataclass(frozen=True)
+class RuntimeFacts:
+    """Everything the resolver needs to know about one (runtime, architecture)."""
+
+    runtime: str
+    arch: str
+    python_version: tuple[int, int]
+    python_full_version: str
+    soabi: str
+    ext_suffixes: tuple[str, ...]
+    os_name: str
+    os_id: str
+    glibc: tuple[int, int]
+    glibcxx_max: tuple[int, ...]
+    cxxabi_max: tuple[int, ...]
+    gcc_max: tuple[int, ...]
+    #: Every soname believed present: the ones seen plus ``inferred_sonames``.
+    sonames: frozenset[str]
+    #: Names (fnmatch globs allowed, e.g. ``libpng*.so.*``) known or believed missing.
+    absent_sonames: frozenset[str]
+    sys_path: tuple[str, ...]
+    image: str
+    image_digest: str | None
+    env: tuple[tuple[str, str], ...]
+    released: datetime.date | None
+    deprecation: datetime.date | None
+    #: ``(dotted key, status)`` for every data key of the entry; status is one of
+    #: ``sourced``, ``derived``, ``inferred``, ``unverified``.
+    provenance: tuple[tuple[str, str], ...]
+    #: Source keys cited anywhere in this entry (``S1`` ... in numeric order).
+    sources: tuple[str, ...]
+    #: The subset of ``sonames`` that is expected but was not seen on an image.
+    inferred_sonames: frozenset[str] = frozenset()
+
+    @property
+    def machine(self) -> str:
+        """``platform.machine()`` on Lambda: ``x86_64`` or ``aarch64``."""
+        return _MACHINE[self.arch]
+
+    @property
+    def name(self) -> str:
+        """``python3.12/arm64``: how targets are named in messages."""
+        return f"{self.runtime}/{self.arch}"
+
+    def is_deprecated(self, today: datetime.date) -> bool:
+        """True once ``today`` reaches the deprecation date (False when that date is unknown)."""
+        return self.deprecation is not None and today >= self.deprecation
+
+    def provenance_of(self, dotted_key: str) -> str:
+        """``inferred``/``derived``/``unverified``/``sourced`` for ``group.key``.
+
+        Raises KeyError for a key the entry does not have.
+        """
+        for key, status in self.provenance:
+            if key == dotted_key:
+                return status
+        raise KeyError(f"{self.name} has no key {dotted_key!r}")
+
+    def is_known_absent(self, soname: str) -> bool:
+        """True if ``soname`` matches an entry (possibly a glob) of ``absent_sonames``."""
+        return any(fnmatch.fnmatchcase(soname, pattern) for pattern in self.absent_sonames)
+
+
+@dataclass(frozen=True)
+class RuntimeRegistry:
+    schema_version: int
+    data_version: str
+    path: str
+    targets: tuple[RuntimeFacts, ...]
+    sources: tuple[tuple[str, str], ...]
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """Runtime names in Python version order: python3.8 ... python3.14."""
+        seen: Dict[str, Tuple[int, int]] = {}
+        for t in self.targets:
+            seen[t.runtime] = t.python_version
+        return tuple(sorted(seen, key=seen.__getitem__))
+
+    def source(self, key: str) -> str:
+        """The citation text of source ``key`` (KeyError if unknown)."""
+        for k, text in self.sources:
+            if k == key:
+                return text
+        raise KeyError(key)
+
+    def get(self, runtime: str, arch: str) -> RuntimeFacts:
+        """The facts for ``runtime`` on ``arch``.
+
+        Accepts ``3.12`` for ``python3.12`` and ``aarch64``/``amd64`` for ``arm64``/``x86_64``.
+        Raises UnknownTarget (kind ``runtime`` or ``architecture``) with a suggestion.
+        """
+        runtimes = self.runtimes
+        rt = _normalize_runtime(runtime)
+        if rt not in runtimes:
+            raise _UnknownRuntime(runtime, runtimes)
+        a = _ARCH_ALIASES.get(str(arch).strip().lower())
+        if a is None:
+            raise UnknownTarget("architecture", str(arch), ARCHITECTURES)
+        for t in self.targets:
+            if t.runtime == rt and t.arch == a:
+                return t
+        available = [t.arch for t in self.targets if t.runtime == rt]
+        raise UnknownTarget("architecture", str(arch), available)
+
+
+class _UnknownRuntime(UnknownTarget):
+    """UnknownTarget for runtimes, with version-aware suggestions and version-ordered list.
+
+    ``difflib`` alone ties ``python3.21`` between every ``python3.1x``; a transposed or
+    near-miss version number is the common typo, so that is tried first.
+    """
+
+    def __init__(self, value: str, valid: Tuple[str, ...]) -> None:
+        super().__init__("runtime", str(value), valid)
+        suggestion = _suggest_runtime(str(value), valid)
+        self.suggestion = suggestion
+        hint = f"Did you mean {suggestion!r}? " if suggestion else ""
+        hint += f"Valid runtimes: {', '.join(valid)}."
+        self.hint = hint
+        self.args = (f"{self.message}\n{hint}",)
+
+
+def _normalize_runtime(value: Any) -> str:
+    v = str(value).strip().lower()
+    if re.fullmatch(r"\d+\.\d+", v):
+        v = "python" + v
+    return v
+
+
+def _suggest_runtime(value: str, valid: Tuple[str, ...]) -> Optional[str]:
+    if not valid:
+        return None
+    norm = _normalize_runtime(value)
+
+    def digits(s: str) -> str:
+        return "".join(re.findall(r"\d", s))
+
+    d = digits(norm)
+    if d:
+        same = [r for r in valid if digits(r) == d]
+        if same:
+            return same[0]
+        permuted = [r for r in valid if sorted(digits(r)) == sorted(d)]
+        if len(permuted) == 1:
+            return permuted[0]
+        m = re.search(r"(\d+)\.(\d+)", norm)
+        if m:
+            want = (int(m.group(1)), int(m.group(2)))
+            versions = {r: tuple(int(x) for x in r[len("python"):].split(".")) for r in valid}
+            same_major = [r for r in valid if versions[r][0] == want[0]]
+            if same_major:
+                return min(same_major, key=lambda r: (abs(versions[r][1] - want[1]), versions[r]))
+    close = difflib.get_close_matches(norm, list(valid), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+# --------------------------------------------------------------------------- locating data
+
+def registry_dir() -> pathlib.Path:
+    """Where registry data lives.
+
+    In a wheel the repository's ``registry/`` is force-included as ``lambda_compat/_registry``;
+    in a source checkout / editable install it is ``<repo>/registry`` next to ``resolver/``.
+    """
+    try:
+        packaged = importlib.resources.files("lambda_compat") / "_registry"
+        if packaged.is_dir():
+            return pathlib.Path(str(packaged))
+    except (ModuleNotFoundError, TypeError, NotADirectoryError, OSError):
+        pass
+    return pathlib.Path(__file__).resolve().parent.parent.parent / "registry"
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(schema_path: str) -> "jsonschema.protocols.Validator":
+    try:
+        with open(schema_path, encoding="utf-8") as f:
+            schema = json.load(f)
+    except OSError as e:
+        raise RegistryError(f"cannot read the registry schema: {e.strerror or e}", path=schema_path,
+                            hint="Reinstall lambda-compat; the wheel ships registry/schema.") from None
+    except ValueError as e:
+        raise RegistryError(f"the registry schema is not valid JSON: {e}", path=schema_path) from None
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        raise RegistryError(f"the registry schema is invalid: {e.message}", path=schema_path) from None
+    return jsonschema.Draft202012Validator(schema)
+
+
+def load_runtimes(path: "str | os.PathLike[str] | None" = None) -> RuntimeRegistry:
+    """Load, validate and check the runtime registry (the shipped one when ``path`` is None).
+
+    The shipped registry is loaded once per process (``load_runtimes.cache_clear()`` resets).
+    """
+    if path is None:
+        return _load_default()
+    return _load(os.fspath(path))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_default() -> RuntimeRegistry:
+    return _load(str(registry_dir() / RUNTIMES_FILENAME))
+
+
+load_runtimes.cache_clear = _load_default.cache_clear  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+class _Map(dict):
+    """A mapping that remembers the line of its node and of each key (1-based)."""
+
+    __slots__ = ("line", "key_lines")
+
+
+class _Seq(list):
+    """A sequence that remembers the line of its node and of each item (1-based)."""
+
+    __slots__ = ("line", "item_lines")
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.line = line
+        self.first_line = first_line
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
+    data = _Map()
+    data.line = node.start_mark.line + 1
+    data.key_lines = {}
+    yield data
+    explicit: Dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = loader.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in explicit:
+                raise _DuplicateKey(key, line, explicit[key])
+            explicit[key] = line
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", key_node.start_mark) from None
+        data[key] = loader.construct_object(value_node)
+        data.key_lines[key] = key_node.start_mark.line + 1
+
+
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode):
+    data = _Seq()
+    data.line = node.start_mark.line + 1
+    data.item_lines = [child.start_mark.line + 1 for child in node.value]
+    yield data
+    data.extend(loader.construct_object(child) for child in node.value)
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise RegistryError(f"cannot read the runtime registry: {e.strerror or e}", path=path) from None
+    except UnicodeDecodeError as e:
+        raise RegistryError(f"the runtime registry is not UTF-8 text: {e.reason}", path=path) from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except _DuplicateKey as e:
+        raise RegistryError(f"duplicate key {e.key!r} (first given on line {e.first_line})",
+                            path=path, line=e.line) from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
+        raise RegistryError(f"invalid YAML: {problem or e}", path=path,
+                            line=mark.line + 1 if mark is not None else None) from None
+    except yaml.YAMLError as e:
+        raise RegistryError(f"invalid YAML: {e}", path=path) from None
+
+
+def _line_of(data: Any, parts: Iterable[Any]) -> Optional[int]:
+    """Line of the value at ``parts`` (the key's line for mapping values)."""
+    node = data
+    line = getattr(data, "line", None)
+    for part in parts:
+        if isinstance(node, _Map) and part in node:
+            line = node.key_lines.get(part, line)
+            node = node[part]
+        elif isinstance(node, _Seq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.item_lines[part]
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _dotted(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+# --------------------------------------------------------------------------- loading
+
+def _load(path: str) -> RuntimeRegistry:
+    validator = _schema(str(registry_dir() / "schema" / SCHEMA_FILENAME))
+    data = _read_yaml(path)
+    _validate_schema(validator, data, path)
+    return _Checker(data, path).build()
+
+
+def _validate_schema(validator: Any, data: Any, path: str) -> None:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is None:
+        return
+    parts = list(error.absolute_path)
+    line = _line_of(data, parts)
+    instance = error.instance
+    # Point at the offending key, not at the mapping, for unknown keys.
+    if error.validator == "additionalProperties" and isinstance(instance, _Map):
+        allowed = set(error.schema.get("properties", {}))
+        extra = [k for k in instance if k not in allowed]
+        if extra:
+            line = instance.key_lines.get(extra[0], line)
+    where = _dotted(parts) or "top level"
+    target = _target_label(data, parts)
+    message = error.message
+    if isinstance(instance, (datetime.date, datetime.datetime)):
+        message += " (quote dates: \"YYYY-MM-DD\")"
+    elif isinstance(instance, float):
+        message += " (quote version numbers: \"3.10\" is not 3.1)"
+    raise RegistryError(f"{target}{where}: {message}", path=path, line=line)
+
+
+def _target_label(data: Any, parts: List[Any]) -> str:
+    if len(parts) >= 2 and parts[0] == "targets" and isinstance(parts[1], int):
+        try:
+            t = data["targets"][parts[1]]
+            return f"target {t.get('runtime', '?')}/{t.get('arch', '?')}: "
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+    return ""
+
+
+def _version_tuple(text: str) -> Tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+def _source_order(key: str) -> Tuple[int, str]:
+    m = re.fullmatch(r"S(\d+)", key)
+    return (int(m.group(1)) if m else 1 << 30, key)
+
+
+class _Checker:
+    """Cross-field invariants; builds the registry once they hold."""
+
+    def __init__(self, data: _Map, path: str) -> None:
+        self.data = data
+        self.path = path
+        self.sources = data["sources"]
+
+    def fail(self, message: str, line: Optional[int], target: Optional[_Map] = None) -> None:
+        if target is not None:
+            message = f"target {target['runtime']}/{target['arch']}: {message}"
+        raise RegistryError(message, path=self.path, line=line)
+
+    def build(self) -> RuntimeRegistry:
+        targets = self.data["targets"]
+        seen: Dict[Tuple[str, str], int] = {}
+        glibc_by_os: Dict[str, Tuple[str, str, int]] = {}
+        facts: List[RuntimeFacts] = []
+        for index, t in enumerate(targets):
+            line = targets.item_lines[index]
+            key = (t["runtime"], t["arch"])
+            if key in seen:
+                self.fail(f"duplicate target {key[0]}/{key[1]} (first defined on line {seen[key]})", line)
+            seen[key] = line
+            self.check_groups(t)
+            self.check_python(t)
+            self.check_os(t, glibc_by_os)
+            self.check_image(t)
+            self.check_sys_path(t)
+            self.check_shared_libraries(t)
+            self.check_lifecycle(t)
+            facts.append(self.facts(t))
+        facts.sort(key=lambda f: (f.python_version, ARCHITECTURES.index(f.arch)))
+        return RuntimeRegistry(
+            schema_version=int(self.data["schema_version"]),
+            data_version=str(self.data["data_version"]),
+            path=self.path,
+            targets=tuple(facts),
+            sources=tuple(sorted(((str(k), str(v)) for k, v in self.sources.items()),
+                                 key=lambda kv: _source_order(kv[0]))),
+        )
+
+    # -- provenance and citations
+    def check_groups(self, t: _Map) -> None:
+        for name in _GROUPS:
+            group = t[name]
+            for i, key in enumerate(group["src"]):
+                if key not in self.sources:
+                    known = ", ".join(sorted(self.sources, key=_source_order))
+                    self.fail(f"{name}.src cites unknown source {key!r} (known: {known})",
+                              group["src"].item_lines[i], t)
+            marked: Dict[str, str] = {}
+            for mark in _MARKS:
+                for i, key in enumerate(group.get(mark, ())):
+                    item_line = group[mark].item_lines[i]
+                    if key in _META_KEYS or key not in group:
+                        self.fail(f"{name}.{mark} names {key!r}, which is not a key of {name}",
+                                  item_line, t)
+                    if key in marked:
+                        self.fail(f"{name}.{key} is marked both {marked[key]} and {mark}; "
+                                  "use one mark per key", item_line, t)
+                    marked[key] = mark
+
+    # -- python
+    def check_python(self, t: _Map) -> None:
+        py = t["python"]
+        line = lambda k: py.key_lines.get(k, py.line)  # noqa: E731
+        version = py["version"]
+        if t["runtime"] != f"python{version}":
+            self.fail(f"python.version {version!r} does not match runtime {t['runtime']!r}",
+                      line("version"), t)
+        if not py["full_version"].startswith(version + "."):
+            self.fail(f"python.full_version {py['full_version']!r} is not a {version} release",
+                      line("full_version"), t)
+        major, minor = _version_tuple(version)
+        free_threaded = bool(py["free_threaded"])
+        if free_threaded and (major, minor) < (3, 13):
+            self.fail(f"python.free_threaded is true but Python {version} has no free-threaded build",
+                      line("free_threaded"), t)
+        cpu = _TRIPLET_CPU[t["arch"]]
+        soabi = f"cpython-{major}{minor}{'t' if free_threaded else ''}-{cpu}-linux-gnu"
+        if py["soabi"] != soabi:
+            self.fail(f"python.soabi {py['soabi']!r} does not fit Python {version} on {t['arch']} "
+                      f"(expected {soabi!r})", line("soabi"), t)
+        suffixes = [f".{soabi}.so"] + ([] if free_threaded else [".abi3.so"]) + [".so"]
+        if list(py["ext_suffixes"]) != suffixes:
+            self.fail(f"python.ext_suffixes {list(py['ext_suffixes'])} do not fit soabi {soabi!r} "
+                      f"(expected {suffixes})", line("ext_suffixes"), t)
+        platform = py.get("sysconfig_platform")
+        if platform is not None and platform != f"linux-{cpu}":
+            self.fail(f"python.sysconfig_platform {platform!r} does not fit {t['arch']} "
+                      f"(expected 'linux-{cpu}')", line("sysconfig_platform"), t)
+        if not py["executable"].endswith(f"/python{version}"):
+            self.fail(f"python.executable {py['executable']!r} is not a python{version} binary",
+                      line("executable"), t)
+
+    # -- os
+    def check_os(self, t: _Map, glibc_by_os: Dict[str, Tuple[str, str, int]]) -> None:
+        o = t["os"]
+        if _OS_NAMES[o["id"]] != o["name"]:
+            self.fail(f"os.id {o['id']!r} does not match os.name {o['name']!r}",
+                      o.key_lines.get("id", o.line), t)
+        previous = glibc_by_os.get(o["id"])
+        glibc_line = o.key_lines.get("glibc", o.line)
+        if previous is not None and previous[0] != o["glibc"]:
+            self.fail(f"os.glibc {o['glibc']!r} differs from {previous[0]!r} given for the same OS "
+                      f"({previous[1]}, line {previous[2]})", glibc_line, t)
+        glibc_by_os.setdefault(o["id"], (o["glibc"], f"{t['runtime']}/{t['arch']}", glibc_line))
+
+    # -- image
+    def check_image(self, t: _Map) -> None:
+        im = t["image"]
+        version = t["python"]["version"]
+        tag = im["name"].rsplit(":", 1)[-1]
+        if tag != f"{version}-{t['arch']}":
+            self.fail(f"image.name {im['name']!r} is not the {version}-{t['arch']} image",
+                      im.key_lines.get("name", im.line), t)
+        env = im["env"]
+        exec_env = env.get("AWS_EXECUTION_ENV")
+        if exec_env is not None and exec_env != f"AWS_Lambda_{t['runtime']}":
+            self.fail(f"image.env.AWS_EXECUTION_ENV {exec_env!r} does not match {t['runtime']!r}",
+                      env.key_lines.get("AWS_EXECUTION_ENV", env.line), t)
+
+    # -- sys.path
+    def check_sys_path(self, t: _Map) -> None:
+        order = t["sys_path"]["order"]
+        want = _version_tuple(t["python"]["version"])
+        for i, entry in enumerate(order):
+            for m in re.finditer(r"python(\d)\.?(\d+)", entry):
+                if (int(m.group(1)), int(m.group(2))) != want:
+                    self.fail(f"sys_path.order entry {entry!r} belongs to another Python version",
+                              order.item_lines[i], t)
+
+    # -- shared libraries
+    def check_shared_libraries(self, t: _Map) -> None:
+        sl = t["shared_libraries"]
+        present = list(sl["sonames"]) + list(sl.get("inferred_sonames", ()))
+        other = [a for a in ARCHITECTURES if a != t["arch"]]
+        for key in ("sonames", "inferred_sonames"):
+            items = sl.get(key)
+            if items is None:
+                continue
+            for i, soname in enumerate(items):
+                for a in other:
+                    if soname == _LOADER[a]:
+                        self.fail(f"shared_libraries.{key} lists {soname}, the {a} loader, on "
+                                  f"{t['arch']} (expected {_LOADER[t['arch']]})", items.item_lines[i], t)
+        seen_twice = set(sl["sonames"]) & set(sl.get("inferred_sonames", ()))
+        if seen_twice:
+            self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",
+                      sl.key_lines.get("inferred_sonames", sl.line), t)
+        absent = sl["absent"]
+        for i, pattern in enumerate(absent):
+            clash = [s for s in present if fnmatch.fnmatchcase(s, pattern)]
+            if clash:
+                self.fail(f"shared_libraries.absent entry {pattern!r} matches present "
+                          f"soname(s) {clash}", absent.item_lines[i], t)
+
+    # -- lifecycle
+    def check_lifecycle(self, t: _Map) -> None:
+        lc = t["lifecycle"]
+        dates: List[Tuple[str, datetime.date]] = []
+        for key in _LIFECYCLE_ORDER:
+            value = lc[key]
+            if value is None:
+                continue
+            try:
+                day = datetime.date.fromisoformat(value)
+            except ValueError as e:
+                self.fail(f"lifecycle.{key} {value!r} is not a date ({e})", lc.key_lines.get(key, lc.line), t)
+            if dates and day < dates[-1][1]:
+                self.fail(f"lifecycle.{key} {value} is before {dates[-1][0]} {dates[-1][1].isoformat()}",
+                          lc.key_lines.get(key, lc.line), t)
+            dates.append((key, day))
+
+    # -- result
+    def facts(self, t: _Map) -> RuntimeFacts:
+        py, o, cxx, im = t["python"], t["os"], t["libstdcxx"], t["image"]
+        sl, lc = t["shared_libraries"], t["lifecycle"]
+        provenance: List[Tuple[str, str]] = []
+        cited: set = set()
+        for name in _GROUPS:
+            group = t[name]
+            cited.update(group["src"])
+            status = {key: mark for mark in _MARKS for key in group.get(mark, ())}
+            for key in group:
+                if key not in _META_KEYS:
+                    provenance.append((f"{name}.{key}", status.get(key, "sourced")))
+
+        def day(value: Optional[str]) -> Optional[datetime.date]:
+            return None if value is None else datetime.date.fromisoformat(value)
+
+        inferred = frozenset(sl.get("inferred_sonames", ()))
+        return RuntimeFacts(
+            runtime=t["runtime"],
+            arch=t["arch"],
+            python_version=_version_tuple(py["version"]),  # type: ignore[arg-type]
+            python_full_version=py["full_version"],
+            soabi=py["soabi"],
+            ext_suffixes=tuple(py["ext_suffixes"]),
+            os_name=o["name"],
+            os_id=o["id"],
+            glibc=_version_tuple(o["glibc"]),  # type: ignore[arg-type]
+            glibcxx_max=_version_tuple(cxx["GLIBCXX"]),
+            cxxabi_max=_version_tuple(cxx["CXXABI"]),
+            gcc_max=_version_tuple(cxx["GCC"]),
+            sonames=frozenset(sl["sonames"]) | inferred,
+            absent_sonames=frozenset(sl["absent"]),
+            sys_path=tuple(t["sys_path"]["order"]),
+            image=im["name"],
+            image_digest=im["digest"],
+            env=tuple((str(k), str(v)) for k, v in im["env"].items()),
+            released=day(lc["released"]),
+            deprecation=day(lc["deprecation"]),
+            provenance=tuple(provenance),
+            sources=tuple(sorted(cited, key=_source_order)),
+            inferred_sonames=inferred,
+        )
