@@ -107,17 +107,23 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         ui.event("resolve-start", target=target.name)
         resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
                              pip=config.pip,
-                             on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e))
+                             on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e),
+                             allow_source=_source_policy(target, config),
+                             log_dir=cache / "logs")
         ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
         for nf in resolution.not_found:
-            d = diagnose(nf.project, _pinned_version(nf.requirement),
-                         resolution.links.get(nf.project, ()), target)
+            links = resolution.links.get(nf.project, ())
+            version = _candidate_version(nf.requirement, links, target)
+            d = diagnose(nf.project, version, links, target)
+            code, reason = d.reason_code, d.reason
+            if nf.message.startswith("building the metadata"):
+                code, reason = "build-failed", nf.message
             report.distributions.append(DistOutcome(
-                name=nf.project, version=_pinned_version(nf.requirement), phase="missing",
-                requested=nf.parent is None, reason_code=d.reason_code,
-                reason=d.reason + (f" (required by {nf.parent})" if nf.parent else ""),
+                name=nf.project, version=version, phase="missing",
+                requested=nf.parent is None, reason_code=code,
+                reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
                 suggestion=d.suggestion))
         _store_in_cas(resolution, cache / "files", config.jobs)
         phases = _Phases(target, config, registry, cache, requirements, ui, resolution)
@@ -147,15 +153,48 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     return report
 
 
-def _pinned_version(requirement: str) -> Optional[str]:
+def _versions(links, requirement: str, target: Target, sdist_only: bool = False):
+    """Versions offered (by any file, or by sdists only) that satisfy ``requirement``."""
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename,
+                                 parse_sdist_filename, parse_wheel_filename)
     try:
-        spec = list(Requirement(requirement).specifier)
+        spec = Requirement(requirement).specifier
     except InvalidRequirement:
-        return None
-    if len(spec) == 1 and spec[0].operator in ("==", "===") and "*" not in spec[0].version:
-        return spec[0].version
-    return None
+        spec = None
+    found = set()
+    for link in links:
+        if link.yanked:
+            continue
+        try:
+            if link.is_wheel:
+                if sdist_only:
+                    continue
+                version = parse_wheel_filename(link.filename)[1]
+            else:
+                version = parse_sdist_filename(link.filename)[1]
+        except (InvalidSdistFilename, InvalidWheelFilename, ValueError):
+            continue
+        if spec is None or spec.contains(version, prereleases=True):
+            found.add(version)
+    return found
+
+
+def _candidate_version(requirement: str, links, target: Target) -> Optional[str]:
+    """The version pip would have picked had sources been allowed (for messages)."""
+    versions = _versions(links, requirement, target)
+    return str(max(versions)) if versions else None
+
+
+def _source_policy(target: Target, config: BuildConfig):
+    """Allow building a project from source only where that can produce a usable wheel."""
+    def allow(project: str, requirement: str, links) -> bool:
+        versions = _versions(links, requirement, target, sdist_only=True)
+        if not versions:
+            return False
+        d = diagnose(project, str(max(versions)), links, target)
+        return not (d.glibc_blocked and not config.build_above_glibc_ceiling)
+    return allow
 
 
 def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> None:

@@ -113,11 +113,10 @@ def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
     alt = ALTERNATIVES.get(canonicalize_name(name))
     if alt:
         parts.append(f"use {alt}")
-    parts.append(f"or build {name} for {target.machine} with glibc "
+    parts.append(f"{'or ' if parts else ''}build {name} for {target.machine} with glibc "
                  f"{target.glibc[0]}.{target.glibc[1]} (for example in the Lambda build image) "
                  f"and put the result in the project's vendor/ directory")
-    suggestion = "; ".join(parts[:-1]) + ("; " if len(parts) > 1 else "") + parts[-1]
-    suggestion = suggestion[0].upper() + suggestion[1:] + "."
+    suggestion = "; ".join(parts) + "."
     label = f"{name} {version}" if version else name
     glibc_str = f"{target.glibc[0]}.{target.glibc[1]}"
     os_name = getattr(target.facts, "os_name", None)

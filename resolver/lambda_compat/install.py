@@ -16,6 +16,7 @@ import io
 import os
 import posixpath
 import stat
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Dict, Iterable, List, Tuple
 from . import errors
 
 INSTALLER = b"lambda-compat\n"
+_WRITE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -86,21 +88,24 @@ def install_wheel(wheel_path: Path, root: Path) -> Installed:
             dest = _safe_target(root, rel, wheel_path.name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             data = zf.read(info)
-            # O_EXCL: a file another wheel already wrote is a conflict, not an overwrite.
-            try:
-                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                # Old-style namespace packages ship identical __init__.py files: fine.
-                if dest.read_bytes() == data:
-                    records.append((rel, _record_hash(data), str(len(data))))
-                    continue
-                raise errors.BadInput(
-                    f"{wheel_path.name} and another distribution both install {rel}, "
-                    f"with different contents.",
-                    hint="Two requirements provide the same module; keep only one of them.",
-                ) from None
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
+            # Create-and-write under a lock: with install_all's threads, another wheel must
+            # never find this file created but not yet written (a false conflict).
+            with _WRITE_LOCK:
+                # O_EXCL: a file another wheel already wrote is a conflict, not an overwrite.
+                try:
+                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    # Old-style namespace packages ship identical __init__.py files: fine.
+                    if dest.read_bytes() == data:
+                        records.append((rel, _record_hash(data), str(len(data))))
+                        continue
+                    raise errors.BadInput(
+                        f"{wheel_path.name} and another distribution both install {rel}, "
+                        f"with different contents.",
+                        hint="Two requirements provide the same module; keep only one of them.",
+                    ) from None
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
             mode = (info.external_attr >> 16) & 0o777
             if mode & stat.S_IXUSR:
                 os.chmod(dest, 0o755)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import os
 import shutil
 import sys
@@ -88,6 +89,9 @@ def _link_info(link: Any) -> dict[str, Any]:
     }
 
 
+_ARCHIVES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
+
+
 def _all_links(finder: Any, project: str) -> list[dict[str, Any]]:
     """Every file the configured indexes and find-links offer for a project, unfiltered.
 
@@ -109,8 +113,8 @@ def _all_links(finder: Any, project: str) -> list[dict[str, Any]]:
             if source is None:
                 continue
             for link in list(source.page_candidates()) + list(source.file_links()):
-                if link.filename in seen or not link.filename:
-                    continue
+                if link.filename in seen or not link.filename.endswith(_ARCHIVES):
+                    continue  # index pages themselves, directories, unrelated files
                 seen.add(link.filename)
                 links.append(_link_info(link))
     return links
@@ -186,16 +190,49 @@ def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
 
     factory.Factory._report_single_requirement_conflict = report_conflict
 
+    # Remember what pip is preparing: a build failure names no distribution in its type.
+    original_prepare = prepare.RequirementPreparer.prepare_linked_requirement
+
+    def prepare_linked(self: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+        link = getattr(req, "link", None)
+        state["preparing"] = {"name": req.name, "requirement": str(req.req or req.name),
+                              "is_wheel": bool(link and link.is_wheel),
+                              "filename": getattr(link, "filename", None)}
+        return original_prepare(self, req, *args, **kwargs)
+
+    prepare.RequirementPreparer.prepare_linked_requirement = prepare_linked
+
+    # Binary first: sources only for the projects the caller allows (it decides from the
+    # project's files whether a build can help), so pip never builds a big sdist just to
+    # read its metadata when the project's wheels are merely too new for the target.
+    if spec.get("binary_only"):
+        from pip._internal.models.format_control import FormatControl
+        from pip._vendor.packaging.utils import canonicalize_name
+
+        allow = {canonicalize_name(n) for n in spec.get("allow_source", [])}
+        original_allowed = FormatControl.get_allowed_formats
+
+        def allowed_formats(self: Any, canonical_name: str) -> frozenset:
+            result = set(original_allowed(self, canonical_name))
+            if canonicalize_name(canonical_name) not in allow:
+                result.discard("source")
+            return frozenset(result)
+
+        FormatControl.get_allowed_formats = allowed_formats
+
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
-    state: dict[str, Any] = {"fetch_failures": [], "not_found": [], "cache_hits": []}
+    state: dict[str, Any] = {"fetch_failures": [], "not_found": [], "cache_hits": [],
+                             "preparing": None}
     _install_patches(spec, state)
 
     from pip._internal.commands.download import DownloadCommand
     from pip._internal.exceptions import (
         DistributionNotFound,
+        HashError,
         HashErrors,
         InstallationError,
+        MetadataGenerationFailed,
         NetworkConnectionError,
         UnsupportedPythonVersion,
     )
@@ -295,9 +332,9 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
         command.main(list(spec["pip_args"]))
         if command.lc_exception is not None:
             raise command.lc_exception
-    except HashErrors as exc:
+    except (HashErrors, HashError) as exc:
         errors = []
-        for err in exc.errors:
+        for err in (exc.errors if isinstance(exc, HashErrors) else [exc]):
             req = getattr(err, "req", None)
             link = getattr(req, "link", None) if req is not None else None
             errors.append({
@@ -326,11 +363,29 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
         result = {"status": "error", "kind": "not-found", "message": str(exc),
                   "not_found": state["not_found"], "links": links,
                   "log": error_log.lines[-40:]}
+    except InstallationError as exc:
+        preparing = state.get("preparing") or {}
+        if isinstance(exc, MetadataGenerationFailed) or (
+                preparing and not preparing.get("is_wheel")
+                and not isinstance(exc, (DistributionNotFound, UnsupportedPythonVersion))):
+            # Building a source distribution's metadata failed: that distribution is missing.
+            name = preparing.get("name") or str(getattr(exc, "context", ""))
+            links = {}
+            finder = getattr(command, "_lc_finder", None)
+            if finder is not None and name:
+                try:
+                    links[name] = _all_links(finder, name)
+                except Exception:  # diagnosis must not hide the real error
+                    pass
+            result = {"status": "error", "kind": "metadata-failed", "message": str(exc),
+                      "package": name, "requirement": preparing.get("requirement") or name,
+                      "filename": preparing.get("filename"), "links": links,
+                      "log": _log_tail(spec, 40) or error_log.lines[-40:]}
+        else:
+            result = {"status": "error", "kind": "installation", "message": str(exc),
+                      "log": error_log.lines[-40:]}
     except NetworkConnectionError as exc:
         result = {"status": "error", "kind": "network", "message": str(exc)}
-    except InstallationError as exc:
-        result = {"status": "error", "kind": "installation", "message": str(exc),
-                  "log": error_log.lines[-40:]}
     except Exception as exc:  # report, never a bare traceback
         result = {"status": "error", "kind": "internal",
                   "message": f"{type(exc).__name__}: {exc}",
@@ -338,6 +393,19 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     result["fetch_failures"] = state["fetch_failures"]
     result["cache_hits"] = state["cache_hits"]
     return result
+
+
+def _log_tail(spec: dict[str, Any], n: int) -> list[str]:
+    """The last lines of pip's log (the build backend's own output is there)."""
+    args = spec.get("pip_args", [])
+    try:
+        path = args[args.index("--log") + 1]
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [l.rstrip() for l in f if l.strip()]
+    except (ValueError, IndexError, OSError):
+        return []
+    out = [l.split(" ", 1)[1] if l[:4].isdigit() and " " in l else l for l in lines[-n:]]
+    return [re.sub(r"\[/?[a-z ]*\]", "", l) for l in out]  # pip's rich markup
 
 
 def main(argv: list[str]) -> int:

@@ -6,6 +6,7 @@ would reject less clearly, or what makes no sense for a Lambda bundle (editable 
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import re
 import shlex
@@ -49,7 +50,9 @@ def logical_lines(path: Path) -> List[Line]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        # utf-8-sig reports offsets after the BOM it stripped; count lines in the same bytes.
+        body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+        line = body[: exc.start].count(b"\n") + 1
         raise RequirementsFileError("is not valid UTF-8.", path=str(path), line=line,
                                     hint="Save the file as UTF-8.") from None
     out: List[Line] = []
@@ -131,13 +134,21 @@ def validate(path: Path, _seen: Optional[Set[Path]] = None) -> int:
                 hint=(f"Did you mean {close[0]}? " if close else "")
                 + "Options allowed in requirements files: " + ", ".join(_ALL) + ".")
         req_text, options = _split_hashes(text)
-        for opt in options:
+        for i, opt in enumerate(options):
             if opt.startswith("--") and opt.split("=")[0] not in ("--hash", "--config-settings",
                                                                   "--global-option"):
                 raise RequirementsFileError(f"option {opt} is not allowed after a requirement.",
                                             path=str(path), line=line.number, text=text,
                                             hint="Only --hash may follow a requirement.")
-            if opt.startswith("--hash") and "=" in opt and ":" not in opt.split("=", 1)[1]:
+            if opt.startswith("--hash"):
+                # Both spellings pip accepts: --hash=sha256:... and --hash sha256:...
+                if "=" in opt:
+                    value = opt.split("=", 1)[1]
+                else:
+                    value = options[i + 1] if i + 1 < len(options) else ""
+                    opt = f"{opt} {value}".rstrip()
+                if ":" in value and not value.startswith("-"):
+                    continue
                 raise RequirementsFileError(
                     f"{opt}: a hash is written algorithm:hexdigest.", path=str(path),
                     line=line.number, text=text, hint="For example --hash=sha256:0123abcd…")

@@ -139,29 +139,76 @@ def resolve(
     pip: PipOptions = PipOptions(),
     on_event: Optional[Callable[[dict], None]] = None,
     env: Optional[Mapping[str, str]] = None,
+    allow_source: Optional[Callable[[str, str, Tuple[LinkInfo, ...]], bool]] = None,
+    max_passes: int = 12,
+    log_dir: Optional[Path] = None,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
+
+    Binary first: pip may pick a source distribution only for projects that ``allow_source``
+    (given the project's name, the requirement and every file the index offers for it) lets through, so that
+    no sdist is built merely to read its metadata when building cannot help. A project with
+    no usable wheel is offered to ``allow_source`` and the resolution repeated; one that is
+    refused comes back in ``Resolution.not_found``. ``allow_source=None`` allows sources for
+    every project (plain pip behaviour).
 
     Relative paths inside the requirements file are taken relative to the file's directory
     (the project), as when pip runs from there.
     """
+    allowed: List[str] = []
+    for attempt in range(max_passes):
+        data, failures, log_path = _run_pip(
+            target, requirements, workdir=workdir / f"pass{attempt}", cas_dir=cas_dir, pip=pip,
+            on_event=on_event, env=env,
+            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir)
+        if (allow_source is None or data["status"] == "ok"
+                or data.get("kind") != "not-found"):
+            return _resolution(target, requirements, data, failures, log_path)
+        newly = []
+        for nf in data.get("not_found", []):
+            project = canonicalize_name(nf["project"])
+            offered = tuple(_link(x) for x in data.get("links", {}).get(nf["project"], []))
+            if project in allowed or not offered:
+                continue
+            if allow_source(project, nf.get("requirement") or project, offered):
+                newly.append(project)
+        if not newly:
+            return _resolution(target, requirements, data, failures, log_path)
+        allowed.extend(newly)
+        if on_event:
+            on_event({"event": "allow-source", "projects": newly})
+    raise errors.EnvironmentProblem(
+        f"Resolution for {target.name} did not settle after {max_passes} passes.",
+        hint="Pin the versions of the distributions that need building from source.")
+
+
+def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
+             pip: PipOptions, on_event, env, binary_only: bool, allow_source: List[str],
+             log_dir: Optional[Path] = None):
     workdir.mkdir(parents=True, exist_ok=True)
-    download_dir = workdir / "downloads"
+    download_dir = workdir.parent / "downloads"
     download_dir.mkdir(exist_ok=True)
-    log_path = workdir / "pip-resolve.log"
+    if log_dir is not None:  # kept after the run, so error messages can point at it
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"resolve-{target.runtime}-{target.arch}-{os.getpid()}-{workdir.name}.log"
+        if log_path.exists():
+            log_path.unlink()
+    else:
+        log_path = workdir / "pip-resolve.log"
     result_path = workdir / "pip-result.json"
     read_fd, write_fd = os.pipe()
-    python_version = target.python_full_version
     spec = {
         "tags": list(target.tag_strings),
         "marker_environment": target.marker_environment(),
         "cas_dir": str(cas_dir) if cas_dir else None,
         "result_path": str(result_path),
         "events_fd": write_fd,
+        "binary_only": binary_only,
+        "allow_source": list(allow_source),
         "pip_args": [
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
-            "--python-version", python_version,
+            "--python-version", target.python_full_version,
             "--log", str(log_path),
             "-q", "--progress-bar", "off", "--disable-pip-version-check",
             *pip.args(),
@@ -204,6 +251,11 @@ def resolve(
             hint=f"{tail}\nFull log: {log_path}")
     data = json.loads(result_path.read_text(encoding="utf-8"))
     failures = tuple((f["url"], f["reason"]) for f in data.get("fetch_failures", []))
+    return data, failures, log_path
+
+
+def _resolution(target: Target, requirements: Path, data: dict,
+                failures: Tuple[Tuple[str, str], ...], log_path: Path) -> Resolution:
     if data["status"] == "ok":
         items = tuple(
             ResolvedItem(
@@ -243,7 +295,7 @@ def _failure(target: Target, requirements: Path, data: dict,
             hint="Add the hashes of the target's files (for example with `pip hash FILE` on the "
                  "file named above, or regenerate the lock for every platform you deploy to).")
     if kind == "not-found":
-        if failures and not data.get("links"):
+        if failures and not any(data.get("links", {}).values()):
             urls = "; ".join(f"{u} ({r})" for u, r in failures[:3])
             raise errors.IndexUnreachable(
                 f"Could not reach the package index for {target.name}: {urls}.",
@@ -275,6 +327,17 @@ def _failure(target: Target, requirements: Path, data: dict,
                 hint="\n".join(data.get("log", [])[-10:]) + f"\n{where}")
         return Resolution(items=(), links=links, not_found=tuple(not_found),
                           fetch_failures=failures, log_path=log_path, message=message)
+    if kind == "metadata-failed":
+        package = data.get("package") or "a source distribution"
+        name = canonicalize_name(package.split()[0]) if package else "?"
+        tail = "\n".join(data.get("log", [])[-12:])
+        links = {canonicalize_name(k): tuple(_link(x) for x in v)
+                 for k, v in data.get("links", {}).items()}
+        return Resolution(items=(), links=links, not_found=(NotFound(
+            project=name, requirement=data.get("requirement") or package, parent=None,
+            message=f"building the metadata of {data.get('filename') or package} failed:\n"
+                    f"{tail}\n{where}"),),
+            fetch_failures=failures, log_path=log_path, message=message)
     if kind == "requires-python":
         raise errors.DependenciesMissing(
             f"No version satisfies the requirements on {target.runtime}: {message}",

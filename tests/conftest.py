@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "resolver"))
+
+from lambda_compat.builder import BuildConfig  # noqa: E402
+from lambda_compat.resolve import PipOptions  # noqa: E402
+
+INDEX = ROOT / "fixtures" / "index"
+
+
+@pytest.fixture(autouse=True)
+def _no_user_pip_config(monkeypatch):
+    # The machine's pip.conf adds indexes and find-links; offline tests must not see them.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for key in list(os.environ):
+        if key.startswith("PIP_") and key != "PIP_CONFIG_FILE":
+            monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("lc-cache")
+
+
+def fixture_config(cache: Path, simple: str = "simple", **kw) -> BuildConfig:
+    pip = PipOptions(index_url=(INDEX / simple).as_uri(), isolated=True, retries=0, timeout=5)
+    return BuildConfig(cache_dir=cache, pip=pip, **kw)
+
+
+@pytest.fixture
+def config(shared_cache):
+    return fixture_config(shared_cache)
+
+
+def write_reqs(tmp_path: Path, text: str, name: str = "requirements.txt") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,318 @@
+"""install: wheels go flat into the bundle, the way Lambda imports them.
+
+Wheels are built here with zipfile, so every case (scheme directories, pyc, modes, hostile
+paths, conflicts) is explicit.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+import stat
+import time
+import zipfile
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple
+
+import pytest
+
+from lambda_compat import install as install_mod
+from lambda_compat.errors import BadInput
+from lambda_compat.install import INSTALLER, install_all, install_wheel, plan_wheel
+
+
+def record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(directory: Path, name: str, version: str,
+                files: Iterable[Tuple[str, bytes]], modes: Optional[Dict[str, int]] = None,
+                tag: str = "py3-none-any") -> Path:
+    """A wheel with dist-info METADATA/WHEEL/RECORD; ``files`` in the given order."""
+    modes = modes or {}
+    files = list(files)
+    dist_info = f"{name}-{version}.dist-info"
+    meta = [
+        (f"{dist_info}/METADATA",
+         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()),
+        (f"{dist_info}/WHEEL",
+         f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()),
+    ]
+    entries = files + meta
+    record = "".join(f"{p},{record_hash(d)},{len(d)}\n" for p, d in entries)
+    record += f"{dist_info}/RECORD,,\n"
+    entries.append((f"{dist_info}/RECORD", record.encode()))
+    path = directory / f"{name}-{version}-{tag}.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel, data in entries:
+            info = zipfile.ZipInfo(rel, date_time=(2024, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | modes.get(rel, 0o644)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return path
+
+
+def tree(root: Path) -> Dict[str, Tuple[bytes, int]]:
+    """relative path -> (bytes, permission bits) for every file under root."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[p.relative_to(root).as_posix()] = (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+    return out
+
+
+def read_record(root: Path, dist_info: str):
+    with open(root / dist_info / "RECORD", newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+SO_BYTES = b"\x7fELF\x02\x01\x01\x00not really a shared object\x00\xff"
+SCRIPT = b"#!python\nimport demo\ndemo.main()\n"
+DEMO_FILES = [
+    ("demo/__init__.py", b"def main():\n    return 42\n"),
+    ("demo/core.py", b"VALUE = 'core'\n"),
+    ("demo/run.sh", b"#!/bin/sh\necho hi\n"),
+    ("demo/__pycache__/m.cpython-311.pyc", b"\xa7\r\r\n" + b"\x00" * 12),
+    ("demo/legacy.pyc", b"\x55\x0d\x0d\x0a" + b"\x00" * 12),
+    ("demo-1.0.data/purelib/x.py", b"X = 1\n"),
+    ("demo-1.0.data/platlib/y.so", SO_BYTES),
+    ("demo-1.0.data/scripts/tool", SCRIPT),
+    ("demo-1.0.data/headers/h.h", b"#define DEMO 1\n"),
+    ("demo-1.0.data/data/share/demo/readme.txt", b"docs\n"),
+    ("demo-1.0.dist-info/top_level.txt", b"demo\nx\ny\n"),
+]
+DEMO_MODES = {"demo/run.sh": 0o755, "demo-1.0.data/scripts/tool": 0o755}
+DEMO_INSTALLED = {
+    "demo/__init__.py", "demo/core.py", "demo/run.sh", "x.py", "y.so",
+    "demo-1.0.dist-info/METADATA", "demo-1.0.dist-info/WHEEL",
+    "demo-1.0.dist-info/top_level.txt", "demo-1.0.dist-info/INSTALLER",
+    "demo-1.0.dist-info/RECORD",
+}
+DEMO_SKIPPED = {
+    "demo/__pycache__/m.cpython-311.pyc", "demo/legacy.pyc", "demo-1.0.data/scripts/tool",
+    "demo-1.0.data/headers/h.h", "demo-1.0.data/data/share/demo/readme.txt",
+}
+
+
+@pytest.fixture
+def demo_wheel(tmp_path) -> Path:
+    d = tmp_path / "wheels"
+    d.mkdir()
+    return build_wheel(d, "demo", "1.0", DEMO_FILES, DEMO_MODES)
+
+
+# --------------------------------------------------------------------------- one wheel
+
+def test_plan_maps_scheme_dirs_and_skips_the_rest(demo_wheel):
+    dist_info, plan, skipped = plan_wheel(demo_wheel)
+    assert dist_info == "demo-1.0.dist-info"
+    mapping = {info.filename: rel for info, rel in plan}
+    assert mapping["demo-1.0.data/purelib/x.py"] == "x.py"
+    assert mapping["demo-1.0.data/platlib/y.so"] == "y.so"
+    assert "demo-1.0.dist-info/RECORD" not in mapping
+    assert set(skipped) == DEMO_SKIPPED
+
+
+def test_install_wheel_layout(demo_wheel, tmp_path):
+    root = tmp_path / "bundle"
+    result = install_wheel(demo_wheel, root)
+    files = tree(root)
+    assert set(files) == DEMO_INSTALLED
+    assert files["x.py"][0] == b"X = 1\n"
+    assert files["y.so"][0] == SO_BYTES
+    assert files["demo/__init__.py"][0] == b"def main():\n    return 42\n"
+    # Nothing of scripts/headers/data/bytecode reaches the bundle.
+    assert not (root / "demo-1.0.data").exists()
+    assert not (root / "bin").exists()
+    assert not any(p.suffix == ".pyc" or p.name == "__pycache__" for p in root.rglob("*"))
+    assert not any(data == SCRIPT for data, _ in files.values())
+    # ...and each is accounted for.
+    assert result.wheel == demo_wheel.name
+    assert set(result.skipped) == DEMO_SKIPPED
+    assert set(result.files) == DEMO_INSTALLED - {"demo-1.0.dist-info/RECORD"}
+    assert files["demo-1.0.dist-info/INSTALLER"][0] == b"lambda-compat\n" == INSTALLER
+
+
+def test_install_wheel_keeps_the_exec_bit(demo_wheel, tmp_path):
+    root = tmp_path / "bundle"
+    install_wheel(demo_wheel, root)
+    assert os.access(root / "demo/run.sh", os.X_OK)
+    assert stat.S_IMODE((root / "demo/run.sh").stat().st_mode) & 0o111 == 0o111
+    for rel in ("demo/core.py", "x.py", "y.so", "demo-1.0.dist-info/METADATA"):
+        assert stat.S_IMODE((root / rel).stat().st_mode) & 0o111 == 0, rel
+
+
+def test_install_wheel_rewrites_record(demo_wheel, tmp_path):
+    root = tmp_path / "bundle"
+    install_wheel(demo_wheel, root)
+    rows = read_record(root, "demo-1.0.dist-info")
+    assert all(len(r) == 3 for r in rows)
+    by_path = {r[0]: (r[1], r[2]) for r in rows}
+    assert len(by_path) == len(rows), "duplicate RECORD rows"
+    # Exactly the installed files, under their installed paths.
+    assert set(by_path) == set(tree(root)) == DEMO_INSTALLED
+    assert by_path["demo-1.0.dist-info/RECORD"] == ("", "")
+    for rel, (digest, size) in by_path.items():
+        if rel.endswith("/RECORD"):
+            continue
+        data = (root / rel).read_bytes()
+        assert digest == record_hash(data), rel
+        assert size == str(len(data)), rel
+    assert not any(".data/" in r or r.endswith(".pyc") for r in by_path)
+
+
+# --------------------------------------------------------------------------- hostile wheels
+
+@pytest.mark.parametrize("evil", ["../evil.py", "/abs.py", "pkg/../../evil.py",
+                                  "../../../evil.py", "..\\evil.py",
+                                  "bad-1.0.data/purelib/../../evil.py"])
+def test_entry_outside_bundle_is_rejected(tmp_path, evil):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    sandbox = tmp_path / "sandbox"
+    root = sandbox / "deep" / "bundle"
+    root.mkdir(parents=True)
+    whl = build_wheel(wheels, "bad", "1.0", [(evil, b"print('pwned')\n")])
+    before_tmp = sorted(p.name for p in tmp_path.iterdir())
+    abs_existed = Path("/abs.py").exists()
+    with pytest.raises(BadInput) as info:
+        install_wheel(whl, root)
+    assert "outside the bundle" in str(info.value)
+    assert "evil.py" in str(info.value) or "abs.py" in str(info.value)
+    # Nothing written outside the bundle: no new files anywhere under tmp_path but root.
+    outside = [p for p in tmp_path.rglob("*")
+               if p.is_file() and root not in p.parents and wheels not in p.parents]
+    assert outside == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before_tmp
+    assert Path("/abs.py").exists() == abs_existed
+    assert not any(p.name == "evil.py" for p in sandbox.rglob("*"))
+
+
+def test_evil_entry_after_good_entries_still_writes_nothing_outside(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    root = tmp_path / "bundle"
+    whl = build_wheel(wheels, "bad", "1.0", [("ok/__init__.py", b""), ("../evil.py", b"x")])
+    with pytest.raises(BadInput):
+        install_wheel(whl, root)
+    assert not (tmp_path / "evil.py").exists()
+
+
+def test_wheel_without_dist_info_is_bad_input(tmp_path):
+    whl = tmp_path / "x-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        zf.writestr("x.py", b"")
+    with pytest.raises(BadInput):
+        install_wheel(whl, tmp_path / "bundle")
+
+
+# --------------------------------------------------------------------------- several wheels
+
+def test_conflicting_files_are_an_error(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    a = build_wheel(wheels, "alpha", "1.0", [("shared/mod.py", b"A = 1\n")])
+    b = build_wheel(wheels, "beta", "2.0", [("shared/mod.py", b"B = 2\n")])
+    root = tmp_path / "bundle"
+    install_wheel(a, root)
+    with pytest.raises(BadInput) as info:
+        install_wheel(b, root)
+    assert "shared/mod.py" in str(info.value)
+    assert b.name in str(info.value)
+    # The first distribution's file was not overwritten.
+    assert (root / "shared/mod.py").read_bytes() == b"A = 1\n"
+
+
+def test_conflict_detected_by_install_all(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    a = build_wheel(wheels, "alpha", "1.0", [("shared/mod.py", b"A = 1\n")])
+    b = build_wheel(wheels, "beta", "2.0", [("shared/mod.py", b"B = 2\n")])
+    with pytest.raises(BadInput):
+        install_all([a, b], tmp_path / "bundle", jobs=2)
+
+
+NS_INIT = b"__import__('pkg_resources').declare_namespace(__name__)\n"
+
+
+def test_identical_namespace_init_is_fine(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    a = build_wheel(wheels, "ns-a", "1.0", [("nspkg/__init__.py", NS_INIT),
+                                            ("nspkg/a.py", b"A = 1\n")])
+    b = build_wheel(wheels, "ns-b", "1.0", [("nspkg/__init__.py", NS_INIT),
+                                            ("nspkg/b.py", b"B = 1\n")])
+    root = tmp_path / "bundle"
+    install_wheel(a, root)
+    install_wheel(b, root)
+    assert (root / "nspkg/__init__.py").read_bytes() == NS_INIT
+    assert (root / "nspkg/a.py").exists() and (root / "nspkg/b.py").exists()
+    for dist_info in ("ns-a-1.0.dist-info", "ns-b-1.0.dist-info"):
+        rows = {r[0]: r for r in read_record(root, dist_info)}
+        assert rows["nspkg/__init__.py"][1:] == [record_hash(NS_INIT), str(len(NS_INIT))]
+
+
+def _many_wheels(directory: Path):
+    wheels = []
+    for i in range(8):
+        files = [
+            ("nspkg/__init__.py", NS_INIT),
+            (f"nspkg/mod{i}.py", f"N = {i}\n".encode() * (i + 1)),
+            (f"pkg{i}/__init__.py", f"I = {i}\n".encode()),
+            (f"pkg{i}/tool.sh", b"#!/bin/sh\n"),
+            (f"pkg{i}/__pycache__/__init__.cpython-312.pyc", b"\x00" * 16),
+            (f"p{i}-1.{i}.data/platlib/_ext{i}.so", SO_BYTES + bytes([i])),
+            (f"p{i}-1.{i}.data/scripts/cli{i}", SCRIPT),
+        ]
+        wheels.append(build_wheel(directory, f"p{i}", f"1.{i}", files,
+                                  {f"pkg{i}/tool.sh": 0o755}))
+    return wheels
+
+
+def test_install_all_parallel_equals_sequential(tmp_path):
+    wdir = tmp_path / "wheels"
+    wdir.mkdir()
+    wheels = _many_wheels(wdir)
+    seq_root = tmp_path / "seq"
+    seq_root.mkdir()
+    seq = {w.name: install_wheel(w, seq_root) for w in wheels}
+    par_root = tmp_path / "par"
+    par = install_all(wheels, par_root, jobs=8)
+    assert set(par) == {w.name for w in wheels}
+    assert tree(par_root) == tree(seq_root)
+    for name in par:
+        assert set(par[name].files) == set(seq[name].files)
+        assert set(par[name].skipped) == set(seq[name].skipped)
+    t = tree(par_root)
+    assert "nspkg/__init__.py" in t and "_ext3.so" in t and "pkg5/tool.sh" in t
+    assert t["pkg5/tool.sh"][1] & 0o111
+    assert not any(".pyc" in p or "cli" in p for p in t)
+
+
+def test_install_all_parallel_namespace_race(tmp_path, monkeypatch):
+    """Two wheels writing the same namespace __init__.py at the same moment.
+
+    A slow disk is simulated by pausing right after a bundle file is created: another thread
+    must never see that file half-written and call it a conflict.
+    """
+    real_open = os.open
+    creating = os.O_CREAT | os.O_EXCL
+
+    def slow_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        if flags & creating == creating and str(path).endswith("__init__.py"):
+            time.sleep(0.15)
+        return fd
+
+    monkeypatch.setattr(install_mod.os, "open", slow_open)
+    wdir = tmp_path / "wheels"
+    wdir.mkdir()
+    wheels = [build_wheel(wdir, f"ns{i}", "1.0", [("nspkg/__init__.py", NS_INIT),
+                                                   (f"nspkg/m{i}.py", b"")])
+              for i in range(4)]
+    root = tmp_path / "bundle"
+    install_all(wheels, root, jobs=4)
+    assert (root / "nspkg/__init__.py").read_bytes() == NS_INIT
+    assert {f"nspkg/m{i}.py" for i in range(4)} <= set(tree(root))
