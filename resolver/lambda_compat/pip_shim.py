@@ -174,7 +174,9 @@ def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
     original_fail = collector._handle_get_simple_fail
 
     def handle_fail(link: Any, reason: Any, meth: Any = None) -> None:
-        state["fetch_failures"].append({"url": str(link), "reason": str(reason)})
+        # A 404 on a project page means "no such project here", not "index unreachable".
+        if not re.search(r"\b(404|410)\b", str(reason)):
+            state["fetch_failures"].append({"url": str(link), "reason": str(reason)})
         original_fail(link, reason, meth)
 
     collector._handle_get_simple_fail = handle_fail
