@@ -399,14 +399,14 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _log_tail(spec: dict[str, Any], n: int) -> list[str]:
     """The last lines of pip's log (the build backend's own output is there)."""
-    args = spec.get("pip_args", [])
     try:
-        path = args[args.index("--log") + 1]
-        with open(path, encoding="utf-8", errors="replace") as f:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with open(spec["log_path"], encoding="utf-8", errors="replace") as f:
             lines = [l.rstrip() for l in f if l.strip()]
-    except (ValueError, IndexError, OSError):
+    except (KeyError, OSError):
         return []
-    out = [l.split(" ", 1)[1] if l[:4].isdigit() and " " in l else l for l in lines[-n:]]
+    out = lines[-n:]
     return [re.sub(r"\[/?[a-z ]*\]", "", l) for l in out]  # pip's rich markup
 
 

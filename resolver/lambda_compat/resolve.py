@@ -209,8 +209,9 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
             "--python-version", target.python_full_version,
-            "--log", str(log_path),
-            "-q", "--progress-bar", "off", "--disable-pip-version-check",
+            # pip's console output (INFO: what it collects and downloads, and every error)
+            # goes to the log file; --log would add DEBUG records, which cost seconds.
+            "--progress-bar", "off", "--disable-pip-version-check",
             *pip.args(),
         ],
     }
@@ -234,18 +235,21 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    spec["log_path"] = str(log_path)
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "lambda_compat.pip_shim", str(spec_path)],
-            cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
-        )
+        with open(log_path, "w", encoding="utf-8") as log:
+            proc = subprocess.run(
+                [sys.executable, "-m", "lambda_compat.pip_shim", str(spec_path)],
+                cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
     finally:
         os.close(write_fd)
         reader.join(timeout=10)
     if proc.returncode != 0 or not result_path.exists():
-        tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
+        lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        tail = "\n".join(lines[-15:])
         raise errors.EnvironmentProblem(
             f"pip could not run for {target.name} (exit {proc.returncode}).",
             hint=f"{tail}\nFull log: {log_path}")
@@ -330,7 +334,10 @@ def _failure(target: Target, requirements: Path, data: dict,
     if kind == "metadata-failed":
         package = data.get("package") or "a source distribution"
         name = canonicalize_name(package.split()[0]) if package else "?"
-        tail = "\n".join(data.get("log", [])[-12:])
+        log = data.get("log", [])
+        # The build backend's own last words come right before pip's "[end of output]".
+        ends = [i for i, line in enumerate(log) if "end of output" in line]
+        tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
         links = {canonicalize_name(k): tuple(_link(x) for x in v)
                  for k, v in data.get("links", {}).items()}
         return Resolution(items=(), links=links, not_found=(NotFound(
