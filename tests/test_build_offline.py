@@ -237,3 +237,26 @@ def test_unknown_runtime_suggests(tmp_path, config):
     with pytest.raises(errors.UnknownTarget) as exc:
         build(tmp_path, "lc-pure\n", "python3.12", "arm46", config=config)
     assert "arm64" in str(exc.value)
+
+
+def test_resolution_reused_only_for_identical_inputs(tmp_path, shared_cache):
+    from dataclasses import replace
+    from lambda_compat.ui import RecordingUI
+    cache = tmp_path / "cache"
+    cfg = fixture_config(cache)
+    req = write_reqs(tmp_path, "lc-pure==1.0\n")
+    first, second, changed, fresh = RecordingUI(), RecordingUI(), RecordingUI(), RecordingUI()
+    build_dependencies(tmp_path / "a", req, "python3.12", ui=first, config=cfg)
+    build_dependencies(tmp_path / "b", req, "python3.12", ui=second, config=cfg)
+    assert "pip-resolved" in first.names() and "pip-resolved" not in second.names()
+    req.write_text("lc-pure==1.1\n")
+    report = build_dependencies(tmp_path / "c", req, "python3.12", ui=changed, config=cfg)
+    assert "pip-resolved" in changed.names() and names(report)["lc-pure"].version == "1.1"
+    # another target never shares the resolution
+    arm = RecordingUI()
+    build_dependencies(tmp_path / "d", req, "python3.12", ui=arm, config=cfg,
+                       architecture="arm64")
+    assert "pip-resolved" in arm.names()
+    build_dependencies(tmp_path / "e", req, "python3.12", ui=fresh,
+                       config=replace(cfg, resolution_ttl=0))
+    assert "pip-resolved" in fresh.names()

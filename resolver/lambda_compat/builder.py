@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
-from . import errors, reqfile
+from . import errors, reqfile, resolution_cache
 from .diagnose import ALTERNATIVES, diagnose
 from .install import install_all
 from .interpreters import find_interpreter
@@ -58,6 +58,9 @@ class BuildConfig:
     jobs: int = 4
     registry_dir: Optional[Path] = None        # package registry root (tests, registry PRs)
     runtimes_file: Optional[Path] = None
+    # Reuse a resolution of byte-identical inputs for this long (PyPI's own page cache
+    # lifetime); 0 always resolves afresh (--refresh).
+    resolution_ttl: float = 600.0
 
 
 def default_cache_dir() -> Path:
@@ -105,11 +108,15 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     work = Path(tempfile.mkdtemp(prefix="run-", dir=cache / "tmp"))
     try:
         ui.event("resolve-start", target=target.name)
-        resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
-                             pip=config.pip,
-                             on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e),
-                             allow_source=_source_policy(target, config),
-                             log_dir=cache / "logs")
+        rkey = resolution_cache.key(requirements, target, config.pip)
+        resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
+                                           config.resolution_ttl)
+        if resolution is None:
+            resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
+                                 pip=config.pip,
+                                 on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e),
+                                 allow_source=_source_policy(target, config),
+                                 log_dir=cache / "logs")
         ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
@@ -125,7 +132,8 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                 requested=nf.parent is None, reason_code=code,
                 reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
                 suggestion=d.suggestion))
-        _store_in_cas(resolution, cache / "files", config.jobs)
+        shas = _store_in_cas(resolution, cache / "files", config.jobs)
+        resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
         phases = _Phases(target, config, registry, cache, requirements, ui, resolution)
         wheels: List[Path] = []
         with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
@@ -197,12 +205,15 @@ def _source_policy(target: Target, config: BuildConfig):
     return allow
 
 
-def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> None:
+def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:
     """Keep every downloaded file under files/<sha[:2]>/<sha>/<name> for later runs."""
+    shas = {}
+
     def store(item: ResolvedItem) -> None:
         if item.path is None or not item.path.exists():
             return
         sha = file_sha256(item.path)
+        shas[item.path.name] = sha
         dest = cas / sha[:2] / sha / item.path.name
         if dest.exists():
             return
@@ -216,6 +227,7 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> None:
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(store, resolution.items))
+    return shas
 
 
 def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
@@ -288,7 +300,8 @@ class _Phases:
             outcome.attempts.append("source build skipped: the project's own wheels for this "
                                     "version need a newer glibc")
             return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
-        source_key = sha or f"dir-{uuid.uuid5(uuid.NAMESPACE_URL, str(source)).hex}"
+        # A local directory's content can change between runs: a fresh key means no reuse.
+        source_key = sha or f"dir-{uuid.uuid4().hex}"
         native = None
         if self.host_machine == self.target.machine:
             native = find_interpreter(self.target.python_version, self.target.machine,

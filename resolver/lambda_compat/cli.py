@@ -148,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--build-above-glibc-ceiling", action="store_true",
                    help="build from source even when the project's wheels for that version "
                         "need a newer glibc than the runtime has")
+    b.add_argument("--refresh", action="store_true",
+                   help="resolve afresh even if the same inputs were resolved minutes ago")
     b.add_argument("--jobs", type=int, default=4)
     b.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     return p
@@ -195,7 +197,7 @@ def _build(args: argparse.Namespace) -> int:
     config = BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                          python=args.python, pip=pip, allow_missing=args.allow_missing,
                          build_above_glibc_ceiling=args.build_above_glibc_ceiling,
-                         jobs=args.jobs)
+                         jobs=args.jobs, resolution_ttl=0 if args.refresh else 600.0)
     ui = TerminalUI(sys.stderr, verbose=args.verbose)
     report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
                                 architecture=args.arch)

@@ -171,3 +171,10 @@ def _looks_like_path_or_url(text: str) -> bool:
     head = text.split(";", 1)[0].strip()
     return (head.startswith((".", "/", "~", "file:")) or "://" in head
             or head.endswith((".whl", ".tar.gz", ".zip", ".tar.bz2")))
+
+
+def referenced_files(path: Path) -> List[Path]:
+    """``path`` and every file it includes with -r/-c (validated on the way)."""
+    seen: Set[Path] = set()
+    validate(path, seen)
+    return sorted(seen)
