@@ -134,7 +134,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                 suggestion=d.suggestion))
         shas = _store_in_cas(resolution, cache / "files", config.jobs)
         resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
-        phases = _Phases(target, config, registry, cache, requirements, ui, resolution)
+        phases = _Phases(target, config, registry, cache, requirements, ui, resolution, shas)
         wheels: List[Path] = []
         with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
             binary = [i for i in resolution.items if i.is_wheel]
@@ -252,7 +252,9 @@ def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
 
 class _Phases:
     def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry,
-                 cache: Path, requirements: Path, ui: UI, resolution: Resolution) -> None:
+                 cache: Path, requirements: Path, ui: UI, resolution: Resolution,
+                 shas: dict) -> None:
+        self.shas = shas  # filename -> sha256, computed once when stored in the cache
         self.target = target
         self.config = config
         self.registry = registry
@@ -267,7 +269,7 @@ class _Phases:
     def from_wheel(self, item: ResolvedItem) -> Tuple[DistOutcome, Optional[Path]]:
         outcome = DistOutcome(name=item.name, version=item.version, phase="wheel",
                               requested=item.user_supplied, source=item.path.name,
-                              file=item.path.name, sha256=file_sha256(item.path))
+                              file=item.path.name, sha256=self._sha(item.path))
         self.ui.event("dist-start", name=item.name, version=item.version, phase="wheel")
         try:
             info = read_wheel(item.path)
@@ -290,7 +292,7 @@ class _Phases:
     def from_source(self, item: ResolvedItem) -> Tuple[DistOutcome, Optional[Path]]:
         source = item.source_dir or item.path
         is_dir = item.source_dir is not None
-        sha = None if is_dir else file_sha256(item.path)
+        sha = None if is_dir else self._sha(item.path)
         outcome = DistOutcome(name=item.name, version=item.version, phase="missing",
                               requested=item.user_supplied,
                               source=str(source) if is_dir else item.path.name, sha256=sha)
@@ -386,6 +388,9 @@ class _Phases:
             f"built for it")
         return self._missing(outcome, "build-failed" if diag.reason_code == "no-wheel"
                              else diag.reason_code, reason, diag.suggestion), None
+
+    def _sha(self, path: Path) -> str:
+        return self.shas.get(path.name) or file_sha256(path)
 
     def _accept_built(self, outcome: DistOutcome, wheel: Path) -> Tuple[bool, str]:
         try:
