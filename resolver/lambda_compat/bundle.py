@@ -334,49 +334,21 @@ def _check_link(real: str, root: str, lpath: str, origin: str, files: Dict[str, 
         files[lpath] = FileEntry(lpath, resolved, 0, origin, link=link)
 
 
-def load(task: Optional[Path], layers: Sequence[Path] = (), *,
-         workspace: Optional[Workspace] = None) -> Bundle:
-    """Read a bundle (directory or zip) and its layers (directories or zips, in order).
+@dataclass(frozen=True)
+class Opened:
+    """An input ready to be read: its directory (extracted when it was a zip)."""
 
-    Zips are extracted into ``workspace`` (required when any input is a zip). Raises
-    BadInput for a missing input, a corrupt zip or a bundle path that is a plain file.
-    """
-    files: Dict[str, FileEntry] = {}
-    findings: List[Finding] = []
-    zip_bytes: Optional[int] = None
-    task_dir: Optional[Path] = None
-    source = ""
-    if task is not None:
-        task = Path(task)
-        task_dir, zip_bytes, found = _open_input(task, "bundle", workspace)
-        findings += found
-        source = str(task)
-        _walk(task_dir, TASK, "bundle", files, findings, "bundle")
-    layer_dirs: List[Path] = []
-    labels: List[str] = []
-    layer_zip: List[Optional[int]] = []
-    for i, layer in enumerate(layers, 1):
-        layer = Path(layer)
-        label = f"layer {i} ({layer.name})"
-        d, zb, found = _open_input(layer, label, workspace)
-        findings += found
-        layer_dirs.append(d)
-        labels.append(label)
-        layer_zip.append(zb)
-        # Later layers overwrite earlier ones in /opt, file by file.
-        _walk(d, OPT, label, files, findings, label)
-    distributions, owner, found = _read_distributions(files)
-    findings += found
-    return Bundle(files=files, distributions=tuple(distributions), owner=owner,
-                  findings=tuple(findings), task_dir=task_dir, layer_dirs=tuple(layer_dirs),
-                  layer_labels=tuple(labels), zip_bytes=zip_bytes,
-                  layer_zip_bytes=tuple(layer_zip), source=source)
+    path: Path                      # what the user gave
+    directory: Path
+    zip_bytes: Optional[int]        # size of the zip, None for a directory
+    findings: Tuple[Finding, ...]   # entries refused while extracting
 
 
-def _open_input(path: Path, label: str,
-                workspace: Optional[Workspace]) -> Tuple[Path, Optional[int], List[Finding]]:
+def open_input(path: Path, label: str, workspace: Optional[Workspace]) -> Opened:
+    """A directory as is, or a zip extracted into ``workspace``. BadInput when neither."""
+    path = Path(path)
     if path.is_dir():
-        return path, None, []
+        return Opened(path, path, None, ())
     if not path.exists():
         raise errors.BadInput(f"{path}: no such file or directory ({label}).",
                               hint="Check the path.")
@@ -388,7 +360,47 @@ def _open_input(path: Path, label: str,
     if workspace is None:
         raise ValueError("a workspace is needed to extract zips")
     ex = extract_zip(path, workspace.new_dir(re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)))
-    return ex.directory, ex.zip_bytes, list(ex.findings)
+    return Opened(path, ex.directory, ex.zip_bytes, ex.findings)
+
+
+def load(task: Union[None, Path, Opened], layers: Sequence[Union[Path, Opened]] = (), *,
+         workspace: Optional[Workspace] = None) -> Bundle:
+    """Read a bundle (directory or zip) and its layers (directories or zips, in order).
+
+    Zips are extracted into ``workspace`` (required when any input is a zip); already opened
+    inputs (:func:`open_input`) are used as they are, so layers shared by several bundles
+    are extracted once. Raises BadInput for a missing input or a corrupt zip.
+    """
+    files: Dict[str, FileEntry] = {}
+    findings: List[Finding] = []
+    zip_bytes: Optional[int] = None
+    task_dir: Optional[Path] = None
+    source = ""
+    if task is not None:
+        opened = task if isinstance(task, Opened) else open_input(Path(task), "bundle",
+                                                                   workspace)
+        findings += opened.findings
+        task_dir, zip_bytes, source = opened.directory, opened.zip_bytes, str(opened.path)
+        _walk(task_dir, TASK, "bundle", files, findings, "bundle")
+    layer_dirs: List[Path] = []
+    labels: List[str] = []
+    layer_zip: List[Optional[int]] = []
+    for i, layer in enumerate(layers, 1):
+        label = f"layer {i} ({Path(layer.path if isinstance(layer, Opened) else layer).name})"
+        opened = layer if isinstance(layer, Opened) else open_input(Path(layer), label,
+                                                                    workspace)
+        findings += opened.findings
+        layer_dirs.append(opened.directory)
+        labels.append(label)
+        layer_zip.append(opened.zip_bytes)
+        # Later layers overwrite earlier ones in /opt, file by file.
+        _walk(opened.directory, OPT, label, files, findings, label)
+    distributions, owner, found = _read_distributions(files)
+    findings += found
+    return Bundle(files=files, distributions=tuple(distributions), owner=owner,
+                  findings=tuple(findings), task_dir=task_dir, layer_dirs=tuple(layer_dirs),
+                  layer_labels=tuple(labels), zip_bytes=zip_bytes,
+                  layer_zip_bytes=tuple(layer_zip), source=source)
 
 
 # --------------------------------------------------------------------------- distributions

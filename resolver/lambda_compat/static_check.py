@@ -246,11 +246,10 @@ class StaticChecker:
             tags = ", ".join(sorted({str(t) for t in d.tags}))
             out.append(Finding(
                 "incompatible-tags", d.name, d.dist_info + "/WHEEL",
-                f"{d.name} {d.version} was installed from a wheel tagged {tags}; the target "
-                f"(CPython {_v(target.python_version)}, glibc {_v(target.glibc)}, "
-                f"{target.machine}) accepts none of these.",
-                f"Reinstall {d.name} for the target: lambda-compat build --runtime "
-                f"{target.runtime} --arch {target.arch}."))
+                f"{d.name} {d.version} was installed from a wheel tagged {tags}, which this "
+                f"target does not accept.",
+                f"Reinstall {d.name} for each target it runs on (lambda-compat build "
+                f"--runtime ... --arch ...)."))
         out += check_requires_python(d.name, d.requires_python, target,
                                      file=d.dist_info + "/METADATA")
         return out
@@ -339,7 +338,7 @@ class StaticChecker:
             if info.machine != target.machine:
                 out.append(Finding(
                     "wrong-arch", dist, path,
-                    f"{base} is {info.machine} machine code; the target runs "
+                    f"{base} is {info.machine} machine code; the function runs on "
                     f"{target.machine}.",
                     f"Install {dist} built for {target.machine} (lambda-compat build --arch "
                     f"{target.arch}), or deploy the function as {_other_arch(info.machine)}."))
@@ -348,12 +347,10 @@ class StaticChecker:
             if abi:
                 out.append(Finding(
                     "python-abi-mismatch", dist, path,
-                    f"{base} is an extension module {abi}; CPython "
-                    f"{_v(target.python_version)} on {target.machine} loads only "
-                    f"{', '.join(suffixes)} names.",
-                    f"Install {dist} built for {target.interpreter} (a wheel tagged "
-                    f"{target.interpreter}), e.g. lambda-compat build --runtime "
-                    f"{target.runtime}."))
+                    f"{base} is an extension module {abi}, which this runtime's interpreter "
+                    f"does not load.",
+                    f"Install {dist} built for the runtime's Python (a wheel tagged "
+                    f"cpXY for it, or abi3), e.g. with lambda-compat build --runtime ..."))
             search = _search_dirs(path, info, ld_path)
             out += self._versions(dist, path, base, info, target, search)
             out += self._needed(dist, path, base, info, target, search, facts)

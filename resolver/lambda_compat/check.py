@@ -1,0 +1,456 @@
+"""``lambda-compat check``: per target, will this import on Lambda, and how much is proved.
+
+Inputs: a requirements file (built per target with the core builder into a temporary
+directory, sharing the download cache, then checked), a bundle directory, a deployment zip,
+and layers (directories or zips, in order). Targets are checked in parallel: static proof
+(:mod:`lambda_compat.static_check`) first, then, when a backend is available for the target,
+the dynamic proof (import every distribution's top-level modules). Each target records
+which proof it got: ``static``, ``host``, ``rootfs`` or ``image``; nothing implies more.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import __version__, bundle as _bundle, errors
+from .builder import BuildConfig, build_dependencies
+from .report import BuildReport
+from .runtimes import ARCHITECTURES, load_runtimes
+from .static_check import StaticChecker, StaticReport
+from .targets import Target
+from .ui import UI, NullUI
+from .wheels import Finding
+
+
+
+def _load_backends():
+    """The dynamic backends module, or None when this installation has none."""
+    import importlib
+    try:
+        return importlib.import_module(f"{__package__}.backends")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.backends":
+            raise
+        return None
+
+REPORT_VERSION = 1
+#: Proof levels, weakest first.
+PROOFS = ("static", "host", "rootfs", "image")
+
+
+# --------------------------------------------------------------------------- targets
+
+@dataclass(frozen=True)
+class SelectedTarget:
+    target: Target
+    deprecated: bool
+
+
+def select_targets(runtimes: Sequence[str] = (), arches: Sequence[str] = (), *,
+                   today: datetime.date, include_deprecated: bool = False,
+                   runtimes_file: Optional[Path] = None) -> List[SelectedTarget]:
+    """The targets to check, in registry order (Python version, then architecture).
+
+    No runtime named: every runtime not deprecated on ``today`` (all of them with
+    ``include_deprecated``). Runtimes named explicitly are checked even when deprecated.
+    No architecture named: both. Unknown names raise UnknownTarget (exit 2).
+    """
+    registry = load_runtimes(runtimes_file)
+    arch_list: List[str] = []
+    for a in arches or ARCHITECTURES:
+        # normalise aliases (aarch64 -> arm64) through the registry's own lookup
+        norm = registry.get(registry.runtimes[-1], a).arch
+        if norm not in arch_list:
+            arch_list.append(norm)
+    rt_list: List[str] = []
+    for r in runtimes:
+        norm = registry.get(r, arch_list[0]).runtime
+        if norm not in rt_list:
+            rt_list.append(norm)
+    explicit = bool(rt_list)
+    out: List[SelectedTarget] = []
+    for facts in registry.targets:
+        if facts.arch not in arch_list:
+            continue
+        if explicit and facts.runtime not in rt_list:
+            continue
+        deprecated = facts.is_deprecated(today)
+        if deprecated and not explicit and not include_deprecated:
+            continue
+        out.append(SelectedTarget(Target.from_facts(facts), deprecated))
+    if not out:
+        raise errors.BadInput(
+            f"No target left to check: every selected runtime is deprecated on {today}.",
+            hint="Name one with --runtime, or add --include-deprecated.")
+    return out
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Disagreement:
+    """The static and the dynamic proof disagree about one distribution."""
+
+    distribution: str
+    module: Optional[str]
+    static: str          # "ok" or "error"
+    dynamic: str         # "ok" or "failed"
+    detail: str
+
+    def to_json(self) -> dict:
+        return {"distribution": self.distribution, "module": self.module,
+                "static": self.static, "dynamic": self.dynamic, "detail": self.detail}
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    deprecated: bool = False
+    static: Optional[StaticReport] = None
+    build: Optional[BuildReport] = None
+    dynamic: Any = None                 # backends.DynamicResult
+    backend: Optional[str] = None       # description of the backend used
+    proof: str = "static"
+    findings: List[Finding] = field(default_factory=list)
+    disagreements: List[Disagreement] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    environment_problem: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def verdict(self) -> str:
+        return "compatible" if self.ok else "incompatible"
+
+    def cell(self, distribution: str) -> str:
+        """Verdict of one distribution here: ok, warning, error, or absent."""
+        mine = [f for f in self.findings if f.distribution == distribution]
+        if any(f.severity == "error" for f in mine):
+            return "error"
+        if mine:
+            return "warning"
+        present = self.static is not None and any(
+            d.name == distribution for d in self.static.distributions)
+        return "ok" if present else "absent"
+
+    def to_json(self) -> dict:
+        t = self.target
+        dyn = None
+        if self.dynamic is not None:
+            d = self.dynamic
+            dyn = {"backend": d.backend, "proof": d.proof, "python": d.python,
+                   "error": d.error,
+                   "imports": [{"distribution": o.distribution, "module": o.module,
+                                "ok": o.ok, "error": o.error} for o in d.outcomes]}
+        build = None
+        if self.build is not None:
+            b = self.build
+            build = {"status": b.status, "seconds": round(b.seconds, 3),
+                     "distributions": len(b.distributions),
+                     "missing": [{"name": m.name, "version": m.version,
+                                  "reason_code": m.reason_code, "reason": m.reason,
+                                  "suggestion": m.suggestion} for m in b.missing]}
+        return {
+            "runtime": t.runtime, "arch": t.arch, "machine": t.machine,
+            "python": t.python_full_version, "glibc": ".".join(map(str, t.glibc)),
+            "deprecated": self.deprecated,
+            "verdict": self.verdict, "proof": self.proof, "backend": self.backend,
+            "environment_problem": self.environment_problem,
+            "seconds": round(self.seconds, 3),
+            "size": self.static.size.to_json() if self.static else None,
+            "distributions": [d.to_json() for d in self.static.distributions]
+            if self.static else [],
+            "build": build,
+            "dynamic": dyn,
+            "findings": [f.to_json() for f in self.findings],
+            "disagreements": [d.to_json() for d in self.disagreements],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class CheckReport:
+    input_kind: str                     # requirements | directory | zip | layers
+    input_path: Optional[str]
+    layers: Tuple[str, ...]
+    today: datetime.date
+    targets: List[TargetResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.targets)
+
+    @property
+    def verdict(self) -> str:
+        return "compatible" if self.ok else "incompatible"
+
+    @property
+    def exit_code(self) -> int:
+        if any(t.environment_problem for t in self.targets):
+            return errors.EnvironmentProblem.exit_code
+        return 0 if self.ok else errors.DependenciesMissing.exit_code
+
+    def to_json(self) -> dict:
+        return {
+            "version": REPORT_VERSION,
+            "tool": {"name": "lambda-compat", "version": __version__},
+            "input": {"kind": self.input_kind, "path": self.input_path,
+                      "layers": list(self.layers)},
+            "date": self.today.isoformat(),
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 3),
+            "targets": [t.to_json() for t in self.targets],
+        }
+
+
+# --------------------------------------------------------------------------- options
+
+@dataclass(frozen=True)
+class CheckOptions:
+    backend: str = "auto"               # auto | static | host | rootfs | container
+    image: Optional[str] = None
+    rootfs: Optional[Path] = None
+    python: Optional[str] = None
+    engine: Optional[str] = None
+    handler: Optional[str] = None
+    timeout: float = 120.0
+    jobs: int = 4
+    build: BuildConfig = field(default_factory=BuildConfig)
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    kind: str                           # requirements | directory | zip | layers
+    path: Optional[Path]
+    layers: Tuple[Path, ...] = ()
+
+    @classmethod
+    def detect(cls, path: Optional[Path], layers: Sequence[Path] = (), *,
+               requirements: bool = False) -> "CheckInput":
+        """What ``path`` is: a directory, a zip, or (anything else) a requirements file."""
+        layers = tuple(Path(p) for p in layers)
+        if path is None:
+            if not layers:
+                raise errors.BadInput("Nothing to check.",
+                                      hint="Pass a requirements file, a bundle directory, a "
+                                           "deployment .zip, or --layer ZIP.")
+            return cls("layers", None, layers)
+        path = Path(path)
+        if requirements:
+            return cls("requirements", path, layers)
+        if path.is_dir():
+            return cls("directory", path, layers)
+        if not path.exists():
+            raise errors.BadInput(f"{path}: no such file or directory.",
+                                  hint="Pass a requirements file, a bundle directory or a "
+                                       "deployment .zip.")
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head.startswith(b"PK") or path.suffix.lower() == ".zip":
+            return cls("zip", path, layers)
+        return cls("requirements", path, layers)
+
+
+# --------------------------------------------------------------------------- running
+
+class _TargetUI:
+    """Forwards events with the target's name added (builds run side by side)."""
+
+    def __init__(self, ui: UI, target: Target) -> None:
+        self.ui, self.name = ui, target.name
+
+    def event(self, kind: str, /, **data: Any) -> None:
+        data.setdefault("target", self.name)
+        self.ui.event(kind, **data)
+
+
+def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: CheckOptions,
+              *, ui: Optional[UI] = None, today: Optional[datetime.date] = None) -> CheckReport:
+    """Check ``inp`` on every target. Raises BadInput / EnvironmentProblem for problems that
+    concern the whole run (unreadable input, unknown backend...)."""
+    ui = ui or NullUI()
+    started = time.monotonic()
+    report = CheckReport(input_kind=inp.kind,
+                         input_path=str(inp.path) if inp.path else None,
+                         layers=tuple(str(p) for p in inp.layers),
+                         today=today or datetime.date.today())
+    if options.backend not in ("auto", "static") and _load_backends() is None:
+        raise errors.EnvironmentProblem(
+            f"The {options.backend!r} backend is not available in this installation.",
+            hint="Use --backend static (or auto).")
+    with _bundle.Workspace() as ws:
+        layers = [_bundle.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
+        if inp.kind == "requirements":
+            reqs = inp.path
+            if not reqs.is_file():
+                raise errors.BadInput(f"{reqs}: no such requirements file.",
+                                      hint="Check the path.")
+
+            def one(sel: SelectedTarget) -> TargetResult:
+                return _check_requirements(reqs, layers, sel, options, ws, ui)
+        else:
+            task = _bundle.open_input(inp.path, "bundle", ws) if inp.path else None
+            if task is None:
+                empty = ws.new_dir("empty-task")
+                task = _bundle.Opened(empty, empty, None, ())
+            view = _bundle.load(task, layers)
+            checker = StaticChecker(view, empty_is_error=True)
+
+            def one(sel: SelectedTarget) -> TargetResult:
+                return _check_view(checker, sel, options, ui)
+        workers = max(1, min(options.jobs, len(targets)))
+        if workers == 1:
+            results = [one(t) for t in targets]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(one, targets))
+    report.targets = results
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: SelectedTarget,
+                        options: CheckOptions, ws: _bundle.Workspace, ui: UI) -> TargetResult:
+    t = sel.target
+    started = time.monotonic()
+    ui.event("check-target-start", target=t.name, phase="build")
+    out = ws.path / f"task-{t.runtime}-{t.arch}"
+    config = replace(options.build, allow_missing=True)
+    result = TargetResult(target=t, deprecated=sel.deprecated)
+    try:
+        build = build_dependencies(out, reqs, t.runtime, ui=_TargetUI(ui, t), config=config,
+                                   architecture=t.arch)
+    except errors.DependenciesMissing as exc:
+        # pip found no consistent set for this target: a verdict for it, not a crash.
+        result.findings.append(Finding(
+            "resolution-failed", "(requirements)", str(reqs), exc.message,
+            exc.hint or "Relax the pins that conflict on this target."))
+        result.seconds = time.monotonic() - started
+        _deprecation(result)
+        ui.event("check-target-done", target=t.name, verdict=result.verdict,
+                 proof=result.proof, seconds=result.seconds)
+        return result
+    result.build = build
+    for d in build.missing:
+        result.findings.append(Finding(
+            d.reason_code or "missing", d.name, d.source,
+            (d.reason or f"{d.name} could not be installed for the target.").rstrip(".") + ".",
+            d.suggestion or "See the build report (lambda-compat build --format json).",
+            severity="error"))
+    out.mkdir(parents=True, exist_ok=True)
+    view = _bundle.load(out, layers)
+    checker = StaticChecker(view, empty_is_error=False)
+    _finish(result, checker.check(t), out, view, options, ui)
+    result.seconds = time.monotonic() - started
+    ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,
+             seconds=result.seconds)
+    return result
+
+
+def _check_view(checker: StaticChecker, sel: SelectedTarget, options: CheckOptions,
+                ui: UI) -> TargetResult:
+    t = sel.target
+    started = time.monotonic()
+    ui.event("check-target-start", target=t.name, phase="static")
+    result = TargetResult(target=t, deprecated=sel.deprecated)
+    view = checker.bundle
+    _finish(result, checker.check(t), view.task_dir, view, options, ui)
+    result.seconds = time.monotonic() - started
+    ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,
+             seconds=result.seconds)
+    return result
+
+
+def _deprecation(result: TargetResult) -> None:
+    if result.deprecated:
+        facts = result.target.facts
+        when = getattr(facts, "deprecation", None)
+        result.findings.append(Finding(
+            "deprecated-runtime", "(runtime)", None,
+            f"{result.target.runtime} is deprecated"
+            + (f" since {when.isoformat()}" if when else "")
+            + "; AWS no longer applies security patches to it.",
+            "Move the function to a supported runtime.", severity="warning"))
+
+
+def _finish(result: TargetResult, static: StaticReport, task_dir: Optional[Path],
+            view: _bundle.Bundle, options: CheckOptions, ui: UI) -> None:
+    result.static = static
+    result.findings.extend(static.findings)
+    _deprecation(result)
+    if task_dir is not None:
+        _dynamic(result, static, task_dir, view.layer_dirs, options, ui)
+
+
+def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
+             layer_dirs: Sequence[Path], options: CheckOptions, ui: UI) -> None:
+    t = result.target
+    if options.backend == "static":
+        return
+    _backends = _load_backends()
+    if _backends is None:
+        result.notes.append("static proof only: the dynamic backends are not installed")
+        return
+    backend = _backends.select_backend(t, options.backend, image=options.image,
+                                       rootfs=options.rootfs, python=options.python,
+                                       engine=options.engine)
+    if backend is None:
+        result.notes.append(f"static proof only: no backend can run {t.name} here "
+                            f"(see --backend, --rootfs, --image, --python)")
+        return
+    modules = static.modules()
+    if not modules and not options.handler:
+        result.notes.append("static proof only: nothing to import")
+        return
+    result.backend = backend.describe()
+    ui.event("check-import-start", target=t.name, backend=result.backend,
+             modules=len(modules))
+    dyn = backend.import_modules(task_dir, list(layer_dirs), list(modules),
+                                 handler=options.handler, timeout=options.timeout)
+    result.dynamic = dyn
+    if dyn.error:
+        msg = f"the {backend.proof} backend ({result.backend}) could not run: {dyn.error}"
+        result.notes.append("static proof only: " + msg)
+        if options.backend != "auto":
+            result.environment_problem = msg
+        return
+    result.proof = dyn.proof
+    static_errors: Dict[str, List[Finding]] = {}
+    for f in static.findings:
+        if f.severity == "error":
+            static_errors.setdefault(f.distribution, []).append(f)
+    failed_dists = set()
+    for o in dyn.outcomes:
+        if o.ok:
+            continue
+        failed_dists.add(o.distribution)
+        first_line = (o.error or "failed").strip().splitlines()
+        detail = first_line[-1] if first_line else "failed"
+        result.findings.append(Finding(
+            "import-failed", o.distribution, None,
+            f"import {o.module} failed in the {dyn.proof} proof: {detail}",
+            "Read the error: a missing module is a missing dependency; a missing .so is a "
+            "system library to ship in lib/; a symbol error is an ABI/glibc mismatch."))
+        if o.distribution not in static_errors:
+            result.disagreements.append(Disagreement(
+                o.distribution, o.module, "ok", "failed",
+                f"the static check found nothing wrong with {o.distribution}, but import "
+                f"{o.module} failed ({detail}); the import failure decides the verdict"))
+    for dist, found in static_errors.items():
+        tried = [o for o in dyn.outcomes if o.distribution == dist]
+        if tried and all(o.ok for o in tried):
+            codes = ", ".join(sorted({f.code for f in found}))
+            result.disagreements.append(Disagreement(
+                dist, tried[0].module, "error", "ok",
+                f"{dist} imported in the {dyn.proof} proof, but the static check found "
+                f"{codes}; that environment is not the Lambda image (different libraries, "
+                f"newer glibc), so the static finding stands"))
