@@ -83,6 +83,10 @@ class InterpreterNotFound(EnvironmentProblem):
     pass
 
 
+class BackendUnavailable(EnvironmentProblem):
+    """A requested dynamic-proof backend (container, rootfs, host) cannot run here."""
+
+
 class RegistryError(BadInput):
     """Registry data (runtimes.yaml, packages/*.yaml) violates its schema or invariants."""
 

@@ -1,0 +1,193 @@
+"""Building sandbox command lines: bwrap, proot and chroot (in a private mount namespace).
+
+Each runner puts a root directory at ``/``, the bundle read-only at ``/var/task``, a prepared
+``/opt`` read-only, a fresh ``/tmp``, ``/proc`` and ``/dev``, and runs one command in it with
+the working directory ``/var/task``. Nothing is written into the root, the bundle or the layers:
+bwrap and chroot mount over them, proot translates paths.
+
+A foreign-architecture root runs through qemu-user: directly when binfmt_misc has an ``F``
+entry for the machine, else by starting a static qemu explicitly (``qemu`` argument).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Set
+
+#: In order of preference. chroot (root only) before proot: proot cannot make the bundle
+#: read-only, so it runs on a private copy and cannot refuse writes the way Lambda does.
+RUNNERS = ("bwrap", "chroot", "proot")
+#: Where an explicitly started qemu is made visible inside the sandbox.
+QEMU_IN_SANDBOX = "/.lambda-compat-qemu"
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """What the sandbox shows where (host paths)."""
+
+    root: Path          # shown at /
+    task: Path          # shown read-only at /var/task
+    opt: Path           # shown read-only at /opt
+    qemu: Optional[str] = None  # a static qemu-user to start the command with, or None
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_works() -> bool:
+    """bwrap is installed and can create its namespaces here (not always so in containers)."""
+    exe = shutil.which("bwrap")
+    if not exe:
+        return False
+    try:
+        proc = subprocess.run([exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                               "--unshare-all", "--die-with-parent", "true"],
+                              capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def proot_works() -> bool:
+    return shutil.which("proot") is not None
+
+
+def chroot_works() -> bool:
+    return (os.geteuid() == 0 and shutil.which("unshare") is not None
+            and shutil.which("mount") is not None)
+
+
+def runner_works(name: str) -> bool:
+    return {"bwrap": bwrap_works, "proot": proot_works, "chroot": chroot_works}[name]()
+
+
+def first_runner(candidates: Iterable[str] = RUNNERS) -> Optional[str]:
+    for name in candidates:
+        if runner_works(name):
+            return name
+    return None
+
+
+def install_hint(name: str) -> str:
+    return {
+        "bwrap": "apt-get install bubblewrap (Debian/Ubuntu) or dnf install bubblewrap (Fedora)",
+        "proot": "apt-get install proot",
+        "chroot": "run as root (chroot needs it) with util-linux's unshare and mount",
+    }[name]
+
+
+# --------------------------------------------------------------------------- bwrap
+
+def _bind_except(src: str, dest: str, holes: Set[str]) -> List[str]:
+    """bwrap arguments showing ``src`` at ``dest`` read-only, except at ``holes``.
+
+    Directories on the way to a hole are rebuilt on bwrap's own tmpfs root (entries bound one
+    by one), so mount points never have to exist in the (read-only) source. That keeps a root
+    without ``/var/task`` usable and lets the host's ``/`` serve as a root.
+    """
+    if dest in holes:
+        return []
+    if not any(h.startswith(dest.rstrip("/") + "/") for h in holes):
+        return ["--ro-bind", src, dest]
+    args: List[str] = [] if dest == "/" else ["--dir", dest]
+    try:
+        entries = sorted(os.scandir(src), key=lambda e: e.name)
+    except OSError:
+        return args
+    for entry in entries:
+        child = (dest.rstrip("/") + "/" + entry.name)
+        if child in holes:
+            continue
+        if entry.is_symlink():
+            args += ["--symlink", os.readlink(entry.path), child]
+        elif entry.is_dir(follow_symlinks=False):
+            args += _bind_except(entry.path, child, holes)
+        else:
+            args += ["--ro-bind", entry.path, child]
+    return args
+
+
+def bwrap_argv(mounts: Mounts, command: Sequence[str], *, share_net: bool = False,
+               extra_binds: Sequence[str] = ()) -> List[str]:
+    """``bwrap … command``; the environment is the calling process's (pass it via ``env``)."""
+    holes = {"/proc", "/dev", "/tmp", "/opt", "/var/task", "/sys"}
+    argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-all",
+            "--new-session"]
+    if share_net:
+        argv.append("--share-net")
+    argv += _bind_except(str(mounts.root), "/", holes)
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--ro-bind-try", "/sys", "/sys",
+             "--ro-bind", str(mounts.task), "/var/task",
+             "--ro-bind", str(mounts.opt), "/opt"]
+    for path in extra_binds:
+        argv += ["--ro-bind", path, path]
+    if mounts.qemu:
+        argv += ["--ro-bind", mounts.qemu, QEMU_IN_SANDBOX]
+    argv += ["--chdir", "/var/task", "--"]
+    if mounts.qemu:
+        argv.append(QEMU_IN_SANDBOX)
+    return argv + list(command)
+
+
+# --------------------------------------------------------------------------- proot
+
+def proot_argv(mounts: Mounts, command: Sequence[str], tmp: Path) -> List[str]:
+    """``proot … command``. proot cannot make binds read-only: the bundle is writable there."""
+    argv = [shutil.which("proot") or "proot", "-r", str(mounts.root),
+            "-b", f"{mounts.task}:/var/task", "-b", f"{mounts.opt}:/opt",
+            "-b", f"{tmp}:/tmp", "-b", "/proc", "-b", "/dev", "-b", "/sys",
+            "-w", "/var/task"]
+    if mounts.qemu:
+        argv += ["-q", mounts.qemu]
+    return argv + list(command)
+
+
+# --------------------------------------------------------------------------- chroot
+
+_CHROOT_SCRIPT = r"""
+set -e
+root=$1 task=$2 opt=$3 qemu=$4
+shift 4
+mount --bind "$root" "$root"
+mount -o remount,bind,ro "$root"
+mount --bind "$task" "$root/var/task"
+mount -o remount,bind,ro "$root/var/task"
+mount --bind "$opt" "$root/opt"
+mount -o remount,bind,ro "$root/opt"
+mount -t proc proc "$root/proc"
+mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+mount --rbind /dev "$root/dev"
+unshare=$(command -v unshare)
+run=
+if [ -n "$qemu" ]; then
+  : > "$root/tmp/.lambda-compat-qemu"
+  mount --bind "$qemu" "$root/tmp/.lambda-compat-qemu"
+  run=/tmp/.lambda-compat-qemu
+fi
+export PATH="$LAMBDA_COMPAT_INNER_PATH"
+unset LAMBDA_COMPAT_INNER_PATH
+exec "$unshare" --root="$root" --wd=/var/task $run "$@"
+"""
+
+#: Directories a root must already have for the chroot runner (it mounts onto them).
+CHROOT_MOUNT_POINTS = ("var/task", "opt", "proc", "tmp", "dev")
+
+
+def chroot_argv(mounts: Mounts, command: Sequence[str]) -> List[str]:
+    """``unshare --mount --net sh -c SCRIPT …``: mounts live only in a private namespace.
+
+    The environment must carry ``LAMBDA_COMPAT_INNER_PATH`` (the PATH the command gets) and a
+    host PATH that finds ``mount`` and ``unshare``.
+    """
+    unshare = shutil.which("unshare") or "unshare"
+    return [unshare, "--mount", "--propagation", "private", "--net", "--pid", "--fork",
+            "/bin/sh", "-c", _CHROOT_SCRIPT, "lambda-compat-chroot",
+            str(mounts.root), str(mounts.task), str(mounts.opt), mounts.qemu or ""] + list(command)
+
+
+def missing_mount_points(root: Path) -> List[str]:
+    return ["/" + p for p in CHROOT_MOUNT_POINTS if not (root / p).is_dir()]
