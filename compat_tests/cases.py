@@ -1,0 +1,312 @@
+"""Compat suite cases as data: ``fixtures/cases/<case>.yaml``, one file per case.
+
+A case names requirements, the targets it runs on and, per target, the verdict lambda-compat
+must give (``compatible`` / ``incompatible`` / ``missing``) with its reason code, plus bundle
+facts (distributions present or absent, version ranges). Files are validated against
+``fixtures/cases/case.schema.json``; a bad file is a :class:`CaseError` naming file and line,
+raised at collection time.
+
+The registry's optional-extension entries (``registry/packages/*.yaml``) become cases too
+(:func:`registry_cases`): each entry's evidence says which versions on which targets were
+verified, and each must build and import there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import jsonschema
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES_DIR = ROOT / "fixtures" / "cases"
+SCHEMA_PATH = CASES_DIR / "case.schema.json"
+VERDICTS = ("compatible", "incompatible", "missing")
+
+
+class CaseError(Exception):
+    """A case file is invalid. ``str()`` is ``path:line: message``."""
+
+    def __init__(self, path: Path, message: str, line: Optional[int] = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What this machine can do for a target (only for expectations that depend on it)."""
+
+    machine: str
+
+    @staticmethod
+    def here() -> "HostFacts":
+        return HostFacts(machine=platform.machine())
+
+    def host_python(self, version: Tuple[int, int]) -> bool:
+        return _interpreter(version, self.machine)
+
+    def native_build(self, version: Tuple[int, int], target_machine: str,
+                     commands: Sequence[str]) -> bool:
+        return (self.machine == target_machine and _interpreter(version, target_machine)
+                and all(shutil.which(c) for c in commands))
+
+
+@functools.lru_cache(maxsize=None)
+def _interpreter(version: Tuple[int, int], machine: str) -> bool:
+    from lambda_compat.interpreters import find_interpreter
+    return find_interpreter(tuple(version), machine) is not None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation: applies where ``when`` matches; first matching rule wins."""
+
+    verdict: str
+    when: Tuple[Tuple[str, Any], ...] = ()
+    reason: Optional[str] = None
+    detail: Optional[str] = None
+    present: Tuple[str, ...] = ()
+    absent: Tuple[str, ...] = ()
+    versions: Tuple[Tuple[str, str], ...] = ()
+    why: Optional[str] = None
+    line: Optional[int] = None
+
+    def matches(self, target, host: HostFacts, build_requires: Sequence[str]) -> bool:
+        for key, value in self.when:
+            if key == "targets":
+                if not any(_glob_match(target.name, g) for g in value):
+                    return False
+            elif key == "python":
+                if Version(f"{target.python_version[0]}.{target.python_version[1]}") not in \
+                        SpecifierSet(value):
+                    return False
+            elif key == "arch":
+                if target.arch != value:
+                    return False
+            elif key == "native_build":
+                if host.native_build(target.python_version, target.machine,
+                                     build_requires) != value:
+                    return False
+            elif key == "host_python":
+                if host.host_python(target.python_version) != value:
+                    return False
+        return True
+
+    def describe(self) -> str:
+        text = self.verdict + (f" ({self.reason})" if self.reason else "")
+        if self.detail:
+            text += f" mentioning {self.detail!r}"
+        return text
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    description: str
+    requirements: Tuple[str, ...]
+    subject: str
+    rules: Tuple[Rule, ...]
+    targets: Tuple[str, ...] = ("*",)
+    fast: Tuple[str, ...] = ()
+    slow: bool = False
+    build_requires: Tuple[str, ...] = ()
+    needs_paths: Tuple[str, ...] = ()
+    pip: Tuple[Tuple[str, Any], ...] = ()
+    origin: str = "case"          # "case" or "registry"
+
+    def applies_to(self, target_name: str) -> bool:
+        return any(_glob_match(target_name, g) for g in self.targets)
+
+    def is_fast(self, target_name: str) -> bool:
+        return any(_glob_match(target_name, g) for g in self.fast)
+
+    def missing_paths(self) -> List[str]:
+        return [p for p in self.needs_paths if not Path(p).exists()]
+
+    def expectation(self, target, host: HostFacts) -> Rule:
+        for rule in self.rules:
+            if rule.matches(target, host, self.build_requires):
+                return rule
+        raise CaseError(self.path, f"no rule under 'expect' applies to {target.name}; add a "
+                                   f"last rule without 'when' or narrow 'targets'")
+
+    def requirements_text(self) -> str:
+        return "\n".join(self.requirements) + "\n"
+
+    @property
+    def pip_options(self) -> Dict[str, Any]:
+        return dict(self.pip)
+
+
+def _glob_match(target_name: str, pattern: str) -> bool:
+    return pattern == "*" or fnmatch.fnmatchcase(target_name, pattern)
+
+
+# --------------------------------------------------------------------------- loading
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _line_of(node: Optional[yaml.Node], path: Sequence[Any]) -> Optional[int]:
+    """1-based line of the YAML node at ``path`` (or of the deepest ancestor found)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            nxt = node.value[key]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_case(path: Path) -> Case:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseError(path, f"cannot read: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise CaseError(path, f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                        mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise CaseError(path, "a case file is a mapping (schema, description, requirements, "
+                              "expect)", 1)
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data),
+                    key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.path)) or "(top level)"
+        raise CaseError(path, f"{where}: {e.message}", _line_of(node, list(e.path)))
+    requirements = tuple(data["requirements"])
+    names = []
+    for i, line in enumerate(requirements):
+        try:
+            names.append(canonicalize_name(Requirement(line).name))
+        except InvalidRequirement as exc:
+            raise CaseError(path, f"requirements/{i}: {exc}",
+                            _line_of(node, ["requirements", i])) from None
+    subject = canonicalize_name(data.get("subject") or names[0])
+    rules = []
+    for i, raw in enumerate(data["expect"]):
+        when = raw.get("when", {})
+        if "python" in when:
+            try:
+                SpecifierSet(when["python"])
+            except InvalidSpecifier:
+                raise CaseError(path, f"expect/{i}/when/python: {when['python']!r} is not a "
+                                      f"PEP 440 specifier",
+                                _line_of(node, ["expect", i, "when", "python"])) from None
+        for dist, spec in raw.get("versions", {}).items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise CaseError(path, f"expect/{i}/versions/{dist}: {spec!r} is not a PEP 440 "
+                                      f"specifier",
+                                _line_of(node, ["expect", i, "versions", dist])) from None
+        rules.append(Rule(
+            verdict=raw["verdict"], when=tuple(sorted(when.items())),
+            reason=raw.get("reason"), detail=raw.get("detail"),
+            present=tuple(canonicalize_name(n) for n in raw.get("present", ())),
+            absent=tuple(canonicalize_name(n) for n in raw.get("absent", ())),
+            versions=tuple((canonicalize_name(k), v) for k, v in raw.get("versions", {}).items()),
+            why=raw.get("why"), line=_line_of(node, ["expect", i])))
+    return Case(
+        name=path.stem, path=path, description=" ".join(data["description"].split()),
+        requirements=requirements, subject=subject, rules=tuple(rules),
+        targets=tuple(data.get("targets", ["*"])), fast=tuple(data.get("fast", ())),
+        slow=bool(data.get("slow", False)),
+        build_requires=tuple(data.get("build_requires", ())),
+        needs_paths=tuple(data.get("needs_paths", ())),
+        pip=tuple(sorted(data.get("pip", {}).items(), key=lambda kv: kv[0])))
+
+
+def load_cases(directory: Path = CASES_DIR) -> List[Case]:
+    """Every ``*.yaml`` case in ``directory``, sorted by name."""
+    return [load_case(p) for p in sorted(Path(directory).glob("*.yaml"))]
+
+
+# --------------------------------------------------------------------------- registry
+
+def registry_cases(registry: Optional[Path] = None) -> List[Case]:
+    """One case per ``registry/packages/<name>.yaml`` entry, from its evidence.
+
+    Requirement ``name==V`` for the newest version the evidence verified, on the targets the
+    evidence names; expected compatible with the distribution present (the registry claims
+    exactly that). Entries are read raw (their loader validates them; a broken entry is the
+    registry test's failure, reported here as a CaseError naming the file).
+    """
+    root = Path(registry) if registry else ROOT / "registry"
+    out = []
+    for path in sorted((root / "packages").glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise CaseError(path, f"registry entry unreadable: {exc}") from None
+        if not isinstance(data, dict) or "name" not in data:
+            raise CaseError(path, "registry entry without a name")
+        name = canonicalize_name(str(data["name"]))
+        evidence = data.get("evidence") or []
+        versions: List[str] = []
+        targets: List[str] = []
+        for ev in evidence if isinstance(evidence, list) else []:
+            versions += [str(v) for v in ev.get("versions", [])]
+            targets += [str(t) for t in ev.get("targets", [])]
+        if not versions or not targets:
+            raise CaseError(path, "registry entry has no evidence (versions and targets); "
+                                  "every entry must name what was verified")
+        try:
+            newest = max(versions, key=Version)
+        except ValueError:
+            raise CaseError(path, f"evidence versions {versions} are not versions") from None
+        out.append(Case(
+            name=f"registry-{name}", path=path,
+            description=f"registry entry {name} ({data.get('kind', '?')}): "
+                        + " ".join(str(data.get("explanation", "")).split()),
+            requirements=(f"{name}=={newest}",), subject=name,
+            rules=(Rule(verdict="compatible", present=(name,),
+                        versions=((name, f"=={newest}"),)),),
+            targets=tuple(dict.fromkeys(targets)), slow=True, origin="registry"))
+    return out
+
+
+def all_cases(cases_dir: Path = CASES_DIR, registry: Optional[Path] = None) -> List[Case]:
+    cases = load_cases(cases_dir) + registry_cases(registry)
+    seen: Dict[str, Path] = {}
+    for c in cases:
+        if c.name in seen:
+            raise CaseError(c.path, f"case name {c.name!r} also used by {seen[c.name]}")
+        seen[c.name] = c.path
+    return cases
+
+
+def iter_cells(cases: Iterable[Case], targets: Sequence[Any]) -> Iterable[Tuple[Case, Any]]:
+    for case in cases:
+        for target in targets:
+            if case.applies_to(target.name):
+                yield case, target

@@ -1,0 +1,284 @@
+"""The runtime x arch x case grid: text for the terminal, Markdown for GitHub job summaries,
+HTML for the nightly artifact, and a merge of per-job result files into one grid.
+
+A cell shows the verdict lambda-compat gave and the level of proof behind it:
+
+- ``image``: the modules were imported in the runtime's container image;
+- ``rootfs``: imported in a root directory (a lambda-compat stand-in here);
+- ``host``: imported with a local interpreter of the target's version;
+- ``static``: no import ran; the verdict rests on the static check alone. A static cell is
+  never rendered as a passed import.
+
+Command line (the nightly workflow's merge job)::
+
+    python -m compat_tests.grid merge results/*.json --html grid.html --markdown summary.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+RESULTS_VERSION = 1
+ARCHES = ("x86_64", "arm64")
+VERDICT_SHORT = {"compatible": "ok", "incompatible": "INC", "missing": "MISS", "error": "ERR",
+                 None: "?"}
+PROOF_SHORT = {"image": "img", "rootfs": "rfs", "host": "host", "static": "st"}
+
+LEGEND = (
+    "verdict: ok = compatible, INC = incompatible (built, flagged by the static check), "
+    "MISS = missing (nothing could be built), ERR = the tool raised an error.\n"
+    "proof: img = imported in the Lambda image, rfs = imported in a stand-in root, "
+    "host = imported with a local interpreter, st = static only (no import ran; NOT a proven "
+    "import).\n"
+    "! = the cell's test failed, s = skipped, - = the case does not run on this target.")
+
+
+def _runtime_key(runtime: str) -> Tuple[int, ...]:
+    return tuple(int(p) for p in runtime.replace("python", "").split(".") if p.isdigit())
+
+
+def _dimensions(cells: Sequence[dict]) -> Tuple[List[str], List[str], List[str]]:
+    runtimes = sorted({c["runtime"] for c in cells}, key=_runtime_key)
+    arches = [a for a in ARCHES if any(c["arch"] == a for c in cells)]
+    cases = sorted({c["case"] for c in cells})
+    return runtimes, arches, cases
+
+
+def _index(cells: Sequence[dict]) -> Dict[Tuple[str, str, str], dict]:
+    return {(c["case"], c["runtime"], c["arch"]): c for c in cells}
+
+
+def short(cell: Optional[dict]) -> str:
+    if cell is None:
+        return "-"
+    if cell.get("outcome") == "skipped" and cell.get("verdict") is None:
+        return "s"
+    text = f"{VERDICT_SHORT.get(cell.get('verdict'), '?')}·{PROOF_SHORT.get(cell['proof'], '?')}"
+    if cell.get("imported") == "failed":
+        text += "✗"  # the import was observed to fail
+    if cell.get("outcome") == "failed":
+        text = "!" + text
+    return text
+
+
+def describe(cell: dict) -> str:
+    """One line: expected, predicted, observed (the same words as a failure message)."""
+    predicted = cell.get("verdict") or "nothing"
+    if cell.get("reasons"):
+        predicted += f" ({', '.join(cell['reasons'])})"
+    if cell.get("imported") is None:
+        observed = f"no import ({cell.get('backend_note') or 'static only'})"
+    else:
+        observed = f"import {cell['imported']} in {cell['proof']} ({cell.get('backend')})"
+        if cell.get("import_failures"):
+            observed += ": " + "; ".join(cell["import_failures"][:2])
+    return (f"{cell['case']} on {cell['target']}: expected {cell['expected']}; predicted "
+            f"{predicted}; observed {observed}")
+
+
+def counts(cells: Sequence[dict]) -> Dict[str, int]:
+    out = {"cells": len(cells), "failed": 0, "passed": 0, "skipped": 0}
+    for proof in PROOF_SHORT:
+        out[proof] = 0
+    for c in cells:
+        out[c.get("outcome") or "passed"] = out.get(c.get("outcome") or "passed", 0) + 1
+        if c.get("verdict"):
+            out[c["proof"]] += 1
+    return out
+
+
+# --------------------------------------------------------------------------- text
+
+def render_text(cells: Sequence[dict]) -> str:
+    if not cells:
+        return "compat grid: no cells ran."
+    runtimes, arches, cases = _dimensions(cells)
+    idx = _index(cells)
+    width = max(len(c) for c in cases + ["case"])
+    out = []
+    for arch in arches:
+        cols = [short(idx.get((case, rt, arch))) for case in cases for rt in runtimes]
+        colw = max([len(r) for r in runtimes] + [len(c) for c in cols]) + 1
+        out.append(f"{arch}".ljust(width) + "  " + "".join(r.ljust(colw) for r in runtimes))
+        for case in cases:
+            row = [short(idx.get((case, rt, arch))) for rt in runtimes]
+            out.append(case.ljust(width) + "  " + "".join(c.ljust(colw) for c in row).rstrip())
+        out.append("")
+    n = counts(cells)
+    out.append(f"{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
+               f"{n['skipped']} skipped; proof: {n['image']} image, {n['rootfs']} rootfs, "
+               f"{n['host']} host, {n['static']} static only")
+    out.append(LEGEND)
+    failed = [c for c in cells if c.get("outcome") == "failed"]
+    if failed:
+        out.append("")
+        out.append("failed cells:")
+        for c in sorted(failed, key=lambda c: (c["case"], _runtime_key(c["runtime"]),
+                                               c["arch"])):
+            out.append("  " + describe(c))
+            for p in c.get("problems", []):
+                out.append("    - " + p)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- markdown
+
+def render_markdown(cells: Sequence[dict], title: str = "lambda-compat compat matrix") -> str:
+    out = [f"## {title}", ""]
+    if not cells:
+        return "\n".join(out + ["No cells ran."]) + "\n"
+    runtimes, arches, cases = _dimensions(cells)
+    idx = _index(cells)
+    for arch in arches:
+        out.append(f"### {arch}")
+        out.append("")
+        out.append("| case | " + " | ".join(runtimes) + " |")
+        out.append("|---|" + "---|" * len(runtimes))
+        for case in cases:
+            row = [short(idx.get((case, rt, arch))).replace("|", "\\|") for rt in runtimes]
+            out.append(f"| {case} | " + " | ".join(f"`{c}`" if c != "-" else "-"
+                                                    for c in row) + " |")
+        out.append("")
+    n = counts(cells)
+    out.append(f"**{n['cells']} cells**: {n['passed']} passed, {n['failed']} failed, "
+               f"{n['skipped']} skipped. Proof: {n['image']} image, {n['rootfs']} rootfs, "
+               f"{n['host']} host, {n['static']} static only.")
+    out.append("")
+    out.append(LEGEND.replace("\n", "  \n"))
+    failed = [c for c in cells if c.get("outcome") == "failed"]
+    if failed:
+        out.append("")
+        out.append("### Failed cells")
+        out.append("")
+        for c in failed:
+            out.append(f"- {html.escape(describe(c))}")
+            for p in c.get("problems", []):
+                out.append(f"  - {html.escape(p)}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- html
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}
+th,td{border:1px solid #ccc;padding:.25em .5em;font-size:.9em;text-align:center}
+th.case,td.case{text-align:left;font-family:monospace}
+td.ok-proved{background:#c8efc8} td.ok-static{background:#f3f0c2}
+td.inc{background:#f8d3b5} td.miss{background:#e5e5e5} td.err,td.failed{background:#f3a6a6}
+td.skip{color:#888} td.na{color:#bbb}
+.legend{font-size:.85em;color:#444;white-space:pre-line}
+"""
+
+
+def _css_class(cell: Optional[dict]) -> str:
+    if cell is None:
+        return "na"
+    if cell.get("outcome") == "failed":
+        return "failed"
+    if cell.get("outcome") == "skipped" and cell.get("verdict") is None:
+        return "skip"
+    verdict = cell.get("verdict")
+    if verdict == "compatible":
+        return "ok-proved" if cell["proof"] != "static" else "ok-static"
+    return {"incompatible": "inc", "missing": "miss"}.get(verdict or "", "err")
+
+
+def render_html(cells: Sequence[dict], title: str = "lambda-compat compat matrix") -> str:
+    runtimes, arches, cases = _dimensions(cells) if cells else ([], [], [])
+    idx = _index(cells)
+    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for arch in arches:
+        parts.append(f"<h2>{html.escape(arch)}</h2><table><tr><th class=\"case\">case</th>")
+        parts += [f"<th>{html.escape(rt)}</th>" for rt in runtimes]
+        parts.append("</tr>")
+        for case in cases:
+            parts.append(f"<tr><td class=\"case\">{html.escape(case)}</td>")
+            for rt in runtimes:
+                cell = idx.get((case, rt, arch))
+                tip = describe(cell) if cell else "not run on this target"
+                if cell and cell.get("versions"):
+                    tip += "\nbundle: " + ", ".join(f"{k} {v}" for k, v in
+                                                   sorted(cell["versions"].items()))
+                if cell and cell.get("problems"):
+                    tip += "\nproblems: " + "; ".join(cell["problems"])
+                parts.append(f"<td class=\"{_css_class(cell)}\" title=\"{html.escape(tip)}\">"
+                             f"{html.escape(short(cell))}</td>")
+            parts.append("</tr>")
+        parts.append("</table>")
+    n = counts(cells)
+    parts.append(f"<p>{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
+                 f"{n['skipped']} skipped. Proof: {n['image']} image, {n['rootfs']} rootfs, "
+                 f"{n['host']} host, {n['static']} static only.</p>")
+    parts.append(f"<p class=\"legend\">{html.escape(LEGEND)}</p>")
+    parts.append("<h2>Cells</h2><ul>")
+    for c in sorted(cells, key=lambda c: (c["case"], _runtime_key(c["runtime"]), c["arch"])):
+        line = describe(c)
+        if c.get("problems"):
+            line += " — PROBLEMS: " + "; ".join(c["problems"])
+        parts.append(f"<li class=\"{_css_class(c)}\">{html.escape(line)}</li>")
+    parts.append("</ul></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def results_document(cells: Sequence[dict], meta: Optional[dict] = None) -> dict:
+    return {"version": RESULTS_VERSION, "meta": dict(meta or {}), "cells": list(cells)}
+
+
+def load_results(paths: Iterable[Path]) -> List[dict]:
+    """Cells from result files (``--compat-json`` outputs); a later file wins per cell."""
+    merged: Dict[Tuple[str, str], dict] = {}
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{path}: not a compat results file ({exc})")
+        if not isinstance(data, dict) or data.get("version") != RESULTS_VERSION:
+            raise SystemExit(f"{path}: not a compat results file of version {RESULTS_VERSION}")
+        for cell in data.get("cells", []):
+            merged[(cell["case"], cell["target"])] = cell
+    return list(merged.values())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compat_tests.grid",
+                                     description="Merge compat results into one grid.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("merge", help="merge --compat-json result files")
+    m.add_argument("results", nargs="+", type=Path)
+    m.add_argument("--html", type=Path, help="write the HTML grid here")
+    m.add_argument("--markdown", type=Path, help="write the Markdown grid here")
+    m.add_argument("--json", type=Path, help="write the merged results here")
+    m.add_argument("--title", default="lambda-compat compat matrix")
+    args = parser.parse_args(argv)
+    cells = load_results(args.results)
+    if args.html:
+        write_atomic(args.html, render_html(cells, args.title))
+    if args.markdown:
+        write_atomic(args.markdown, render_markdown(cells, args.title))
+    if args.json:
+        write_atomic(args.json, json.dumps(results_document(cells), indent=1, sort_keys=True))
+    print(render_text(cells))
+    return 1 if any(c.get("outcome") == "failed" for c in cells) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

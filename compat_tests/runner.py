@@ -1,0 +1,355 @@
+"""One cell of the matrix: build a case for a target, check it statically, import it, judge.
+
+The three steps use lambda-compat's public API, exactly as a user's tooling would:
+
+1. :func:`lambda_compat.builder.build_dependencies` builds the requirements for the target;
+2. :func:`lambda_compat.verify.check_bundle` judges the bundle statically (the *prediction*);
+3. the strongest dynamic backend available (:func:`lambda_compat.backends.select_backend`)
+   imports every distribution's top-level modules (the *observation*).
+
+:func:`judge` then compares the prediction with the case's expectation and with the
+observation. A cell never claims more proof than it got: without an import its proof is
+``static``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from filelock import FileLock
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from lambda_compat import errors
+from lambda_compat.builder import BuildConfig, build_dependencies
+from lambda_compat.resolve import PipOptions
+from lambda_compat.targets import Target
+from lambda_compat.ui import RecordingUI
+
+from .cases import Case, Rule
+
+#: Proof levels, weakest first (the same words lambda-compat check uses).
+PROOFS = ("static", "host", "rootfs", "image")
+
+#: Reason codes a backend cannot refute by a successful import, because its environment is
+#: more permissive than Lambda for them: every stand-in and the host have a newer glibc and
+#: libstdc++ than the runtime; the host also has libraries (libpq...) Lambda lacks. The real
+#: image refutes all of them.
+#: Whatever the backend, a successful top-level import does not refute these: quotas, a
+#: Requires-Python mismatch or a missing dependency that is only imported lazily.
+_NEVER_REFUTED = {"size-limit", "too-many-layers", "requires-python", "missing-dependency"}
+NOT_REFUTABLE = {
+    "host": _NEVER_REFUTED | {"glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
+                              "missing-system-library"},
+    "rootfs": _NEVER_REFUTED | {"glibc-too-new", "libstdcxx-too-new", "libgcc-too-new"},
+    "image": set(_NEVER_REFUTED),
+}
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """How the suite asks for a dynamic backend (from the command-line options)."""
+
+    requested: str = "auto"            # auto | container | rootfs | host | static
+    run_containers: bool = False       # auto may use the container backend
+    image: Optional[str] = None        # container image override
+    rootfs: Optional[str] = None       # root directory override (default: stand-in roots)
+    engine: Optional[str] = None
+    timeout: float = 180.0
+
+    def order(self) -> Tuple[str, ...]:
+        if self.requested == "auto":
+            return (("container",) if self.run_containers else ()) + ("rootfs", "host")
+        if self.requested == "static":
+            return ()
+        return (self.requested,)
+
+
+@dataclass
+class Cell:
+    """Everything observed for one (case, target); JSON-serialisable for the summary."""
+
+    case: str
+    target: str
+    runtime: str
+    arch: str
+    expected: str
+    expected_verdict: str
+    verdict: Optional[str] = None          # compatible | incompatible | missing | error
+    reasons: List[str] = field(default_factory=list)
+    messages: List[str] = field(default_factory=list)
+    versions: Dict[str, str] = field(default_factory=dict)
+    build_status: Optional[str] = None
+    build_seconds: Optional[float] = None
+    proof: str = "static"
+    backend: Optional[str] = None
+    backend_note: Optional[str] = None     # why no (stronger) backend
+    imported: Optional[str] = None         # ok | failed | error | None (no import)
+    import_failures: List[str] = field(default_factory=list)
+    agreement: Optional[str] = None        # agrees | disagrees | not-refutable | None
+    problems: List[str] = field(default_factory=list)
+    outcome: Optional[str] = None          # passed | failed | skipped (set by the summary)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "Cell":
+        return Cell(**json.loads(text))
+
+    def headline(self) -> str:
+        return (f"case {self.case} on {self.target}: expected {self.expected}; predicted "
+                f"{self.predicted()}; observed {self.observed()}")
+
+    def predicted(self) -> str:
+        if self.verdict is None:
+            return "nothing (the run stopped before a verdict)"
+        return self.verdict + (f" ({', '.join(self.reasons)})" if self.reasons else "")
+
+    def observed(self) -> str:
+        if self.imported is None:
+            return f"no import (static only: {self.backend_note or 'not importable'})"
+        text = f"import {self.imported} in {self.proof} ({self.backend})"
+        if self.import_failures:
+            text += ": " + "; ".join(self.import_failures[:3])
+        return text
+
+
+# --------------------------------------------------------------------------- steps
+
+def _pip_options(case: Case) -> PipOptions:
+    opts = case.pip_options
+    return PipOptions(index_url=opts.get("index_url"),
+                      extra_index_urls=tuple(opts.get("extra_index_urls", ())),
+                      find_links=tuple(opts.get("find_links", ())),
+                      isolated=bool(opts.get("isolated", False)))
+
+
+def _build_error_code(exc: errors.LambdaCompatError) -> str:
+    """Reason code of a build that raised instead of reporting (resolution-level failures)."""
+    code = getattr(exc, "reason_code", None)
+    if code:
+        return str(code)
+    if "requires a different Python" in str(exc):
+        return "requires-python"
+    return "unresolvable"
+
+
+def build(case: Case, target: Target, work: Path, cache_dir: Path, cell: Cell,
+          lock_dir: Path) -> Optional[Path]:
+    """Build the case for the target into ``work/bundle``; None when nothing was built."""
+    reqs = work / "requirements.txt"
+    reqs.write_text(case.requirements_text(), encoding="utf-8")
+    bundle = work / "bundle"
+    config = BuildConfig(cache_dir=cache_dir, pip=_pip_options(case))
+    ui = RecordingUI()
+    # Both architectures of one runtime may build the same sdist with the same interpreter
+    # (the compiler-less fallback); the builder's per-key staging directory is not safe for
+    # two processes at once, so one case and runtime build at a time across workers.
+    lock = FileLock(str(lock_dir / f"build-{case.name}-{target.runtime}.lock"))
+    started = time.monotonic()
+    try:
+        with lock:
+            report = build_dependencies(bundle, reqs, target.runtime, ui=ui, config=config,
+                                        architecture=target.arch)
+    except errors.DependenciesMissing as exc:
+        cell.build_seconds = round(time.monotonic() - started, 1)
+        cell.build_status = "unresolvable"
+        cell.verdict = "missing"
+        cell.reasons = [_build_error_code(exc)]
+        cell.messages = [str(exc).splitlines()[0]]
+        return None
+    cell.build_seconds = round(time.monotonic() - started, 1)
+    cell.build_status = report.status
+    for d in report.distributions:
+        if d.ok and d.version:
+            cell.versions[canonicalize_name(d.name)] = d.version
+    if not report.ok:
+        cell.verdict = "missing"
+        missing = report.missing
+        subject = [m for m in missing if canonicalize_name(m.name) == case.subject]
+        first = (subject or missing)[0]
+        cell.reasons = [first.reason_code or "missing"]
+        cell.messages = [f"{m.name} {m.version or ''}: {m.reason}" for m in missing]
+        return None
+    return bundle
+
+
+def static_check(bundle: Path, target: Target, cell: Cell):
+    from lambda_compat.verify import check_bundle
+    report = check_bundle(bundle, [], target)
+    errs = report.errors
+    cell.verdict = "compatible" if report.ok else "incompatible"
+    cell.reasons = sorted({f.code for f in errs})
+    cell.messages = [f"{f.distribution}: {f.message}" for f in errs]
+    # versions as the bundle really holds them (dist-info), overriding the build report
+    for d in report.distributions:
+        cell.versions[canonicalize_name(d.name)] = d.version
+    return report
+
+
+def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendChoice,
+                  cell: Cell) -> None:
+    """Import with the strongest backend available; records proof and outcome in ``cell``."""
+    from lambda_compat import backends
+    notes = []
+    backend = None
+    for name in choice.order():
+        try:
+            image = None
+            if name == "container":
+                image, note = container_image(choice, target)
+                if note:
+                    notes.append(note)
+            backend = backends.select_backend(
+                target, name, image=image,
+                rootfs=(choice.rootfs or "standin") if name == "rootfs" else None,
+                engine=choice.engine)
+        except errors.EnvironmentProblem as exc:
+            notes.append(f"{name}: {str(exc).splitlines()[0]}")
+            continue
+        if backend is not None:
+            break
+    if backend is None:
+        cell.backend_note = "; ".join(notes) if notes else "static backend requested"
+        return
+    modules = static_report.modules()
+    if not modules:
+        cell.backend_note = "nothing to import"
+        return
+    result = backend.import_modules(bundle, [], modules, timeout=choice.timeout)
+    cell.backend = result.backend
+    if result.error is not None:
+        cell.imported = "error"
+        cell.proof = "static"
+        cell.backend_note = f"{result.proof} backend failed to run: {result.error}"
+        return
+    cell.proof = result.proof
+    cell.imported = "ok" if result.ok else "failed"
+    cell.import_failures = [f"{o.module}: {o.error}" for o in result.failures]
+
+
+def container_image(choice: BackendChoice, target: Target) -> Tuple[str, Optional[str]]:
+    """(image reference, note) for the container backend on ``target``.
+
+    ``pinned``: the runtime's public image at the digest registry/runtimes.yaml records (the
+    refresh-runtimes workflow keeps it current); without a digest the tag is used and the
+    note says the image was not pinned. ``standin``: the stand-in image made from the
+    stand-in root (no pull). Anything else is an image reference used as given.
+    """
+    if choice.image in (None, "pinned"):
+        facts = target.facts
+        if facts is not None and facts.image_digest:
+            return f"{facts.image}@{facts.image_digest}", None
+        image = facts.image if facts is not None else ""
+        return image, f"{image} is not pinned: registry/runtimes.yaml has no digest for it"
+    if choice.image == "standin":
+        from lambda_compat import standin
+        root = standin.ensure_standin(target)
+        return standin.ensure_standin_image(root, engine=choice.engine or "podman"), None
+    return choice.image, None
+
+
+# --------------------------------------------------------------------------- judging
+
+def judge(case: Case, rule: Rule, cell: Cell) -> List[str]:
+    """Problems with the cell: (a) expectation vs prediction, (b) prediction vs import."""
+    problems: List[str] = []
+    if cell.verdict != rule.verdict:
+        problems.append(f"verdict {cell.verdict} != expected {rule.verdict}")
+    elif rule.reason and rule.reason not in cell.reasons:
+        problems.append(f"reason {', '.join(cell.reasons) or '(none)'} != expected "
+                        f"{rule.reason}")
+    if rule.detail and cell.verdict == rule.verdict and \
+            not any(rule.detail in m for m in cell.messages):
+        problems.append(f"no finding mentions {rule.detail!r}: {cell.messages[:3]}")
+    for name in rule.present:
+        if name not in cell.versions:
+            problems.append(f"{name} is not in the bundle (bundle: "
+                            f"{', '.join(sorted(cell.versions)) or 'empty'})")
+    for name in rule.absent:
+        if name in cell.versions:
+            problems.append(f"{name} {cell.versions[name]} is in the bundle but must not be")
+    for name, spec in rule.versions:
+        have = cell.versions.get(name)
+        if have is None:
+            problems.append(f"{name} is not in the bundle (expected {spec})")
+            continue
+        try:
+            ok = Version(have) in SpecifierSet(spec)
+        except InvalidVersion:
+            ok = False
+        if not ok:
+            problems.append(f"{name} {have} does not satisfy {spec}")
+    problems += agreement(cell)
+    return problems
+
+
+def agreement(cell: Cell) -> List[str]:
+    """(b): where an import ran, the prediction must agree with it."""
+    if cell.imported not in ("ok", "failed") or cell.verdict not in ("compatible",
+                                                                       "incompatible"):
+        cell.agreement = None
+        return []
+    if cell.verdict == "compatible":
+        if cell.imported == "ok":
+            cell.agreement = "agrees"
+            return []
+        cell.agreement = "disagrees"
+        return [f"predicted compatible but the import failed in {cell.proof}: "
+                f"{'; '.join(cell.import_failures[:3])}"]
+    # predicted incompatible
+    if cell.imported == "failed":
+        cell.agreement = "agrees"
+        return []
+    permissive = NOT_REFUTABLE.get(cell.proof, set())
+    if cell.reasons and set(cell.reasons) <= permissive:
+        cell.agreement = "not-refutable"
+        return []
+    cell.agreement = "disagrees"
+    return [f"predicted incompatible ({', '.join(cell.reasons)}) but every module imported in "
+            f"{cell.proof} ({cell.backend})"]
+
+
+def run_cell(case: Case, target: Target, rule: Rule, *, work: Path, cache_dir: Path,
+             lock_dir: Path, choice: BackendChoice) -> Cell:
+    started = time.monotonic()
+    cell = Cell(case=case.name, target=target.name, runtime=target.runtime, arch=target.arch,
+                expected=rule.describe(), expected_verdict=rule.verdict)
+    try:
+        bundle = build(case, target, work, cache_dir, cell, lock_dir)
+        if bundle is not None:
+            report = static_check(bundle, target, cell)
+            dynamic_check(report, bundle, target, choice, cell)
+        else:
+            cell.backend_note = "nothing was built"
+    except errors.LambdaCompatError as exc:
+        cell.verdict = "error"
+        cell.reasons = [type(exc).__name__]
+        cell.messages = [str(exc)]
+    cell.problems = judge(case, rule, cell)
+    cell.seconds = round(time.monotonic() - started, 1)
+    return cell
+
+
+def failure_message(case: Case, cell: Cell) -> str:
+    lines = [cell.headline(), f"  case file: {case.path}"]
+    lines += [f"  - {p}" for p in cell.problems]
+    if cell.messages:
+        lines.append("  tool said:")
+        lines += [f"    {m}" for m in cell.messages[:6]]
+    return "\n".join(lines)
+
+
+def describe_modules(pairs: Sequence[Tuple[str, str]]) -> str:
+    return ", ".join(f"{d}:{m}" for d, m in pairs)
+
+
+def as_dict(cell: Cell) -> Dict[str, Any]:
+    return asdict(cell)
