@@ -147,9 +147,11 @@ class TargetResult:
         if self.dynamic is not None:
             d = self.dynamic
             dyn = {"backend": d.backend, "proof": d.proof, "python": d.python,
-                   "error": d.error,
+                   "error": d.error, "standin": getattr(d, "standin", None),
                    "imports": [{"distribution": o.distribution, "module": o.module,
-                                "ok": o.ok, "error": o.error} for o in d.outcomes]}
+                                "ok": o.ok, "error": o.error,
+                                "reason": getattr(o, "reason", None)}
+                               for o in _all_outcomes(d)]}
         build = None
         if self.build is not None:
             b = self.build
@@ -400,9 +402,18 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     if _backends is None:
         result.notes.append("static proof only: the dynamic backends are not installed")
         return
-    backend = _backends.select_backend(t, options.backend, image=options.image,
-                                       rootfs=options.rootfs, python=options.python,
-                                       engine=options.engine)
+    try:
+        backend = _backends.select_backend(t, options.backend, image=options.image,
+                                           rootfs=options.rootfs, python=options.python,
+                                           engine=options.engine)
+    except errors.BadInput:
+        raise
+    except errors.EnvironmentProblem as exc:
+        # an explicitly requested backend that cannot run for this target: say so, keep the
+        # static verdict, exit 3 once every target is reported
+        result.environment_problem = str(exc)
+        result.notes.append(f"static proof only: {exc.message}")
+        return
     if backend is None:
         result.notes.append(f"static proof only: no backend can run {t.name} here "
                             f"(see --backend, --rootfs, --image, --python)")
@@ -424,22 +435,21 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
             result.environment_problem = msg
         return
     result.proof = dyn.proof
+    if getattr(dyn, "standin", None):
+        result.notes.append(f"the {dyn.proof} proof ran in a stand-in ({dyn.standin}), not in "
+                            f"the runtime's own image: it proves less than the real image")
     static_errors: Dict[str, List[Finding]] = {}
     for f in static.findings:
         if f.severity == "error":
             static_errors.setdefault(f.distribution, []).append(f)
-    failed_dists = set()
-    for o in dyn.outcomes:
+    for o in _all_outcomes(dyn):
         if o.ok:
             continue
-        failed_dists.add(o.distribution)
-        first_line = (o.error or "failed").strip().splitlines()
-        detail = first_line[-1] if first_line else "failed"
+        detail = _one_line(o.error)
         result.findings.append(Finding(
             "import-failed", o.distribution, None,
             f"import {o.module} failed in the {dyn.proof} proof: {detail}",
-            "Read the error: a missing module is a missing dependency; a missing .so is a "
-            "system library to ship in lib/; a symbol error is an ABI/glibc mismatch."))
+            _import_fix(o)))
         if o.distribution not in static_errors:
             result.disagreements.append(Disagreement(
                 o.distribution, o.module, "ok", "failed",
@@ -454,3 +464,31 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
                 f"{dist} imported in the {dyn.proof} proof, but the static check found "
                 f"{codes}; that environment is not the Lambda image (different libraries, "
                 f"newer glibc), so the static finding stands"))
+
+
+def _all_outcomes(dyn) -> List[Any]:
+    """Module outcomes plus the handler check, when there was one."""
+    out = list(dyn.outcomes)
+    handler = getattr(dyn, "handler", None)
+    if handler is not None:
+        out.append(handler)
+    return out
+
+
+def _one_line(error: Optional[str]) -> str:
+    lines = [l for l in (error or "failed").strip().splitlines() if l.strip()]
+    return lines[-1] if lines else "failed"
+
+
+def _import_fix(o) -> str:
+    text = o.error or ""
+    if "cannot open shared object file" in text:
+        return ("A shared library is missing: ship it in the bundle's lib/ directory (or a "
+                "layer's lib/), or use a wheel that bundles it.")
+    if "No module named" in text:
+        return "A module is missing: add the distribution that provides it to the requirements."
+    if "GLIBC" in text or "undefined symbol" in text or "version `" in text:
+        return "A binary needs newer system libraries: use wheels built for the runtime."
+    if getattr(o, "reason", None) == "timeout":
+        return "The import did not finish in time (--timeout); it may wait on the network."
+    return "Read the error; the import ran in an environment like the runtime's."

@@ -95,9 +95,16 @@ def render_text(report: CheckReport, colour: bool) -> str:
         line += _pad(t.verdict, w, paint(t.verdict, _COLOUR[t.verdict]))
     out.append(paint(line.rstrip(), "1") if not colour else line.rstrip())
     line = "proof".ljust(first)
+    standins = False
     for t, w in zip(targets, widths):
-        line += _PROOF_TEXT.get(t.proof, t.proof).ljust(w)
+        text = _PROOF_TEXT.get(t.proof, t.proof)
+        if t.proof != "static" and getattr(t.dynamic, "standin", None):
+            text += "*"
+            standins = True
+        line += text.ljust(w)
     out.append(line.rstrip())
+    if standins:
+        out.append(paint("* in a stand-in root/image, not the runtime's own image", "2"))
 
     groups = _group_findings(targets)
     if groups:
