@@ -877,12 +877,14 @@ def _host_candidate(target: Target, python: Optional[str]):
     return HostBackend(target, interp), None
 
 
-def _candidates(target: Target, image, rootfs, python, engine):
-    return [
-        ("container",) + _container_candidate(target, image, engine),
-        ("rootfs",) + _rootfs_candidate(target, rootfs),
-        ("host",) + _host_candidate(target, python),
-    ]
+def _candidates(target: Target, image, rootfs, python, engine, only: Optional[str] = None):
+    """(name, backend or None, why-not), strongest first; lazily, so "host" never asks docker."""
+    makers = (("container", lambda: _container_candidate(target, image, engine)),
+              ("rootfs", lambda: _rootfs_candidate(target, rootfs)),
+              ("host", lambda: _host_candidate(target, python)))
+    for name, make in makers:
+        if only is None or name == only:
+            yield (name,) + make()
 
 
 def available_backends(target: Target, *, image: Optional[str] = None,
@@ -910,7 +912,8 @@ def select_backend(target: Target, requested: str = "auto", *, image: Optional[s
                               hint=f"Choose one of: {', '.join(REQUESTS)}.")
     if requested == "static":
         return None
-    candidates = _candidates(target, image, rootfs, python, engine)
+    candidates = _candidates(target, image, rootfs, python, engine,
+                             only=None if requested == "auto" else requested)
     if requested == "auto":
         for _, backend, _ in candidates:
             if backend is None:
