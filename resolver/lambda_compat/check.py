@@ -485,6 +485,10 @@ def _import_fix(o) -> str:
     if "cannot open shared object file" in text:
         return ("A shared library is missing: ship it in the bundle's lib/ directory (or a "
                 "layer's lib/), or use a wheel that bundles it.")
+    if f"No module named '{o.module}." in text:
+        return ("A submodule of the package itself is missing on this runtime: usually an "
+                "extension module built for another Python version or architecture; install "
+                "the package built for the target.")
     if "No module named" in text:
         return "A module is missing: add the distribution that provides it to the requirements."
     if "GLIBC" in text or "undefined symbol" in text or "version `" in text:

@@ -106,7 +106,7 @@ class StaticReport:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
+    return f"{n / 1048576:.1f} MiB"
 
 
 def _v(v: Sequence[int]) -> str:
@@ -119,9 +119,9 @@ class StaticChecker:
     def __init__(self, bundle: Bundle, *, empty_is_error: bool = True) -> None:
         self.bundle = bundle
         bundle.read_all_elf()
-        self._common = tuple(self._bundle_findings(empty_is_error))
         self._size_parts = self._size_parts_by_group()
         self._lib_index = self._library_index()
+        self._common = tuple(self._bundle_findings(empty_is_error))
 
     # -- bundle-wide -----------------------------------------------------------------------
     def _bundle_findings(self, empty_is_error: bool) -> Iterable[Finding]:
@@ -136,10 +136,11 @@ class StaticChecker:
             yield Finding(
                 "size-limit", "(bundle)", None,
                 f"Unzipped, the function and its layers take {_mb(total)}; Lambda allows "
-                f"{_mb(UNZIPPED_LIMIT)} (250 MB) in total.",
+                f"{_mb(UNZIPPED_LIMIT)} in total. Largest: "
+                + ", ".join(f"{n} {_mb(b)}" for n, b in self.size_info().largest[:5]) + ".",
                 "Remove what the function does not import (tests, docs, other platforms' "
-                "files), split heavy dependencies into a container image function, or use a "
-                "smaller alternative; the largest distributions are listed with the sizes.")
+                "files), move heavy dependencies to a container image function, or use "
+                "smaller alternatives.")
         zips = [("the deployment zip", b.zip_bytes)] + [
             (label, z) for label, z in zip(b.layer_labels, b.layer_zip_bytes)]
         for label, z in zips:
@@ -147,9 +148,9 @@ class StaticChecker:
                 yield Finding(
                     "size-limit", "(bundle)", None,
                     f"{label[0].upper() + label[1:]} is {_mb(z)}; a direct upload to Lambda is "
-                    f"limited to {_mb(ZIP_LIMIT)} (50 MB).",
+                    f"limited to {_mb(ZIP_LIMIT)}.",
                     "Upload it through S3 (aws lambda update-function-code --s3-bucket ...), "
-                    "which allows up to the 250 MB unzipped limit.", severity="warning")
+                    "which allows up to the 250 MiB unzipped limit.", severity="warning")
         if len(b.layer_dirs) > MAX_LAYERS:
             yield Finding("too-many-layers", "(bundle)", None,
                           f"{len(b.layer_dirs)} layers given; a function can use at most "
