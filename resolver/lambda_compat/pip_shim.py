@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import os
+import re
 import shutil
 import sys
 import traceback
-from typing import Any
+import urllib.parse
+from typing import Any, Callable
 
 
 _EVENTS: Any = None
@@ -120,6 +121,65 @@ def _all_links(finder: Any, project: str) -> list[dict[str, Any]]:
     return links
 
 
+_ANCHOR = re.compile(rb"<a\b[^>]*>.*?</a\s*>(?:\s*<br\s*/?>)?", re.IGNORECASE | re.DOTALL)
+_HREF = re.compile(rb"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+
+
+def _tag_filter(tags: frozenset) -> Callable[[str], bool]:
+    """``fits(filename)``: False only for a wheel none of whose tags is in ``tags``."""
+    seen: dict = {}
+
+    def fits(filename: str) -> bool:
+        name = filename.lower()
+        if "%" in name:
+            name = urllib.parse.unquote(name)
+        if not name.endswith(".whl"):
+            return True
+        parts = name[:-4].split("-")
+        if len(parts) not in (5, 6):
+            return True  # not a valid wheel name: let pip judge (and report) it
+        key = "-".join(parts[-3:])
+        if key not in seen:
+            pys, abis, plats = (p.split(".") for p in parts[-3:])
+            seen[key] = any(f"{i}-{a}-{p}" in tags for i in pys for a in abis for p in plats)
+        return seen[key]
+
+    return fits
+
+
+def prefilter_page(content: bytes, content_type: str, tags: frozenset) -> bytes:
+    """An index page without the wheels the target cannot use.
+
+    pip would evaluate and reject each of them anyway (their tags are not in the target's
+    list); a project like numpy lists thousands, and turning each anchor into a Link and
+    evaluating it is most of a cold resolution's CPU time. Everything that is not a wheel with
+    unsupported tags (sdists, malformed names, anchors without href) is kept untouched.
+    """
+    fits = _tag_filter(tags)
+    if content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
+        data = json.loads(content)
+        files = data.get("files")
+        if isinstance(files, list):
+            data["files"] = [f for f in files if not isinstance(f, dict)
+                             or fits(str(f.get("filename", "")))]
+        return json.dumps(data).encode("utf-8")
+
+    def keep(match: "re.Match[bytes]") -> bytes:
+        anchor = match.group(0)
+        if b".whl" not in anchor:
+            return anchor
+        if anchor.lower().count(b"<a") > 1:
+            return anchor  # an anchor left unclosed: not sure which href is whose
+        href = _HREF.search(anchor)
+        if href is None:
+            return anchor
+        url = (href.group(1) or href.group(2) or href.group(3) or b"").decode("utf-8", "replace")
+        filename = url.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1]
+        return anchor if fits(filename) else b""
+
+    return _ANCHOR.sub(keep, content)
+
+
 def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
     from pip._internal.cli import cmdoptions
     from pip._internal.models.target_python import TargetPython
@@ -143,6 +203,23 @@ def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
     TargetPython.get_unsorted_tags = lambda self: set(tag_set)  # type: ignore[method-assign]
 
     cmdoptions.check_dist_restriction = lambda options, check_target=False: None
+
+    # The finder sees index pages without the wheels the target cannot use (see
+    # prefilter_page); diagnosis (_all_links) still reads the whole page.
+    import dataclasses
+    from pip._internal.index import package_finder
+
+    tag_strings = frozenset(str(t) for t in tags)
+    original_parse = package_finder.parse_links
+
+    def parse_target_links(page: Any) -> Any:
+        try:
+            content = prefilter_page(page.content, page.content_type, tag_strings)
+        except ValueError:  # not JSON after all: pip reports it as it would
+            return original_parse(page)
+        return original_parse(dataclasses.replace(page, content=content))
+
+    package_finder.parse_links = parse_target_links
 
     # pip's wheel cache holds wheels built for the host; never substitute them.
     pip_cache.WheelCache.get_cache_entry = lambda self, *a, **k: None  # type: ignore

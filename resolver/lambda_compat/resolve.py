@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -239,8 +240,12 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     try:
         with open(log_path, "w", encoding="utf-8") as log:
+            profile = os.environ.get("LAMBDA_COMPAT_PROFILE_DIR")  # benchmarks/README.md
+            prof = (["-m", "cProfile", "-o",
+                     str(Path(profile) / f"pip-{target.runtime}-{target.arch}-"
+                         f"{os.getpid()}-{time.monotonic_ns()}.prof")] if profile else [])
             proc = subprocess.run(
-                [sys.executable, "-m", "lambda_compat.pip_shim", str(spec_path)],
+                [sys.executable, *prof, "-m", "lambda_compat.pip_shim", str(spec_path)],
                 cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )

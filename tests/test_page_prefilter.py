@@ -1,0 +1,93 @@
+"""The index-page prefilter drops exactly the wheels pip would reject for the target."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from packaging.utils import parse_wheel_filename
+from pip._internal.index.collector import IndexContent, parse_links
+from pip._internal.models.wheel import Wheel
+from pip._vendor.packaging.tags import Tag as PipTag
+
+from lambda_compat.builder import get_target
+from lambda_compat.pip_shim import prefilter_page
+from lambda_compat.targets import Target
+
+
+PYS = ["cp38", "cp311", "cp312", "py3", "py2", "pp310"]
+ABIS = ["cp311", "cp312", "abi3", "none", "cp38"]
+PLATS = ["manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux_2_28_x86_64",
+         "manylinux_2_17_aarch64", "musllinux_1_1_x86_64", "win_amd64", "any",
+         "macosx_11_0_arm64", "linux_x86_64"]
+
+
+def _name(pys, abis, plats, build=None) -> str:
+    parts = ["pkg", "1.0"] + ([build] if build else []) + [
+        ".".join(pys), ".".join(abis), ".".join(plats)]
+    return "-".join(parts) + ".whl"
+
+
+wheel_names = st.builds(
+    _name, st.lists(st.sampled_from(PYS), min_size=1, max_size=2, unique=True),
+    st.lists(st.sampled_from(ABIS), min_size=1, max_size=2, unique=True),
+    st.lists(st.sampled_from(PLATS), min_size=1, max_size=3, unique=True),
+    st.sampled_from([None, "1", "2abc"]))
+
+TARGETS = [get_target("python3.11", "x86_64"), get_target("python3.12", "arm64")]
+
+
+def _html(filenames) -> bytes:
+    rows = [f'<a href="../../files/{n}#sha256=00" data-requires-python="&gt;=3.8">{n}</a><br/>'
+            for n in filenames]
+    return ("<!DOCTYPE html><html><body>\n" + "\n".join(rows) + "\n</body></html>").encode()
+
+
+def _pip_accepts(filename: str, target: Target) -> bool:
+    # pip's own judgement, with the target's tags as the shim hands them to pip.
+    return Wheel(filename).supported([PipTag(*t.split("-")) for t in target.tag_strings])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(wheel_names, max_size=12), st.sampled_from(TARGETS))
+def test_html_page_keeps_exactly_what_pip_would_accept(names, target):
+    names = list(dict.fromkeys(names)) + ["pkg-1.0.tar.gz"]
+    tags = frozenset(str(t) for t in target.tags)
+    page = IndexContent(_html(names), "text/html", "utf-8", "https://index.invalid/simple/pkg/")
+    kept = [link.filename for link in parse_links(
+        IndexContent(prefilter_page(page.content, page.content_type, tags), "text/html", "utf-8",
+                     page.url))]
+    expected = [link.filename for link in parse_links(page)
+                if not link.is_wheel or _pip_accepts(link.filename, target)]
+    assert kept == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(wheel_names, max_size=10), st.sampled_from(TARGETS))
+def test_json_page_keeps_exactly_what_pip_would_accept(names, target):
+    names = list(dict.fromkeys(names)) + ["pkg-1.0.tar.gz"]
+    tags = frozenset(str(t) for t in target.tags)
+    doc = {"meta": {"api-version": "1.1"}, "name": "pkg",
+           "files": [{"filename": n, "url": f"https://files.invalid/{n}", "hashes": {}}
+                     for n in names]}
+    out = json.loads(prefilter_page(json.dumps(doc).encode(),
+                                    "application/vnd.pypi.simple.v1+json", tags))
+    assert [f["filename"] for f in out["files"]] == [
+        n for n in names if not n.endswith(".whl") or _pip_accepts(n, target)]
+    assert out["meta"] == doc["meta"]
+
+
+def test_unusual_anchors_are_left_for_pip():
+    tags = frozenset(str(t) for t in get_target("python3.11", "x86_64").tags)
+    html = (b'<a href="a-1-cp39-cp39-win32.whl">a-1-cp39-cp39-win32.whl'   # unclosed
+            b'<a href="a-1-py3-none-any.whl">a-1-py3-none-any.whl</a>'
+            b"<a name='x'>no href</a>"
+            b"<a href=a-1-cp39-cp39-win_amd64.whl>unquoted</a>"
+            b'<a href="not-a-wheel-name.whl">bad</a>')
+    out = prefilter_page(html, "text/html", tags)
+    assert b"a-1-py3-none-any.whl" in out and b"no href" in out
+    assert b"a-1-cp39-cp39-win32.whl" in out          # kept: unclosed anchor, ambiguous
+    assert b"win_amd64" not in out                    # unquoted href still judged
+    assert b"not-a-wheel-name.whl" in out             # malformed: pip reports it
+    assert parse_wheel_filename("a-1-py3-none-any.whl")
