@@ -360,3 +360,18 @@ def test_missing_file(tmp_path):
 def test_not_a_mapping(tmp_path):
     with pytest.raises(RegistryError, match="is not of type 'object'"):
         load_runtimes(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_shipped_schemas_are_valid_json_schemas():
+    import json
+
+    import jsonschema
+
+    from lambda_compat.runtimes import registry_dir
+
+    schemas = sorted((registry_dir() / "schema").glob("*.json"))
+    schemas += sorted((pathlib.Path(__file__).resolve().parent.parent / "resolver" / "lambda_compat"
+                       / "schemas").glob("*.json"))
+    assert len(schemas) >= 3
+    for path in schemas:
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
