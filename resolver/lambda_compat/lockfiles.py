@@ -270,10 +270,12 @@ class _Reader:
     def finish(self, pins: Sequence[Pin], dev: Iterable[str], by_marker: Iterable[str]
                ) -> LockSelection:
         chosen = {canonicalize_name(p.name) for p in pins}
-        dev_only = sorted({d for d in dev if canonicalize_name(d) not in chosen},
-                          key=canonicalize_name)
         marker_only = sorted({d for d in by_marker if canonicalize_name(d) not in chosen},
                              key=canonicalize_name)
+        # In the default set but not for this target -> "marker", even if a dev group has it.
+        skip = chosen | {canonicalize_name(d) for d in marker_only}
+        dev_only = sorted({d for d in dev if canonicalize_name(d) not in skip},
+                          key=canonicalize_name)
         unhashed = [p.name for p in pins if not p.hashes]
         if pins and unhashed:
             self.warnings.append(
@@ -332,7 +334,7 @@ class _Pipfile(_Reader):
                 by_marker.append(name)
                 continue
             pins.append(self._pin(name, entry, marker))
-        dev = [n for n, e in (data.get("develop") or {}).items()]
+        dev = list(data.get("develop") or {})
         for section, entries in data.items():
             if section not in ("_meta", "default", "develop") and isinstance(entries, dict):
                 dev += list(entries)  # custom Pipfile categories: not installed by default
@@ -445,8 +447,14 @@ class _Poetry(_Reader):
                 chosen.add(canonicalize_name(p["name"]))
                 pins.append(self._pin(p, None, tuple(sorted(via[_pkey(p)]))))
         rest = [p["name"] for p in packages if canonicalize_name(p["name"]) not in chosen]
-        main_names = {canonicalize_name(p["name"]) for p in packages
-                      if p.get("category", "main") == "main"} if self._categories else set()
+        # What the main dependencies reach on some target (markers ignored): left out here
+        # because of a marker; the rest is development-only.
+        main_names = _reach({canonicalize_name(n) for n, _ in roots}, lambda n: [
+            d for p in self.packages.get(n, ()) for d, spec in (p.get("dependencies") or {})
+            .items() if not (isinstance(spec, dict) and spec.get("optional"))])
+        if self._categories:
+            main_names |= {canonicalize_name(p["name"]) for p in packages
+                           if p.get("category", "main") == "main"}
         dev = [n for n in rest if canonicalize_name(n) not in main_names]
         by_marker = [n for n in rest if canonicalize_name(n) in main_names]
         return self.finish(pins, dev, by_marker)
@@ -567,6 +575,19 @@ class _Poetry(_Reader):
             reference = src.get("url")
         return Pin(name=p["name"], version=str(p["version"]), hashes=hashes, marker=marker,
                    reference=reference, via=via)
+
+
+def _reach(start: Set[str], edges) -> Set[str]:
+    """Canonical names reachable from ``start`` through ``edges(name) -> names``."""
+    seen: Set[str] = set()
+    stack = list(start)
+    while stack:
+        n = canonicalize_name(stack.pop())
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(edges(n))
+    return seen
 
 
 def _pkey(p: dict) -> Tuple[str, str]:
@@ -693,36 +714,19 @@ class _Uv(_Reader):
             if id(p) in active and id(p) not in root_ids:
                 pins.append(self._pin(p, tuple(sorted(via[id(p)]))))
         chosen = {canonicalize_name(p["name"]) for p in packages if id(p) in active}
-        dev_names: Set[str] = set()
-        for r in roots:
-            for group in (r.get("dev-dependencies") or {}).values():
-                for edge in group or ():
-                    if isinstance(edge, dict) and "name" in edge:
-                        dev_names.add(canonicalize_name(edge["name"]))
         rest = [p["name"] for p in packages if canonicalize_name(p["name"]) not in chosen
                 and id(p) not in root_ids]
-        # Reachable only through development groups -> dev; otherwise filtered by a marker.
-        dev_reach = self._reach(dev_names)
-        dev = [n for n in rest if canonicalize_name(n) in dev_reach]
-        by_marker = [n for n in rest if canonicalize_name(n) not in dev_reach]
+        # What the project's dependencies reach on some target (markers ignored): left out
+        # here because of a marker; the rest only comes with development groups.
+        main_names = _reach(
+            {canonicalize_name(e["name"]) for r in roots for e in r.get("dependencies") or ()
+             if isinstance(e, dict) and "name" in e},
+            lambda n: [e["name"] for p in self.by_name.get(n, ())
+                       for e in p.get("dependencies") or () if isinstance(e, dict)
+                       and "name" in e])
+        dev = [n for n in rest if canonicalize_name(n) not in main_names]
+        by_marker = [n for n in rest if canonicalize_name(n) in main_names]
         return self.finish(pins, dev, by_marker)
-
-    def _reach(self, names: Set[str]) -> Set[str]:
-        seen, stack = set(), list(names)
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            for p in self.by_name.get(n, ()):
-                for e in p.get("dependencies") or ():
-                    if isinstance(e, dict) and "name" in e:
-                        stack.append(canonicalize_name(e["name"]))
-                for group in (p.get("optional-dependencies") or {}).values():
-                    for e in group or ():
-                        if isinstance(e, dict) and "name" in e:
-                            stack.append(canonicalize_name(e["name"]))
-        return seen
 
     def _resolve_edge(self, parent: dict, edge: dict) -> dict:
         candidates = self.by_name.get(canonicalize_name(edge["name"]))
@@ -809,10 +813,9 @@ class _Pylock(_Reader):
             marker = p.get("marker")
             if self.marker(marker, p["name"], lock_file=True, groups=groups):
                 pins.append(self._pin(p, marker))
-            elif marker and "dependency_groups" in marker and self.marker(
-                    marker, p["name"], lock_file=True,
-                    groups=[str(g) for g in data.get("dependency-groups") or ()]):
-                dev.append(p["name"])   # selected only with a non-default group
+            elif marker and "dependency_groups" in marker and not any(
+                    re.search(rf"['\"]{re.escape(g)}['\"]", marker) for g in groups):
+                dev.append(p["name"])   # gated on a dependency group that is not a default
             else:
                 by_marker.append(p["name"])
             if p.get("index"):
