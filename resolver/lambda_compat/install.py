@@ -20,12 +20,27 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import errors
 
 INSTALLER = b"lambda-compat\n"
-_WRITE_LOCK = threading.Lock()
+
+
+class _Claims:
+    """Which thread writes which path (the first to claim it), and when it is written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: Dict[str, threading.Event] = {}
+
+    def claim(self, path: str) -> Tuple[bool, threading.Event]:
+        with self._lock:
+            event = self._events.get(path)
+            if event is not None:
+                return False, event
+            event = self._events[path] = threading.Event()
+            return True, event
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,8 @@ def plan_wheel(wheel_path: Path) -> Tuple[str, List[Tuple[zipfile.ZipInfo, str]]
     return dist_info, plan, skipped
 
 
-def install_wheel(wheel_path: Path, root: Path) -> Installed:
+def install_wheel(wheel_path: Path, root: Path, claims: Optional["_Claims"] = None) -> Installed:
+    claims = claims if claims is not None else _Claims()
     dist_info, plan, skipped = plan_wheel(wheel_path)
     records: List[Tuple[str, str, str]] = []
     with zipfile.ZipFile(wheel_path) as zf:
@@ -88,24 +104,33 @@ def install_wheel(wheel_path: Path, root: Path) -> Installed:
             dest = _safe_target(root, rel, wheel_path.name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             data = zf.read(info)
-            # Create-and-write under a lock: with install_all's threads, another wheel must
-            # never find this file created but not yet written (a false conflict).
-            with _WRITE_LOCK:
-                # O_EXCL: a file another wheel already wrote is a conflict, not an overwrite.
+            # The first wheel to claim a path writes it (O_EXCL: a file that already exists is
+            # a conflict, never an overwrite); a later claimant waits until it is written and
+            # compares. Creating files is the slow part, so it happens outside the lock.
+            first, written = claims.claim(str(dest))
+            fd = None
+            if first:
                 try:
                     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 except FileExistsError:
-                    # Old-style namespace packages ship identical __init__.py files: fine.
-                    if dest.read_bytes() == data:
-                        records.append((rel, _record_hash(data), str(len(data))))
-                        continue
-                    raise errors.BadInput(
-                        f"{wheel_path.name} and another distribution both install {rel}, "
-                        f"with different contents.",
-                        hint="Two requirements provide the same module; keep only one of them.",
-                    ) from None
+                    written.set()
+            else:
+                written.wait()
+            if fd is None:
+                # Old-style namespace packages ship identical __init__.py files: fine.
+                if dest.read_bytes() == data:
+                    records.append((rel, _record_hash(data), str(len(data))))
+                    continue
+                raise errors.BadInput(
+                    f"{wheel_path.name} and another distribution both install {rel}, "
+                    f"with different contents.",
+                    hint="Two requirements provide the same module; keep only one of them.",
+                ) from None
+            try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
+            finally:
+                written.set()
             mode = (info.external_attr >> 16) & 0o777
             if mode & stat.S_IXUSR:
                 os.chmod(dest, 0o755)
@@ -131,5 +156,6 @@ def install_all(wheels: Iterable[Path], root: Path, jobs: int = 4) -> Dict[str, 
     wheels = list(wheels)
     root.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(lambda w: install_wheel(w, root), wheels))
+        claims = _Claims()
+        results = list(pool.map(lambda w: install_wheel(w, root, claims), wheels))
     return {r.wheel: r for r in results}
