@@ -314,3 +314,26 @@ def test_explicit_backend_that_cannot_run_is_exit_3_with_a_report(capsys, native
     assert code == 3
     (t,) = data["targets"]
     assert t["proof"] == "static" and t["environment_problem"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_host_python((3, 12)) is None, reason="no local CPython 3.12")
+def test_rootfs_standin_without_libpq_fails_the_import(capsys, tmp_path):
+    from lambda_compat import sandbox
+    if not sandbox.bwrap_works():
+        pytest.skip("bwrap not installed")
+    make_dist(tmp_path, "pqmod", files={"_pqmod.abi3.so": CHECK / "_pqmod.abi3.so"},
+              tags=["cp39-abi3-manylinux_2_17_x86_64"])
+    code, data, _ = run_json(capsys, tmp_path, "--runtime", "3.12", "--arch", "x86_64",
+                             "--backend", "rootfs", "--rootfs", "standin")
+    assert code == 1
+    (t,) = data["targets"]
+    assert t["proof"] == "rootfs" and t["dynamic"]["standin"]
+    (imp,) = t["dynamic"]["imports"]
+    assert not imp["ok"] and "libpq.so.5" in imp["error"]
+    assert sorted(f["code"] for f in t["findings"]) == ["import-failed",
+                                                       "missing-system-library"]
+    assert t["disagreements"] == []  # both proofs agree: it does not import on Lambda
+    code, out, _ = run(capsys, tmp_path, "--runtime", "3.12", "--arch", "x86_64",
+                       "--backend", "rootfs", "--rootfs", "standin")
+    assert "rootfs*" in out and "stand-in" in out
