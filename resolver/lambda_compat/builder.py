@@ -33,6 +33,7 @@ from .diagnose import ALTERNATIVES, diagnose
 from .install import install_all
 from .interpreters import find_interpreter
 from .packages import PackageRegistry, load_packages
+from .verify_cache import cached_findings
 from .report import BuildReport, DistOutcome
 from .resolve import PipOptions, ResolvedItem, Resolution, resolve
 from .runtimes import load_runtimes
@@ -275,7 +276,8 @@ class _Phases:
             info = read_wheel(item.path)
         except WheelError as exc:
             return self._missing(outcome, "bad-wheel", str(exc)), None
-        findings = verify_wheel(info, self.target)
+        findings = cached_findings(self.cache / "verified", outcome.sha256, self.target,
+                                   lambda: verify_wheel(info, self.target))
         outcome.findings = [_soften(f) for f in findings]
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:
