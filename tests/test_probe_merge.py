@@ -16,7 +16,7 @@ from lambda_compat.probe_merge import main, merge_file, read_probe  # noqa: E402
 from lambda_compat.runtimes import load_runtimes, registry_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "fixtures" / "probe" / "python3.12-x86_64.json"
+FIXTURE = ROOT / "fixtures" / "runtime-probe" / "python3.12-x86_64.json"
 DATE = datetime.date(2026, 11, 28)
 
 
