@@ -103,10 +103,11 @@ def render_text(cells: Sequence[dict]) -> str:
     width = max(len(c) for c in cases + ["case"])
     out = []
     for arch in arches:
-        cols = [short(idx.get((case, rt, arch))) for case in cases for rt in runtimes]
+        mine = [case for case in cases if any((case, rt, arch) in idx for rt in runtimes)]
+        cols = [short(idx.get((case, rt, arch))) for case in mine for rt in runtimes]
         colw = max([len(r) for r in runtimes] + [len(c) for c in cols]) + 1
         out.append(f"{arch}".ljust(width) + "  " + "".join(r.ljust(colw) for r in runtimes))
-        for case in cases:
+        for case in mine:
             row = [short(idx.get((case, rt, arch))) for rt in runtimes]
             out.append(case.ljust(width) + "  " + "".join(c.ljust(colw) for c in row).rstrip())
         out.append("")
@@ -140,7 +141,7 @@ def render_markdown(cells: Sequence[dict], title: str = "lambda-compat compat ma
         out.append("")
         out.append("| case | " + " | ".join(runtimes) + " |")
         out.append("|---|" + "---|" * len(runtimes))
-        for case in cases:
+        for case in [c for c in cases if any((c, rt, arch) in idx for rt in runtimes)]:
             row = [short(idx.get((case, rt, arch))).replace("|", "\\|") for rt in runtimes]
             out.append(f"| {case} | " + " | ".join(f"`{c}`" if c != "-" else "-"
                                                     for c in row) + " |")
@@ -200,7 +201,7 @@ def render_html(cells: Sequence[dict], title: str = "lambda-compat compat matrix
         parts.append(f"<h2>{html.escape(arch)}</h2><table><tr><th class=\"case\">case</th>")
         parts += [f"<th>{html.escape(rt)}</th>" for rt in runtimes]
         parts.append("</tr>")
-        for case in cases:
+        for case in [c for c in cases if any((c, rt, arch) in idx for rt in runtimes)]:
             parts.append(f"<tr><td class=\"case\">{html.escape(case)}</td>")
             for rt in runtimes:
                 cell = idx.get((case, rt, arch))
