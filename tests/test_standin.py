@@ -39,11 +39,14 @@ def test_plan_copy_for_a_local_interpreter():
 
 @pytest.mark.parametrize("runtime, suite", [("python3.9", "bullseye"), ("python3.11", "bookworm"),
                                             ("python3.13", "trixie"), ("python3.14", "sid")])
-def test_plan_debootstrap_for_foreign_arch(runtime, suite):
+def test_plan_debian_for_foreign_arch(runtime, suite):
     foreign = "arm64" if HOST == "x86_64" else "x86_64"
+    deb_arch = "arm64" if foreign == "arm64" else "amd64"
     plan, _ = standin.plan_standin(get_target(runtime, foreign))
-    assert plan.kind == "debootstrap" and plan.suite == suite
-    assert plan.name == f"debian-{suite}-{'arm64' if foreign == 'arm64' else 'amd64'}"
+    assert plan.kind == "unpack" and plan.suite == suite
+    assert plan.name == f"debian-{suite}-{deb_arch}-unpacked"
+    full, _ = standin.plan_standin(get_target(runtime, foreign), kind="debootstrap")
+    assert full.kind == "debootstrap" and full.name == f"debian-{suite}-{deb_arch}"
 
 
 def test_no_plan_names_the_reason():
@@ -99,6 +102,17 @@ def test_debootstrap_command():
     cmd = standin.debootstrap_command("bookworm", "arm64", Path("/r"), "http://m/debian")
     assert cmd == ["debootstrap", "--variant=minbase", "--include=python3", "--arch=arm64",
                    "bookworm", "/r", "http://m/debian"]
+    assert standin.debootstrap_command("sid", "x86_64", Path("/r"), "M", foreign=True)[:2] == \
+        ["debootstrap", "--foreign"]
+
+
+def test_deb_versions_from_file_names(tmp_path):
+    for name in ("python3.11-minimal_3.11.2-6+deb12u8_arm64.deb", "libc6_2.36-9+deb12u14_arm64.deb",
+                 "tzdata_2026b-0+deb12u1_all.deb", "perl-base_1%3a5.36.0-7_arm64.deb"):
+        (tmp_path / name).write_bytes(b"")
+    assert standin._deb_versions(tmp_path) == {
+        "python3.11-minimal": "3.11.2-6+deb12u8", "libc6": "2.36-9+deb12u14",
+        "tzdata": "2026b-0+deb12u1", "perl-base": "1:5.36.0-7"}
 
 
 # --------------------------------------------------------------------------- sandbox helpers (fast)
@@ -207,20 +221,31 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.rootfs_arm64
-def test_debootstrap_arm64_root():
+@pytest.mark.parametrize("kind", [
+    "unpack",
+    # the full second stage runs every maintainer script through qemu: many minutes
+    pytest.param("debootstrap", marks=pytest.mark.skipif(
+        not os.environ.get("LAMBDA_COMPAT_TEST_FULL_DEBOOTSTRAP"),
+        reason="set LAMBDA_COMPAT_TEST_FULL_DEBOOTSTRAP=1 to build a fully configured root")),
+])
+def test_debian_arm64_root(kind):
     if HOST != "x86_64" or os.geteuid() != 0 or not shutil.which("debootstrap"):
         pytest.skip("needs an x86_64 host, root and debootstrap")
-    binfmt.register("aarch64")
-    assert binfmt.status("aarch64").usable_in_sandbox
-    root = standin.ensure_standin(get_target("python3.11", "arm64"), kind="debootstrap")
+    root = standin.ensure_standin(get_target("python3.11", "arm64"), kind=kind)
     info = root.info
-    assert info.kind == "debootstrap" and info.suite == "bookworm"
+    assert info.kind == kind and info.suite == "bookworm"
+    assert root.path.name == "debian-bookworm-arm64" + ("-unpacked" if kind == "unpack" else "")
     assert info.machine == "aarch64" and info.python.startswith("3.11.")
     assert info.libc.startswith("glibc 2.")
     assert os.readlink(root.path / "var/lang/bin/python3.11") == "/usr/bin/python3.11"
     assert backends.root_machine(root.path, "/var/lang/bin/python3.11") == "aarch64"
     assert not any(p.name.startswith("libpq.so") for p in _files(root.path))
     assert not list((root.path / "var/cache/apt/archives").glob("*.deb"))
+    # the stdlib has bytecode (compiled by the host's 3.11 for an unpacked root, by Debian's
+    # postinst otherwise), so imports under qemu do not compile from source
+    assert list((root.path / "usr/lib/python3.11/__pycache__").glob("os.cpython-311.pyc"))
+    if kind == "unpack":
+        assert "dpkg-deb -x" in info.made_from and "(debootstrap, unpacked)" in info.describe()
 
 
 def test_binfmt_register_is_idempotent():

@@ -689,15 +689,23 @@ def _podman_global_args(exe: str) -> List[str]:
     return []
 
 
-def _nofile_limit() -> Optional[int]:
+def _podman_ulimits() -> List[str]:
+    """podman asks for nofile=1048576 and a high nproc by default; where the hard limits are
+    lower (as root in some VMs) the OCI runtime fails with "setting rlimit ... not permitted".
+    Ask for what this process may have instead."""
     try:
         import resource
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    except (ImportError, OSError, ValueError):
-        return None
-    if hard == resource.RLIM_INFINITY:
-        return None
-    return min(hard, 1048576)
+    except ImportError:  # pragma: no cover
+        return []
+    args = []
+    for name, key, cap in (("nofile", "RLIMIT_NOFILE", 1048576), ("nproc", "RLIMIT_NPROC", 32768)):
+        try:
+            hard = resource.getrlimit(getattr(resource, key))[1]
+        except (AttributeError, OSError, ValueError):
+            continue
+        value = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+        args += ["--ulimit", f"{name}={value}:{value}"]
+    return args
 
 
 class ContainerBackend(_ProbeBackend):
@@ -781,23 +789,29 @@ class ContainerBackend(_ProbeBackend):
                             "-w", "/var/task", "--entrypoint", python)
         if self.kind == "docker":
             argv += ["--tmpfs", "/tmp"]
-        limit = _nofile_limit()
-        if self.kind == "podman" and limit:
-            argv += ["--ulimit", f"nofile={limit}:{limit}"]
+        if self.kind == "podman":
+            argv += _podman_ulimits()
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
         return argv + [self.image] + list(args)
 
     @contextlib.contextmanager
-    def _container(self) -> Iterator[str]:
-        """A container name; whatever happens, no container of that name is left behind."""
-        name = f"lambda-compat-{uuid.uuid4().hex[:12]}"
+    def _container(self) -> Iterator[Dict[str, Any]]:
+        """A container name; whatever happens, no container of that name is left behind.
+
+        ``run --rm`` removes the container when the run ends normally (the caller then sets
+        ``finished``); after a timeout, an error or an interrupt it is removed here.
+        """
+        state: Dict[str, Any] = {"name": f"lambda-compat-{uuid.uuid4().hex[:12]}",
+                                 "finished": False}
         try:
-            yield name
+            yield state
         finally:
-            subprocess.run(self._engine("rm", "-f", "--ignore", name) if self.kind == "podman"
-                           else self._engine("rm", "-f", name),
-                           capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+            if not state["finished"]:
+                name = state["name"]
+                subprocess.run(self._engine("rm", "-f", "--ignore", name)
+                               if self.kind == "podman" else self._engine("rm", "-f", name),
+                               capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
 
     def _execute(self, task, opt, modules, handler, env, timeout):
         for path in (task, opt):
@@ -814,12 +828,14 @@ class ContainerBackend(_ProbeBackend):
         overall = _overall_timeout(timeout, len(modules))
         result = (1, "", "")
         for python in candidates:
-            with self._container() as name:
-                argv = self._run_argv(name, task, opt, env, python,
+            with self._container() as container:
+                argv = self._run_argv(container["name"], task, opt, env, python,
                                       ["-I", "-B", "-c", probe_source(), spec])
                 result = _run(argv, env=os.environ, cwd=None, timeout=overall)
+                container["finished"] = result[0] is not None
             rc, out, err = result
-            if rc in (126, 127) and _MARK not in out and len(candidates) > 1:
+            if (rc == 127 and _MARK not in out and len(candidates) > 1
+                    and re.search(r"not found|no such file", err, re.I)):
                 continue  # no such interpreter in this image: try the next place
             self._python = python
             break
