@@ -73,6 +73,19 @@ def test_chalice_like_bundle_layout(tmp_path, cfg):
                                                                    SORTEDCONTAINERS)
 
 
+def test_wheel_deflate_streams_reused_content_identical_to_recompressed(tmp_path, cfg):
+    reused = package(CHALICE, tmp_path / "a", cfg)
+    fresh = package(CHALICE, tmp_path / "b", cfg, reuse_wheel_streams=False)
+    # sortedcontainers' 4 modules and LICENSE, METADATA, WHEEL come unchanged from its
+    # wheel; top_level.txt is "deflated" to 19 bytes from 17 there, so it is stored instead;
+    # RECORD and INSTALLER are rewritten at install, so they are compressed here.
+    assert reused.zips[0].reused == 7 and fresh.zips[0].reused == 0
+    with zipfile.ZipFile(tmp_path / "a" / "deployment.zip") as a, \
+            zipfile.ZipFile(tmp_path / "b" / "deployment.zip") as b:
+        assert a.namelist() == b.namelist()
+        assert all(a.read(n) == b.read(n) for n in a.namelist())
+
+
 def test_chalice_like_layer_layout(tmp_path, cfg):
     result = package(CHALICE, tmp_path / "dist", cfg, runtime="python3.11", arch="arm64",
                      layer=True)

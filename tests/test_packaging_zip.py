@@ -166,3 +166,40 @@ def test_zip64_end_record_beyond_65535_entries(tmp_path):
     with zipfile.ZipFile(tmp_path / "big.zip") as zf:
         assert len(zf.infolist()) == 70_070
         assert zf.read("d69/f0999") == b""
+
+
+def test_deflate_streams_of_wheel_members_are_reused_only_for_identical_files(tmp_path):
+    from lambda_compat.packaging_zip import RawEntry
+    wheel = tmp_path / "w.whl"
+    files = {"pkg/__init__.py": b"import os\n" * 300, "pkg/data.txt": b"abc " * 500,
+             "pkg/same_size.txt": b"0123456789" * 100}
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tree)
+        reuse = {i.filename: RawEntry(wheel, i.header_offset, i.compress_size, i.file_size,
+                                      i.CRC) for i in zf.infolist()}
+        raw_of = {}
+        for i in zf.infolist():
+            with open(wheel, "rb") as f:
+                f.seek(i.header_offset + 30 + len(i.filename.encode()) + len(i.extra))
+                raw_of[i.filename] = f.read(i.compress_size)
+    # Same size, other content: the CRC differs, so the wheel's stream must not be used.
+    (tree / "pkg" / "same_size.txt").write_bytes(b"9876543210" * 100)
+    s = write_zip(tree, tmp_path / "out.zip", reuse=reuse)
+    assert s.reused == 2
+    with zipfile.ZipFile(tmp_path / "out.zip") as zf:
+        assert zf.testzip() is None
+        for name in files:
+            assert zf.read(name) == (tree / name).read_bytes()
+        for name in ("pkg/__init__.py", "pkg/data.txt"):
+            info = zf.getinfo(name)
+            with open(tmp_path / "out.zip", "rb") as f:
+                f.seek(info.header_offset + 30 + len(name.encode()))
+                assert f.read(info.compress_size) == raw_of[name]
+    again = write_zip(tree, tmp_path / "again.zip", reuse=reuse)
+    assert again.sha256 == s.sha256
+    stored = write_zip(tree, tmp_path / "stored.zip", reuse=reuse, level=0)
+    assert stored.reused == 0

@@ -25,13 +25,15 @@ import shutil
 import tempfile
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import __version__, errors, lockfiles
-from .builder import BuildConfig, build_dependencies, get_target
-from .packaging_zip import DEFAULT_LEVEL, ZipSummary, timestamp, write_zip
+from .builder import BuildConfig, build_dependencies, default_cache_dir, get_target
+from .install import plan_wheel
+from .packaging_zip import DEFAULT_LEVEL, RawEntry, ZipSummary, timestamp, write_zip
 from .project import Project
 from .report import BuildReport
 from .targets import Target
@@ -62,6 +64,8 @@ class PackageOptions:
     handler_timeout: float = 120.0
     compression_level: int = DEFAULT_LEVEL
     jobs: Optional[int] = None
+    #: copy the deflate stream of files installed unchanged from a wheel (False: --recompress)
+    reuse_wheel_streams: bool = True
 
 
 @dataclass(frozen=True)
@@ -235,13 +239,20 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
         dt = timestamp()
         token = uuid.uuid4().hex[:12]
         plan = [(DEPLOYMENT_ZIP, task)] + ([(LAYER_ZIP, layer_root)] if layer_root else [])
+        streams = _wheel_streams(state.build, config) if options.reuse_wheel_streams else {}
+        if layer_root is not None:
+            prefix = site_packages(target) + "/"
+            reuse = {LAYER_ZIP: {prefix + k: v for k, v in streams.items()}, DEPLOYMENT_ZIP: {}}
+        else:
+            reuse = {DEPLOYMENT_ZIP: streams}
         summaries = []
         for name, tree in plan:
             tmp = output_dir / f".{name}.{token}.tmp"
             temps.append(tmp)
             ui.event("package-zip-start", name=name)
             summaries.append(write_zip(tree, tmp, date_time=dt,
-                                       level=options.compression_level, jobs=options.jobs))
+                                       level=options.compression_level, jobs=options.jobs,
+                                       reuse=reuse.get(name)))
         by_name = {n: s for (n, _), s in zip(plan, summaries)}
         state.sizes = replace(state.sizes,
                               deployment_zip_bytes=by_name[DEPLOYMENT_ZIP].compressed_bytes,
@@ -370,6 +381,29 @@ def _dependencies(state: _State, work: Path, ui: UI, config: BuildConfig) -> Opt
                 d.suggestion or "", "error"))
         return None
     return deps
+
+
+def _wheel_streams(build: Optional[BuildReport], config: BuildConfig) -> Dict[str, RawEntry]:
+    """Installed path -> deflated member of the wheel it came from (wheels in the cache)."""
+    if build is None:
+        return {}
+    cas = (config.cache_dir or default_cache_dir()).absolute() / "files"
+    out: Dict[str, RawEntry] = {}
+    for d in build.distributions:
+        if d.phase != "wheel" or not d.file or not d.sha256:
+            continue
+        wheel = cas / d.sha256[:2] / d.sha256 / d.file
+        if not wheel.is_file():
+            continue
+        try:
+            _dist_info, plan, _skipped = plan_wheel(wheel)
+        except (OSError, errors.LambdaCompatError, zipfile.BadZipFile):
+            continue
+        for info, rel in plan:
+            if info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1:
+                out[rel] = RawEntry(wheel, info.header_offset, info.compress_size,
+                                    info.file_size, info.CRC)
+    return out
 
 
 def strip_folders(root: Path, categories: Sequence[str]) -> Tuple[Tuple[str, ...], int]:

@@ -69,6 +69,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="seconds for the handler import (default 120)")
     p.add_argument("--compression-level", type=int, default=DEFAULT_LEVEL,
                    help=f"deflate level 0-9 (default {DEFAULT_LEVEL}, as zip)")
+    p.add_argument("--recompress", action="store_true",
+                   help="compress every file here instead of copying the deflate streams of "
+                        "files installed unchanged from wheels")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--cache-dir", help="download/build cache (default ~/.cache/lambda-compat)")
     p.add_argument("-i", "--index-url")
@@ -221,7 +224,8 @@ def _package(args: argparse.Namespace) -> int:
                              image=args.image,
                              rootfs=Path(args.rootfs) if args.rootfs else None,
                              python=args.python, handler_timeout=args.handler_timeout,
-                             compression_level=args.compression_level, jobs=args.jobs)
+                             compression_level=args.compression_level, jobs=args.jobs,
+                             reuse_wheel_streams=not args.recompress)
     if args.no_verify:
         print("lambda-compat: WARNING: --no-verify: the bundle is NOT checked against the "
               "target; it may not import on Lambda.", file=sys.stderr)

@@ -12,7 +12,10 @@
   matches and give different (equally valid) bytes.
 
 Files are compressed in parallel threads (zlib releases the GIL) and written in order, so the
-output does not depend on the thread count. The writer is hand-rolled (local headers, central
+output does not depend on the thread count. A file installed unchanged from a wheel can reuse
+that wheel's deflate stream (``reuse``: archive name -> :class:`RawEntry`): the entry is taken
+only when the file's size and CRC-32 equal the wheel member's, so the content is the same; its
+bytes then depend on the wheel (an input), not on the local zlib. The writer is hand-rolled (local headers, central
 directory, end record; zip64 end records when there are more than 65535 entries) because
 :mod:`zipfile` cannot take data compressed elsewhere.
 """
@@ -45,6 +48,29 @@ DateTime = Tuple[int, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
+class RawEntry:
+    """A deflated member of another zip (a wheel) whose stream can be copied as is."""
+
+    archive: Path
+    header_offset: int
+    compress_size: int
+    file_size: int
+    crc: int
+
+
+def _read_raw(entry: RawEntry) -> Optional[bytes]:
+    with open(entry.archive, "rb") as f:
+        f.seek(entry.header_offset)
+        head = f.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        f.seek(entry.header_offset + 30 + name_len + extra_len)
+        data = f.read(entry.compress_size)
+    return data if len(data) == entry.compress_size else None
+
+
+@dataclass(frozen=True)
 class ZipSummary:
     path: Path
     files: int
@@ -52,11 +78,13 @@ class ZipSummary:
     uncompressed_bytes: int     # sum of the files' sizes
     compressed_bytes: int       # size of the archive itself
     sha256: str                 # of the archive
+    reused: int = 0             # files whose deflate stream was copied from a wheel
 
     def to_json(self) -> dict:
         return {"path": str(self.path), "files": self.files, "dirs": self.dirs,
                 "uncompressed_bytes": self.uncompressed_bytes,
-                "zip_bytes": self.compressed_bytes, "sha256": self.sha256}
+                "zip_bytes": self.compressed_bytes, "sha256": self.sha256,
+                "reused_streams": self.reused}
 
 
 def timestamp(environ: Optional[Mapping[str, str]] = None) -> DateTime:
@@ -100,19 +128,24 @@ def _dos(dt: DateTime) -> Tuple[int, int]:
     return ((year - 1980) << 9 | month << 5 | day, hour << 11 | minute << 5 | second // 2)
 
 
-def _compress(path: Path, level: int) -> Tuple[bytes, int, int, int, bool]:
-    """(data as stored, crc32, uncompressed size, method, executable)."""
+def _compress(path: Path, level: int, raw: Optional[RawEntry] = None
+              ) -> Tuple[bytes, int, int, int, bool, bool]:
+    """(data as stored, crc32, uncompressed size, method, executable, stream reused)."""
     st = os.stat(path)
     with open(path, "rb") as f:
         data = f.read()
     crc = binascii.crc32(data)
     executable = bool(st.st_mode & 0o111)
+    if raw is not None and raw.crc == crc and raw.file_size == len(data) and data:
+        packed = _read_raw(raw)
+        if packed is not None and len(packed) < len(data):
+            return packed, crc, len(data), 8, executable, True
     if level > 0 and data:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
         packed = c.compress(data) + c.flush()
         if len(packed) < len(data):
-            return packed, crc, len(data), 8, executable
-    return data, crc, len(data), 0, executable
+            return packed, crc, len(data), 8, executable, False
+    return data, crc, len(data), 0, executable, False
 
 
 class _Out:
@@ -130,9 +163,13 @@ class _Out:
 
 
 def write_zip(root: Path, dest: Path, *, date_time: Optional[DateTime] = None,
-              level: int = DEFAULT_LEVEL, jobs: Optional[int] = None) -> ZipSummary:
+              level: int = DEFAULT_LEVEL, jobs: Optional[int] = None,
+              reuse: Optional[Mapping[str, RawEntry]] = None) -> ZipSummary:
     """Archive everything under ``root`` into ``dest`` (written in place: callers write to a
-    temporary name and rename). Returns the summary of what was written."""
+    temporary name and rename). Returns the summary of what was written.
+
+    ``reuse`` maps archive names to wheel members whose deflate streams may be copied (see the
+    module docstring); ignored at level 0 (everything stored)."""
     if not 0 <= level <= 9:
         raise errors.BadInput(f"compression level {level} is not between 0 and 9.")
     dt = date_time or timestamp()
@@ -141,6 +178,7 @@ def write_zip(root: Path, dest: Path, *, date_time: Optional[DateTime] = None,
     jobs = jobs or min(4, os.cpu_count() or 1)
     central: List[bytes] = []
     files = dirs = total = 0
+    reused = 0
     with open(dest, "wb", buffering=1 << 20) as raw, \
             ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         out = _Out(raw)
@@ -149,8 +187,9 @@ def write_zip(root: Path, dest: Path, *, date_time: Optional[DateTime] = None,
 
         def submit_next() -> bool:
             for name, path in it:
+                raw = reuse.get(name) if reuse and level > 0 else None
                 pending.append((name, None if path is None else pool.submit(_compress, path,
-                                                                              level)))
+                                                                              level, raw)))
                 return True
             return False
 
@@ -167,7 +206,8 @@ def write_zip(root: Path, dest: Path, *, date_time: Optional[DateTime] = None,
                 attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
                 dirs += 1
             else:
-                data, crc, size, method, executable = fut.result()
+                data, crc, size, method, executable, was_reused = fut.result()
+                reused += was_reused
                 attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
                 files += 1
                 total += size
@@ -201,4 +241,4 @@ def write_zip(root: Path, dest: Path, *, date_time: Optional[DateTime] = None,
         size_out = out.offset
         digest = out.h.hexdigest()
     return ZipSummary(path=dest, files=files, dirs=dirs, uncompressed_bytes=total,
-                      compressed_bytes=size_out, sha256=digest)
+                      compressed_bytes=size_out, sha256=digest, reused=reused)
