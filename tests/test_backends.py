@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,8 @@ def bundle(tmp_path):
         print("EXTRA=" + ENV.get("LC_TEST_EXTRA", ""))
         print("CLI_MODE=" + ENV.get("LAMBDA_COMPAT_CLI_MODE", ""))
         print("CWD=" + CWD)
+        import resource
+        print("NOFILE=%d:%d" % resource.getrlimit(resource.RLIMIT_NOFILE))
         """)
     write(task / "app.py", """\
         import os
@@ -218,6 +221,7 @@ def test_host_environment_is_lambdas(host_backend, host_target, bundle):
     assert f"AWS_EXECUTION_ENV=AWS_Lambda_{host_target.runtime}" in out
     assert "EXTRA=yes" in out
     assert "CLI_MODE=\n" in out  # only set for handler checks
+    assert "NOFILE=1024:1024" in out  # Lambda's file-descriptor quota
     if host_backend.confine:
         assert "LAMBDA_TASK_ROOT=/var/task" in out and "CWD=/var/task" in out
 
@@ -494,6 +498,44 @@ def test_container_removed_after_timeout(copy_root, host_target, bundle, monkeyp
     leftover = subprocess.run([exe, "ps", "-a", "--filter", "name=lambda-compat-", "-q"],
                               capture_output=True, text=True).stdout.strip()
     assert leftover == ""
+
+
+@pytest.fixture
+def docker_via_podman(tmp_path, monkeypatch):
+    """The docker CLI talking to podman's Docker API (how the docker code path runs here)."""
+    _podman()
+    if not shutil.which("docker"):
+        pytest.skip("no docker CLI installed")
+    sock = tmp_path / "podman.sock"
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            assert service.poll() is None, "podman system service exited"
+            assert time.monotonic() < deadline, "podman system service did not start"
+            time.sleep(0.1)
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+        backends._engine_answers.cache_clear()
+        yield
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        backends._engine_answers.cache_clear()
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_container_docker_cli_path(copy_root, host_target, bundle, docker_via_podman):
+    tag = standin.ensure_standin_image(copy_root, engine="podman")
+    backend = select_backend(host_target, "container", image=tag, engine="docker")
+    assert backend.kind == "docker" and backend.describe().startswith("docker ")
+    result = backend.import_modules(bundle, [], [("p", "purepkg"), ("w", "writer"),
+                                                 ("e", "envcheck")], handler="app.handler")
+    assert result.error is None, result.error
+    assert result.outcome("purepkg").ok and result.handler.ok
+    assert "Read-only file system" in result.outcome("writer").error
+    assert "NOFILE=1024:1024" in result.outcome("envcheck").output
 
 
 @pytest.mark.container

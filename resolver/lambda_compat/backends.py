@@ -297,6 +297,7 @@ def _spec(target: Target, sys_path: Sequence[str], modules: Sequence[Tuple[str, 
         "handler": handler,
         "timeout": timeout,
         "parallel": parallel or max(1, min(4, os.cpu_count() or 1)),
+        "nofile": LAMBDA_NOFILE,
     })
 
 
@@ -689,23 +690,26 @@ def _podman_global_args(exe: str) -> List[str]:
     return []
 
 
-def _podman_ulimits() -> List[str]:
-    """podman asks for nofile=1048576 and a high nproc by default; where the hard limits are
-    lower (as root in some VMs) the OCI runtime fails with "setting rlimit ... not permitted".
-    Ask for what this process may have instead."""
+#: Lambda's file-descriptor quota (AWS Lambda quotas: "File descriptors 1,024"). The probe sets
+#: it in every backend; containers get it from the start.
+LAMBDA_NOFILE = 1024
+
+
+def _container_ulimits() -> List[str]:
+    """Limits for ``run``: Lambda's nofile, and an nproc this process may grant.
+
+    Engines ask for nofile=1048576 and a high nproc by default; where the hard limits are lower
+    (as root in some VMs, or through podman's docker API) the OCI runtime fails with
+    "setting rlimit ... operation not permitted".
+    """
+    args = ["--ulimit", f"nofile={LAMBDA_NOFILE}:{LAMBDA_NOFILE}"]
     try:
         import resource
-    except ImportError:  # pragma: no cover
-        return []
-    args = []
-    for name, key, cap in (("nofile", "RLIMIT_NOFILE", 1048576), ("nproc", "RLIMIT_NPROC", 32768)):
-        try:
-            hard = resource.getrlimit(getattr(resource, key))[1]
-        except (AttributeError, OSError, ValueError):
-            continue
-        value = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
-        args += ["--ulimit", f"{name}={value}:{value}"]
-    return args
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    except (ImportError, AttributeError, OSError, ValueError):  # pragma: no cover
+        return args
+    value = 32768 if hard == resource.RLIM_INFINITY else min(hard, 32768)
+    return args + ["--ulimit", f"nproc={value}:{value}"]
 
 
 class ContainerBackend(_ProbeBackend):
@@ -789,8 +793,7 @@ class ContainerBackend(_ProbeBackend):
                             "-w", "/var/task", "--entrypoint", python)
         if self.kind == "docker":
             argv += ["--tmpfs", "/tmp"]
-        if self.kind == "podman":
-            argv += _podman_ulimits()
+        argv += _container_ulimits()
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
         return argv + [self.image] + list(args)
@@ -809,7 +812,7 @@ class ContainerBackend(_ProbeBackend):
         finally:
             if not state["finished"]:
                 name = state["name"]
-                subprocess.run(self._engine("rm", "-f", "--ignore", name)
+                subprocess.run(self._engine("rm", "-f", "--time", "0", "--ignore", name)
                                if self.kind == "podman" else self._engine("rm", "-f", name),
                                capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
 

@@ -20,7 +20,9 @@ The spec (one JSON object) says:
 ``handler``
     ``"module.function"`` (Lambda's syntax, ``dir/module.function`` allowed) or null;
 ``timeout``
-    seconds one import may take; ``parallel``: how many children run at once.
+    seconds one import may take; ``parallel``: how many children run at once;
+``nofile``
+    the open-file limit to run with (Lambda's is 1024).
 
 The parent sets ``sys.path`` and then forks one child per module: each child imports exactly
 one module (its output goes to a pipe, never to ours) and writes one JSON result to a second
@@ -318,8 +320,22 @@ def _libc():
         return None
 
 
+def _limit_files(limit):
+    """Lambda allows 1024 open files; lower the limit to that (never raise it)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > limit:
+            hard = limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover
+        pass
+
+
 def main(argv):
     spec = json.loads(argv[1])
+    if spec.get("nofile"):
+        _limit_files(int(spec["nofile"]))
     path = build_sys_path(spec)
     sys.path[:] = path
     timeout = float(spec.get("timeout", 120))
