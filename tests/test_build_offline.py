@@ -156,16 +156,18 @@ def test_optional_extension_needs_registry_entry(tmp_path, shared_cache):
     reg = tmp_path / "registry"
     shutil.copytree(Path(__file__).parent.parent / "registry" / "schema", reg / "schema")
     (reg / "packages").mkdir()
-    (reg / "VERSION").write_text("test.1\n")
+    (reg / "VERSION").write_text("2026.01.01.7\n")
     (reg / "packages" / "lc-optional-ext.yaml").write_text(
         "name: lc-optional-ext\nversions: '>=1.0'\nkind: optional-extension-pure-fallback\n"
         "explanation: The C speedup is optional; without a compiler it installs pure Python.\n"
+        "imports: [lc_optional_ext]\n"
         "evidence:\n- versions: ['1.0']\n  targets: [python3.11/arm64]\n"
-        "  test: tests/test_build_offline.py\n  date: '2026-11-21'\n")
+        "  test: compat_tests/test_registry_entries.py::test_registry_entry\n"
+        "  date: '2026-11-21'\n")
     allowed = build(tmp_path, "lc-optional-ext==1.0\n", "python3.11", "arm64",
                     fixture_config(shared_cache, registry_dir=reg), out="b")
     d = names(allowed)["lc-optional-ext"]
-    assert d.phase == "registry" and "test.1" in d.registry_entry
+    assert d.phase == "registry" and "2026.01.01.7" in d.registry_entry
     assert not list((tmp_path / "b").rglob("*.so"))
 
 

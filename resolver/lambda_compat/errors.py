@@ -96,3 +96,19 @@ class RegistryError(BadInput):
         self.line = line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {message}", hint=hint)
+
+
+class RegistryProblems(BadInput):
+    """Every problem found in the package registry at once, each as ``file:line: message``.
+
+    ``problems`` holds objects with ``path``, ``line`` and ``message``
+    (:class:`lambda_compat.packages.RegistryProblem`).
+    """
+
+    def __init__(self, problems, *, hint: Optional[str] = None) -> None:
+        self.problems = tuple(problems)
+        n = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"the package registry has {n} problem{'s' if n != 1 else ''}:\n{lines}",
+                         hint=hint or "Fix each one; `lambda-compat registry validate` re-checks "
+                                      "them all (see CONTRIBUTING.md, 'Adding a registry entry').")
