@@ -28,11 +28,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
 from . import errors, reqfile, resolution_cache
 from .diagnose import ALTERNATIVES, diagnose
 from .install import install_all
 from .interpreters import find_interpreter
-from .packages import PackageRegistry, load_packages
+from .packages import PackageRegistry, load_packages, tags_fit_except_platform
 from .verify_cache import cached_findings
 from .report import BuildReport, DistOutcome
 from .resolve import PipOptions, ResolvedItem, Resolution, resolve
@@ -56,6 +59,9 @@ class BuildConfig:
     build_timeout: float = 1800.0
     allow_missing: bool = False                # install what works even if something is missing
     build_above_glibc_ceiling: bool = False    # build sdists whose wheels need a newer glibc
+    # Projects always built from their sdist, even where a compatible wheel exists
+    # (--no-binary NAME; pip's own option, so it also reaches the build's pip calls).
+    no_binary: Tuple[str, ...] = ()
     jobs: int = 4
     registry_dir: Optional[Path] = None        # package registry root (tests, registry PRs)
     runtimes_file: Optional[Path] = None
@@ -89,7 +95,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     Raises :class:`~lambda_compat.errors.LambdaCompatError` subclasses for bad input and
     environment problems.
     """
-    config = config or BuildConfig()
+    config = _with_no_binary(config or BuildConfig())
     ui = ui or NullUI()
     started = time.monotonic()
     target = get_target(runtime, architecture, config.runtimes_file)
@@ -195,12 +201,39 @@ def _candidate_version(requirement: str, links, target: Target) -> Optional[str]
     return str(max(versions)) if versions else None
 
 
+def _no_binary_names(config: BuildConfig) -> frozenset:
+    return frozenset(canonicalize_name(n) for n in config.no_binary)
+
+
+def _with_no_binary(config: BuildConfig) -> BuildConfig:
+    """Validate ``no_binary`` and hand it to pip (resolution and builds) as --no-binary."""
+    if not config.no_binary:
+        return config
+    import re
+    names = []
+    for value in config.no_binary:
+        for name in filter(None, (n.strip() for n in str(value).split(","))):
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+                raise errors.BadInput(
+                    f"--no-binary {name!r}: not a project name.",
+                    hint="Name the projects to build from source, e.g. --no-binary pyyaml "
+                         "(':all:' is not supported: wheels are what makes a bundle fit).")
+            names.append(name)
+    pip = replace(config.pip, extra_args=tuple(config.pip.extra_args)
+                  + ("--no-binary", ",".join(names)))
+    return replace(config, no_binary=tuple(names), pip=pip)
+
+
 def _source_policy(target: Target, config: BuildConfig):
     """Allow building a project from source only where that can produce a usable wheel."""
+    forced = _no_binary_names(config)
+
     def allow(project: str, requirement: str, links) -> bool:
         versions = _versions(links, requirement, target, sdist_only=True)
         if not versions:
             return False
+        if project in forced:  # the user asked for the source (--no-binary)
+            return True
         d = diagnose(project, str(max(versions)), links, target)
         return not (d.glibc_blocked and not config.build_above_glibc_ceiling)
     return allow
@@ -300,7 +333,8 @@ class _Phases:
                               source=str(source) if is_dir else item.path.name, sha256=sha)
         links = self.resolution.links.get(item.key, ())
         diag = diagnose(item.name, item.version, links, self.target)
-        if diag.glibc_blocked and not self.config.build_above_glibc_ceiling:
+        if (diag.glibc_blocked and not self.config.build_above_glibc_ceiling
+                and item.key not in _no_binary_names(self.config)):
             outcome.attempts.append("source build skipped: the project's own wheels for this "
                                     "version need a newer glibc")
             return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
@@ -364,11 +398,24 @@ class _Phases:
                     self.ui.event("dist-done", name=item.name, version=item.version,
                                   phase=outcome.phase)
                     return outcome, result.wheel
-                entry = self.registry.find(item.name, info.version, self.target)
+                # The registry: name, version and target must match an entry, the wheel must
+                # be the resolved distribution, for the target's Python (only the platform
+                # may be the build machine's), and hold no native file (checked above).
+                entry = self.registry.find(info.name, info.version, self.target)
+                if entry is not None and (canonicalize_name(info.name) != item.key
+                                          or Version(info.version) != Version(item.version)):
+                    entry = None
+                if (entry is not None and not problems
+                        and not tags_fit_except_platform(info.tags, self.target)):
+                    problems = [Finding(
+                        "incompatible-tags", item.name, result.wheel.name,
+                        f"{result.wheel.name} is built for another Python than "
+                        f"{self.target.runtime}", "", "error")]
                 if not problems and entry is not None:
                     outcome.phase, outcome.file = "registry", result.wheel.name
-                    outcome.registry_entry = (f"{entry.name} {entry.versions or '*'} "
-                                              f"({entry.kind}; registry {self.registry.version})")
+                    outcome.registry_entry = (f"{entry.label} ({entry.kind}; "
+                                              f"{Path(entry.path).name}; registry "
+                                              f"{self.registry.version})")
                     self.ui.event("dist-done", name=item.name, version=item.version,
                                   phase="registry")
                     return outcome, result.wheel

@@ -95,6 +95,10 @@ def render_text(report: BuildReport, colour: bool) -> str:
     for d in sorted(report.distributions, key=lambda d: d.name.lower()):
         rows.append([d.name, d.version or "?", d.phase, d.file or "-"])
     out.append(_table(rows))
+    for d in sorted(report.distributions, key=lambda d: d.name.lower()):
+        if d.registry_entry:
+            out.append(f"{d.name}: platform-tagged wheel without native code, accepted by "
+                       f"registry entry {d.registry_entry}")
     for d in report.distributions:
         warn = [f for f in d.findings if f.severity == "warning"]
         for f in warn:
@@ -148,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--build-above-glibc-ceiling", action="store_true",
                    help="build from source even when the project's wheels for that version "
                         "need a newer glibc than the runtime has")
+    b.add_argument("--no-binary", action="append", default=[], metavar="NAME",
+                   help="build NAME from its sdist even where a compatible wheel exists "
+                        "(repeatable or comma-separated; as pip's --no-binary)")
     b.add_argument("--refresh", action="store_true",
                    help="resolve afresh even if the same inputs were resolved minutes ago")
     b.add_argument("--jobs", type=int, default=4)
@@ -216,6 +223,7 @@ def _build(args: argparse.Namespace) -> int:
     config = BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                          python=args.python, pip=pip, allow_missing=args.allow_missing,
                          build_above_glibc_ceiling=args.build_above_glibc_ceiling,
+                         no_binary=tuple(args.no_binary),
                          jobs=args.jobs, resolution_ttl=0 if args.refresh else 600.0)
     ui = TerminalUI(sys.stderr, verbose=args.verbose)
     report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
