@@ -179,6 +179,8 @@ def test_incompatible_vendored_so_is_reported_and_nothing_written(tmp_path, shar
     assert [f.code for f in bad] == ["glibc-too-new"]
     assert bad[0].file.endswith("internalpackage/_fast.abi3.so")
     assert "GLIBC_2.36" in bad[0].message
+    assert bad[0].message.endswith("(from vendor/internalpackage/_fast.abi3.so)")
+    assert "your own file" in bad[0].fix
     assert not (tmp_path / "dist").exists()
     assert not list(tmp_path.glob(".dist*")), "temporary files left behind"
 

@@ -315,6 +315,7 @@ class _State:
     handler: Optional[HandlerCheck] = None
     warnings: List[str] = field(default_factory=list)
     removed: List[str] = field(default_factory=list)
+    origins: Dict[Path, Path] = field(default_factory=dict)   # staged file -> project file
 
     def result(self, started: float) -> PackageResult:
         return PackageResult(
@@ -463,9 +464,10 @@ def _tree_bytes(root: Optional[Path]) -> int:
 class _Stager:
     """Places files into the staged trees; two origins claiming one file is an error."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, sources: Dict[Path, Path]) -> None:
         self.project = project
         self.origin: Dict[Path, str] = {}
+        self.sources = sources
 
     def place_file(self, src: Path, dest: Path, origin: str) -> None:
         if dest in self.origin or os.path.lexists(dest):
@@ -485,6 +487,7 @@ class _Stager:
             shutil.copyfile(src, dest)
             shutil.copymode(src, dest)
         self.origin[dest] = origin
+        self.sources[dest] = src
 
     def place_tree(self, src: Path, dest: Path, origin: str) -> None:
         seen = set()
@@ -536,7 +539,7 @@ def _stage(state: _State, work: Path, deps: Optional[Path]) -> Tuple[Path, Optio
         else:
             task.mkdir()
         lib_dest = task
-    stager = _Stager(project)
+    stager = _Stager(project, state.origins)
     for s in project.sources:
         origin = f"the source {s.path.relative_to(project.root).as_posix()}"
         if s.path.is_dir():
@@ -566,12 +569,37 @@ def _verify(state: _State, task: Path, layer_root: Optional[Path], ui: UI) -> No
     from .verify import check_bundle
     ui.event("package-verify-start", target=state.target.name)
     report = check_bundle(task, [layer_root] if layer_root else [], state.target)
-    state.findings.extend(report.findings)
+    state.findings.extend(_with_origins(report.findings, state, task, layer_root))
     state.verified = True
     ui.event("package-verify-done", ok=report.ok, findings=len(report.findings))
     if not report.ok:
         size_only = all(f.code == "size-limit" for f in report.errors)
         state.failure = "size-limit" if size_only else "verification-failed"
+
+
+def _with_origins(findings, state: _State, task: Path, layer_root: Optional[Path]):
+    """Findings on files from your sources or vendor/ say so, with a fix that fits."""
+    origins = state.origins
+    out = []
+    for f in findings:
+        local = None
+        if f.file and f.file.startswith("/var/task/"):
+            local = task / f.file[len("/var/task/"):]
+        elif f.file and f.file.startswith("/opt/") and layer_root is not None:
+            local = layer_root / f.file[len("/opt/"):]
+        src = origins.get(local) if local is not None else None
+        if src is None:
+            out.append(f)
+            continue
+        rel = src.relative_to(state.project.root).as_posix() \
+            if _is_within(src, state.project.root) else str(src)
+        t = state.target
+        fix = (f"{rel} is your own file (vendor/ or sources), not a dependency lambda-compat "
+               f"builds: replace it with a build for {t.runtime} on {t.machine} (glibc "
+               f"{'.'.join(map(str, t.glibc))}; the Lambda build image for the runtime has the "
+               f"right toolchain), or remove it.")
+        out.append(replace(f, message=f"{f.message} (from {rel})", fix=fix))
+    return out
 
 
 def _check_handler(state: _State, task: Path, layer_root: Optional[Path], ui: UI) -> None:
@@ -615,5 +643,5 @@ def _check_handler(state: _State, task: Path, layer_root: Optional[Path], ui: UI
             + ".py",
             f"the handler {handler} does not import on {state.target.name} "
             f"({result.proof} proof): {check.error}",
-            "Read the traceback below; code that must not run at import time can check "
-            "os.environ.get('LAMBDA_COMPAT_CLI_MODE') == '1'."))
+            "The traceback shows where the import failed. Code that must not run while the "
+            "handler is checked can test os.environ.get('LAMBDA_COMPAT_CLI_MODE') == '1'."))

@@ -175,7 +175,11 @@ def render_text(result: PackageResult, colour: bool) -> str:
                              f"{h.backend}): {h.error}"))
             if h.detail:
                 out.append("    " + h.detail.strip().replace("\n", "\n    "))
-    errors_ = [f for f in result.findings if f.severity == "error"]
+            for f in result.findings:
+                if f.code == "handler-import-failed" and f.fix:
+                    out.append(f"  fix: {f.fix}")
+    errors_ = [f for f in result.findings
+               if f.severity == "error" and f.code != "handler-import-failed"]
     warns = [f for f in result.findings if f.severity != "error"]
     for f in errors_:
         where = f" ({f.file})" if f.file else ""
