@@ -392,3 +392,13 @@ def test_modules_for_the_dynamic_proof(tmp_path):
     make_dist(tmp_path, "two", files={"one/__init__.py": "", "two.py": ""})
     r = check_bundle(tmp_path, [], T())
     assert r.modules() == (("two", "one"), ("two", "two"))
+
+
+def test_a_library_next_to_the_extension_without_rpath_is_not_found(tmp_path):
+    # _pq has RUNPATH $ORIGIN/../mypkg.libs only; its own directory is not searched
+    make_dist(tmp_path, "mypkg", files={
+        "mypkg/_pq.cpython-311-x86_64-linux-gnu.so":
+            copy_elf("_pq.cpython-311-x86_64-linux-gnu.so"),
+        "mypkg/libpq.so.5": copy_elf("librpathfix.so.1")}, wheel=False)
+    f = only(check_bundle(tmp_path, [], T("python3.11")), "library-not-on-search-path")
+    assert "/var/task/mypkg" in f.message and "lib/" in f.fix

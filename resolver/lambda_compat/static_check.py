@@ -403,7 +403,6 @@ class StaticChecker:
     def _needed(self, dist: str, path: str, base: str, info: elf.ELFInfo, target: Target,
                 search: Sequence[str], facts) -> List[Finding]:
         out: List[Finding] = []
-        here = path.rpartition("/")[0]
         for lib in info.needed:
             if self._found(lib, search):
                 continue
@@ -418,8 +417,8 @@ class StaticChecker:
             if facts is None or lib in facts.sonames:
                 continue
             elsewhere = self._lib_index.get(lib, ())
-            if here in elsewhere or any(d.endswith(".libs") for d in elsewhere):
-                continue  # vendored beside it (auditwheel style) and loaded by its package
+            if any(d.endswith(".libs") for d in elsewhere):
+                continue  # vendored auditwheel style; loaded through its package's RPATH
             if elsewhere:
                 out.append(Finding(
                     "library-not-on-search-path", dist, path,
