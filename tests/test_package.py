@@ -352,6 +352,33 @@ def test_several_lock_files_and_no_requirements_is_ambiguous(tmp_path, shared_ca
     assert "several lock files (uv.lock, pylock.toml)" in err and "-r FILE" in err
 
 
+def test_requirements_option_is_relative_to_the_current_directory(tmp_path, shared_cache,
+                                                                   capsys, monkeypatch):
+    proj = project_copy(tmp_path)
+    (proj / "requirements.txt").unlink()
+    shutil.copy(LOCKED / "pylock" / "pylock.toml", tmp_path / "pylock.toml")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli_run(capsys, "proj", "--runtime", "python3.12", "-r", "pylock.toml",
+                             "--format", "json", *index_args(shared_cache))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["dependencies"]["kind"] == "pylock.toml"
+    assert data["dependencies"]["path"] == str(tmp_path / "pylock.toml")
+    assert data["output_dir"] == str(proj / "dist")
+
+
+def test_project_without_dependencies(tmp_path, shared_cache):
+    proj = project_copy(tmp_path)
+    (proj / "requirements.txt").unlink()
+    result = run(proj, tmp_path / "dist", shared_cache)
+    assert result.ok and result.build is None
+    assert names(tmp_path / "dist" / "deployment.zip") == by_bytes(APP + VENDOR)
+    shutil.rmtree(proj / "vendor")
+    result = run(proj, tmp_path / "dist", shared_cache, layer=True)
+    assert result.ok
+    assert any("layer.zip holds no packages" in w for w in result.warnings)
+
+
 # -- project layouts ---------------------------------------------------------------------------
 
 def test_src_layout_from_pyproject(tmp_path, shared_cache):

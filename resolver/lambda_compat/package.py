@@ -480,7 +480,14 @@ class _Stager:
         if not src.exists():
             raise errors.BadInput(f"{src}: a broken symbolic link in {origin}.",
                                   hint="Remove the link or point it at a file.")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise errors.BadInput(
+                f"{dest.name}: {origin} needs a directory where a dependency or another "
+                f"source has a file ({self._rel(dest.parent)}).",
+                hint="Keep only one of them: remove it from vendor/ or from the requirements, "
+                     "or rename your module.") from None
         try:
             os.link(os.path.realpath(src), dest)
         except OSError:
@@ -549,6 +556,9 @@ def _stage(state: _State, work: Path, deps: Optional[Path]) -> Tuple[Path, Optio
     if project.vendor is not None:
         stager.place_tree(project.vendor, lib_dest,
                           f"vendor/ ({project.vendor.relative_to(project.root).as_posix()})")
+    if layer_root is not None and not any(lib_dest.iterdir()):
+        state.warnings.append("layer.zip holds no packages: the project has no dependencies "
+                              "and no vendor/ directory.")
     return task, layer_root
 
 

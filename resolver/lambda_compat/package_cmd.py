@@ -44,7 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "own name (repeatable; default app.py and chalicelib/)")
     p.add_argument("-r", "--requirements", metavar="FILE",
                    help="requirements file or lock file (Pipfile.lock, poetry.lock, uv.lock, "
-                        "pylock.toml); default: found in the project")
+                        "pylock.toml), relative to the current directory; default: found in "
+                        "the project")
     p.add_argument("--vendor", metavar="DIR", help="vendor directory (default vendor/)")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                    help="leave matching files/folders of sources and vendor/ out (glob, "
@@ -213,8 +214,11 @@ def _package(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise errors.BadInput("--jobs must be at least 1.")
     strip = tuple(x.strip() for x in args.strip.split(",") if x.strip())
+    # -r is relative to the current directory (as for build); --source and --vendor name
+    # parts of the project and are relative to the project directory.
+    requirements = str(Path(args.requirements).absolute()) if args.requirements else None
     project = load_project(Path(args.project), sources=args.source,
-                           requirements=args.requirements, vendor=args.vendor,
+                           requirements=requirements, vendor=args.vendor,
                            exclude=args.exclude)
     output = Path(args.output) if args.output else project.root / "dist"
     pip = PipOptions(index_url=args.index_url, extra_index_urls=tuple(args.extra_index_url),
