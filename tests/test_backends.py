@@ -539,6 +539,18 @@ def test_container_docker_cli_path(copy_root, host_target, bundle, docker_via_po
 
 
 @pytest.mark.container
+def test_auto_never_pulls(host_target):
+    _podman()
+    backend = select_backend(host_target, "auto", engine="podman",
+                             image="localhost/lc-no-such-image:never")
+    assert isinstance(backend, HostBackend)  # the container could not run: next strongest
+    status = {name: (b, why) for name, b, why in backends.backend_status(
+        host_target, engine="podman", image="localhost/lc-no-such-image:never")}
+    assert status["container"][0] is not None  # the engine answers; the image is the problem
+    assert "docker export" in status["rootfs"][1]
+
+
+@pytest.mark.container
 def test_container_missing_image_is_unavailable(host_target):
     _podman()
     with pytest.raises(errors.BackendUnavailable, match="not present"):

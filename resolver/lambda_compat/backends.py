@@ -34,12 +34,13 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple,
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple,
                     Union)
 
 from . import binfmt, errors, sandbox
@@ -47,10 +48,13 @@ from .errors import BackendUnavailable
 from .interpreters import Interpreter, find_interpreter
 from .targets import Target
 
+if TYPE_CHECKING:  # pragma: no cover
+    from . import standin as standin_mod
+
 __all__ = [
-    "Backend", "ContainerBackend", "DynamicResult", "HostBackend", "ImportOutcome",
-    "RootfsBackend", "available_backends", "lambda_environment", "select_backend",
-    "PROOFS", "REQUESTS",
+    "Backend", "BackendUnavailable", "ContainerBackend", "DynamicResult", "HostBackend",
+    "ImportOutcome", "RootfsBackend", "available_backends", "backend_status",
+    "lambda_environment", "select_backend", "PROOFS", "REQUESTS",
 ]
 
 #: What a dynamic result proved, weakest first ("static" means no dynamic proof at all).
@@ -548,7 +552,7 @@ class RootfsBackend(_ProbeBackend):
         self.runner = runner or sandbox.first_runner()
         self.standin_kind = standin_kind  # build/find a stand-in in prepare() when root is None
         self.cache_dir = cache_dir
-        self._standin_info = None
+        self._standin_info: Optional["standin_mod.StandinInfo"] = None
         self.python: Optional[str] = None
         self.qemu: Optional[str] = None
         self._foreign = False
@@ -853,7 +857,10 @@ def _container_candidate(target: Target, image: Optional[str], engine: Optional[
         return None, (f"no container engine: {why}. Install podman (apt-get install podman) "
                       "or start the docker daemon")
     machine = target.machine
-    if machine != binfmt.host_machine() and not binfmt.status(machine).usable_in_sandbox:
+    # On Linux the engine runs foreign images through the kernel's binfmt_misc; elsewhere
+    # (Docker Desktop) its own VM emulates them.
+    if (sys.platform.startswith("linux") and machine != binfmt.host_machine()
+            and not binfmt.status(machine).usable_in_sandbox):
         return None, (f"{target.name} images need {machine} emulation: apt-get install "
                       "qemu-user-static and register binfmt (python -m lambda_compat.standin binfmt)")
     return ContainerBackend(target, exe, image), None
@@ -906,6 +913,16 @@ def _candidates(target: Target, image, rootfs, python, engine, only: Optional[st
             yield (name,) + make()
 
 
+def backend_status(target: Target, *, image: Optional[str] = None,
+                   rootfs: Optional[Union[str, Path]] = None, python: Optional[str] = None,
+                   engine: Optional[str] = None) -> List[Tuple[str, Optional[Backend], Optional[str]]]:
+    """Every backend kind for ``target``, strongest first: (name, backend or None, why not).
+
+    For messages such as "container: no engine (install podman)"; cheap checks only.
+    """
+    return list(_candidates(target, image, rootfs, python, engine))
+
+
 def available_backends(target: Target, *, image: Optional[str] = None,
                        rootfs: Optional[Union[str, Path]] = None, python: Optional[str] = None,
                        engine: Optional[str] = None) -> List[Backend]:
@@ -924,7 +941,9 @@ def select_backend(target: Target, requested: str = "auto", *, image: Optional[s
 
     An explicitly requested backend that cannot run raises :class:`BackendUnavailable`
     saying what is missing and how to get it. "auto" tries container, rootfs, host in turn
-    and takes the first one that prepares.
+    and takes the first one that prepares; its container must already have the image (an
+    explicit "container" pulls it). ``rootfs`` is a directory, or "standin" (or
+    "standin:copy|unpack|debootstrap") for a cached lambda-compat stand-in built on first use.
     """
     if requested not in REQUESTS:
         raise errors.BadInput(f"Unknown backend {requested!r}.",
@@ -937,6 +956,10 @@ def select_backend(target: Target, requested: str = "auto", *, image: Optional[s
         for _, backend, _ in candidates:
             if backend is None:
                 continue
+            if isinstance(backend, ContainerBackend):
+                # auto never starts a pull of several hundred MB (or waits on a registry that
+                # does not answer): the image must be there; `container` pulls.
+                backend.pull = False
             try:
                 backend.prepare()
             except errors.EnvironmentProblem:

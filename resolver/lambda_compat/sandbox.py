@@ -61,7 +61,13 @@ def chroot_works() -> bool:
 
 
 def runner_works(name: str) -> bool:
-    return {"bwrap": bwrap_works, "proot": proot_works, "chroot": chroot_works}[name]()
+    if name == "bwrap":
+        return bwrap_works()
+    if name == "proot":
+        return proot_works()
+    if name == "chroot":
+        return chroot_works()
+    raise ValueError(f"unknown runner {name!r}")
 
 
 def first_runner(candidates: Iterable[str] = RUNNERS) -> Optional[str]:

@@ -169,7 +169,7 @@ def plan_standin(target: Target, kind: str = "auto") -> Tuple[Optional[StandinPl
     if kind not in KINDS:
         raise errors.BadInput(f"Unknown stand-in kind {kind!r}.",
                               hint=f"Choose one of: {', '.join(KINDS)}.")
-    version = tuple(target.python_version)
+    version: Tuple[int, int] = (target.python_version[0], target.python_version[1])
     v = "%d.%d" % version
     reasons = []
     if kind in ("auto", "copy"):
@@ -590,9 +590,9 @@ def build_debootstrap_root(suite: str, arch: str, dest: Path, *, name: str,
     os.symlink(f"/usr/lib/python{v}", lang / "lib" / f"python{v}")
     compiled = ""
     if unpack:
-        for path, text in (("etc/passwd", _PASSWD), ("etc/group", _GROUP)):
-            if not (dest / path).exists():
-                (dest / path).write_text(text)
+        for name_, text in (("etc/passwd", _PASSWD), ("etc/group", _GROUP)):
+            if not (dest / name_).exists():
+                (dest / name_).write_text(text)
         compiled = _compile_stdlib(dest, (major, minor))
     libc = versions.get("libc6", "")
     made_from = " ".join(debootstrap_command(suite, arch, Path("ROOT"), mirror, foreign=unpack))
