@@ -459,6 +459,13 @@ def _podman():
     return exe
 
 
+def assert_removed(exe, backend):
+    assert backend.last_containers
+    for name in backend.last_containers:
+        exists = subprocess.run([exe, "container", "exists", name], capture_output=True)
+        assert exists.returncode == 1, f"container {name} was left behind"
+
+
 @pytest.mark.container
 @pytest.mark.slow
 def test_container_standin_image(copy_root, host_target, bundle):
@@ -481,9 +488,7 @@ def test_container_standin_image(copy_root, host_target, bundle):
     assert "Read-only file system" in by["writer"].error
     assert result.handler.error == "ValueError: config missing at import time"
     assert snapshot(bundle) == before
-    leftover = subprocess.run([exe, "ps", "-a", "--filter", "name=lambda-compat-", "-q"],
-                              capture_output=True, text=True).stdout.strip()
-    assert leftover == ""
+    assert_removed(exe, backend)
 
 
 @pytest.mark.container
@@ -495,9 +500,7 @@ def test_container_removed_after_timeout(copy_root, host_target, bundle, monkeyp
     monkeypatch.setattr(backends, "_overall_timeout", lambda timeout, jobs: 3.0)
     result = backend.import_modules(bundle, [], [("s", "sleeper")], timeout=30)
     assert result.error and "did not finish" in result.error
-    leftover = subprocess.run([exe, "ps", "-a", "--filter", "name=lambda-compat-", "-q"],
-                              capture_output=True, text=True).stdout.strip()
-    assert leftover == ""
+    assert_removed(exe, backend)
 
 
 @pytest.fixture

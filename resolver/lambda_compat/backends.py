@@ -731,6 +731,8 @@ class ContainerBackend(_ProbeBackend):
         self.pull_timeout = pull_timeout
         self._labels: Optional[Dict[str, str]] = None
         self._python: Optional[str] = None
+        #: names of the containers started by the last import_modules (all removed afterwards)
+        self.last_containers: List[str] = []
 
     @property
     def platform(self) -> str:
@@ -833,9 +835,11 @@ class ContainerBackend(_ProbeBackend):
             f"/var/lang/bin/python{version}", f"/usr/bin/python{version}",
             f"/usr/local/bin/python{version}"]
         overall = _overall_timeout(timeout, len(modules))
-        result = (1, "", "")
+        result: Tuple[Optional[int], str, str] = (1, "", "")
+        self.last_containers = []
         for python in candidates:
             with self._container() as container:
+                self.last_containers.append(container["name"])
                 argv = self._run_argv(container["name"], task, opt, env, python,
                                       ["-I", "-B", "-c", probe_source(), spec])
                 result = _run(argv, env=os.environ, cwd=None, timeout=overall)
