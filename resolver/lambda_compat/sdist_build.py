@@ -82,8 +82,12 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         run_env["PIP_NO_INPUT"] = "1"
         if no_compiler:
             run_env = _no_compiler_env(run_env, tmp_path / "no-compiler")
+        # --use-pep517: a setup.py-only sdist built by pip < 23.1 otherwise takes the legacy
+        # `setup.py bdist_wheel` path, which fails where the interpreter lacks `wheel` (pyenv
+        # 3.8-3.10 ship pip 23.0 without it); PEP 517 isolation brings setuptools and wheel.
         cmd = [interpreter.path, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir",
-               "--disable-pip-version-check", "-w", str(out), *pip.args(), str(source)]
+               "--use-pep517", "--disable-pip-version-check", "-w", str(out), *pip.args(),
+               str(source)]
         with open(log, "w", encoding="utf-8") as logf:
             logf.write(f"$ {' '.join(cmd)}\n")
             if no_compiler:
