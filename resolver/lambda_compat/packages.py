@@ -26,7 +26,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import (Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
+                    Set, Tuple)
 
 import jsonschema
 import yaml
@@ -55,8 +56,6 @@ VERSION_FILE = "VERSION"
 CHANGELOG_FILE = "CHANGELOG.md"
 #: Registry data versions: the UTC date of the change and a counter for that day.
 VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})\.(\d+)$")
-#: Where evidence tests live: ``<path>.py::<function>`` under compat_tests/.
-TEST_RE = re.compile(r"^compat_tests/[A-Za-z0-9_/]+\.py::[A-Za-z_][A-Za-z0-9_]*$")
 #: Field order of a dumped entry (the order CONTRIBUTING.md shows).
 FIELD_ORDER = ("name", "versions", "targets", "kind", "explanation", "imports", "smoke",
                "evidence", "references")
@@ -262,19 +261,16 @@ def check_registry(root: Path, *, changelog: bool = False
         if entry.name in first_seen:
             other, other_line = first_seen[entry.name]
             problems.append(RegistryProblem(
-                entry.path, _name_line(entry),
+                entry.path, entry.line,
                 f"duplicate entry for {entry.name!r}: {other}:{other_line} already describes it; "
                 f"keep one file per project (merge the evidence into it)"))
             continue
-        first_seen[entry.name] = (entry.path, _name_line(entry))
-        entries.append(entry)
+        first_seen[entry.name] = (entry.path, entry.line)
+        if not file_problems:
+            entries.append(entry)
     if problems:
         return None, tuple(sorted(problems, key=lambda p: (p.path, p.line or 0, p.message)))
     return PackageRegistry(version=version or "", entries=tuple(entries), root=str(root)), ()
-
-
-def _name_line(entry: PackageEntry) -> int:
-    return entry.line
 
 
 def _read_version(root: Path, problems: List[RegistryProblem]) -> Optional[str]:
@@ -410,7 +406,11 @@ def _compose(text: str, path: str) -> Tuple[Optional[yaml.Node], Any, List[Regis
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
+        context = e.context or ""
+        if e.context_mark is not None and e.problem_mark is not None \
+                and e.context_mark.line != e.problem_mark.line:
+            context += f" started on line {e.context_mark.line + 1}"
+        problem = ": ".join(str(x) for x in (context, e.problem) if x)
         return None, None, [RegistryProblem(path, mark.line + 1 if mark else None,
                                             f"not valid YAML: {problem or e}")]
     except yaml.YAMLError as e:
@@ -477,11 +477,14 @@ def _where(parts: Sequence[Any]) -> str:
     return out
 
 
-def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any,
-                     path: str) -> List[RegistryProblem]:
+def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any, path: str
+                     ) -> Tuple[List[RegistryProblem], Set[Tuple[Any, ...]]]:
+    """Every schema error as a problem, and the paths they concern (not reported twice)."""
     out = []
+    flagged: Set[Tuple[Any, ...]] = set()
     for err in validator.iter_errors(data):
         parts = list(err.absolute_path)
+        flagged.add(tuple(parts))
         line = _line(node, parts)
         where = _where(parts) or "entry"
         message = f"{where}: {err.message}"
@@ -515,6 +518,10 @@ def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any,
         elif parts == ["evidence"] and err.validator == "minItems":
             message = ("evidence is empty: every entry names the versions and targets its "
                        "compat test proved, the test and the date")
+        elif (len(parts) == 3 and parts[0] == "evidence" and parts[2] == "test"
+              and err.validator == "pattern"):
+            message = (f"{where}: {instance!r} is not a compat test; write "
+                       f"'compat_tests/<file>.py::<function>' (the test that proves the entry)")
         elif parts == ["name"] and err.validator == "pattern" and isinstance(instance, str):
             message = (f"name {instance!r} is not a normalized project name (PEP 503); "
                        f"write {canonicalize_name(instance)!r}")
@@ -523,7 +530,7 @@ def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any,
         elif isinstance(instance, (datetime.date, datetime.datetime)):
             message += " (quote dates: \"YYYY-MM-DD\")"
         out.append(RegistryProblem(path, line, message))
-    return out
+    return out, flagged
 
 
 def parse_entry_file(path: Path, *, validator: Any = None,
@@ -536,15 +543,12 @@ def parse_entry_file(path: Path, *, validator: Any = None,
     except UnicodeDecodeError as e:
         return None, [RegistryProblem(str(path), None, f"not UTF-8 text: {e.reason}")]
     entry, problems = parse_entry(text, str(path), validator=validator, known=known)
-    if entry is not None or not problems:
-        stem = Path(path).stem
-        name = entry.name if entry is not None else None
-        if name is not None and stem != name:
-            problems.append(RegistryProblem(
-                str(path), entry.line if entry is not None else 1,
-                f"the file for {name!r} must be named {name}.yaml (one file per project, "
-                f"named by its normalized name)"))
-            entry = None
+    if entry is not None and Path(path).name != f"{entry.name}.yaml":
+        # The entry is returned with the problem, so that duplicates are still found.
+        problems.append(RegistryProblem(
+            str(path), entry.line,
+            f"the file for {entry.name!r} must be named {entry.name}.yaml (one file per "
+            f"project, named by its normalized name)"))
     return entry, problems
 
 
@@ -560,10 +564,11 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
                                                "versions, kind, explanation, imports, evidence")]
     if problems and data is None:
         return None, problems
-    problems += _schema_problems(validator, node, data, path)
+    schema_problems, flagged = _schema_problems(validator, node, data, path)
+    problems += schema_problems
     if not isinstance(data, dict):
         return None, problems
-    problems += _invariant_problems(data, node, path, known)
+    problems += _invariant_problems(data, node, path, known, flagged)
     if problems:
         return None, sorted(problems, key=lambda p: (p.line or 0, p.message))
     targets = data.get("targets") or {}
@@ -584,17 +589,18 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
 
 
 def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: str,
-                        known: FrozenSet[Tuple[str, str]]) -> List[RegistryProblem]:
-    """What a schema cannot say: normalization, PEP 440, known targets, evidence in claim."""
+                        known: FrozenSet[Tuple[str, str]],
+                        flagged: Set[Tuple[Any, ...]] = frozenset()) -> List[RegistryProblem]:
+    """What a schema cannot say: PEP 440, known targets, evidence inside the claim.
+
+    Paths the schema already flagged (``flagged``) are not reported a second time.
+    """
     out: List[RegistryProblem] = []
 
     def add(parts: Sequence[Any], message: str) -> None:
-        out.append(RegistryProblem(path, _line(node, parts), message))
+        if tuple(parts) not in flagged:
+            out.append(RegistryProblem(path, _line(node, parts), message))
 
-    name = data.get("name")
-    if isinstance(name, str) and name and canonicalize_name(name) != name:
-        add(["name"], f"name {name!r} is not normalized (PEP 503); write "
-                      f"{canonicalize_name(name)!r}")
     spec: Optional[SpecifierSet] = None
     versions = data.get("versions")
     if isinstance(versions, str):
@@ -624,7 +630,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                 if not isinstance(value, str):
                     continue
                 if value not in valid:
-                    close = difflib.get_close_matches(value, valid, n=1, cutoff=0.5)
+                    close = (_suggest_target(value, None, known) if key == "runtimes"
+                             else difflib.get_close_matches(value, valid, n=1, cutoff=0.5))
                     add(["targets", key, i],
                         f"targets.{key}[{i}]: unknown {key[:-1] if key != 'arches' else 'arch'} "
                         f"{value!r}" + (f"; did you mean {close[0]!r}?" if close else "")
@@ -655,8 +662,7 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                     continue
                 runtime, arch = t.split("/", 1)
                 if (runtime, arch) not in known:
-                    valid = sorted(f"{r}/{a}" for r, a in known)
-                    close = difflib.get_close_matches(t, valid, n=1, cutoff=0.6)
+                    close = _suggest_target(runtime, arch, known)
                     add(["evidence", i, "targets", j],
                         f"evidence[{i}].targets[{j}]: unknown target {t!r}"
                         + (f"; did you mean {close[0]!r}?" if close else "")
@@ -676,11 +682,6 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                     if day > datetime.date.today() + datetime.timedelta(days=1):
                         add(["evidence", i, "date"],
                             f"evidence[{i}].date: {date} is in the future")
-            test = ev.get("test")
-            if isinstance(test, str) and not TEST_RE.match(test):
-                add(["evidence", i, "test"],
-                    f"evidence[{i}].test: {test!r} is not a compat test; write "
-                    f"'compat_tests/<file>.py::<function>'")
     imports = data.get("imports")
     if isinstance(imports, list):
         for i, module in enumerate(imports):
@@ -693,6 +694,23 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
         except SyntaxError as e:
             add(["smoke"], f"smoke: not valid Python ({e.msg})")
     return out
+
+
+def _suggest_target(runtime: str, arch: Optional[str],
+                    known: FrozenSet[Tuple[str, str]]) -> List[str]:
+    """The closest known runtime (or runtime/arch): python3.21 -> python3.12."""
+    from .runtimes import _suggest_runtime
+    runtimes = tuple(sorted({r for r, _ in known}, key=_runtime_key))
+    best = runtimes and _suggest_runtime(runtime, runtimes)
+    if not best:
+        return []
+    if arch is None:
+        return [best]
+    arches = sorted(a for r, a in known if r == best)
+    if arch in arches:
+        return [f"{best}/{arch}"]
+    close = difflib.get_close_matches(arch, arches, n=1, cutoff=0.3)
+    return [f"{best}/{close[0]}"] if close else []
 
 
 def _runtime_key(runtime: str) -> Tuple[int, ...]:
