@@ -243,7 +243,20 @@ class StaticChecker:
 
     def _check_dist(self, d: Distribution, target: Target) -> List[Finding]:
         out: List[Finding] = []
-        if d.tags and not target.accepts_wheel_tags(d.tags):
+        vouched = (self._registry_vouches(d, target)
+                   if d.tags and not target.accepts_wheel_tags(d.tags) else None)
+        if vouched is not None:
+            entry, version = vouched
+            tags = ", ".join(sorted({str(t) for t in d.tags}))
+            out.append(Finding(
+                "registry-vouched", d.name, d.dist_info + "/WHEEL",
+                f"{d.name} {d.version} was installed from a wheel tagged {tags}, which this "
+                f"target does not accept by its tag; it holds no native code and registry "
+                f"entry {entry.label} ({entry.kind}; registry {version}) vouches that it "
+                f"runs here.",
+                f"Nothing needed; to rely on no registry entry, build {d.name} for the target "
+                f"(lambda-compat build --runtime ... --arch ...).", severity="warning"))
+        elif d.tags and not target.accepts_wheel_tags(d.tags):
             tags = ", ".join(sorted({str(t) for t in d.tags}))
             out.append(Finding(
                 "incompatible-tags", d.name, d.dist_info + "/WHEEL",
@@ -254,6 +267,24 @@ class StaticChecker:
         out += check_requires_python(d.name, d.requires_python, target,
                                      file=d.dist_info + "/METADATA")
         return out
+
+    def _registry_vouches(self, d: Distribution, target: Target):
+        """(entry, registry version) if the package registry vouches for ``d`` on ``target``:
+        an entry matches name, version and target, the tag is only wrong in its platform,
+        and none of the distribution's files is native code."""
+        from . import errors
+        from .packages import load_packages, tags_fit_except_platform
+        try:
+            registry = load_packages()
+        except errors.LambdaCompatError:
+            return None
+        entry = registry.find(d.name, d.version, target)
+        if entry is None or not tags_fit_except_platform(d.tags, target):
+            return None
+        native = {f.path for f in self.bundle.native_files}
+        if any(path in native for path in d.files):
+            return None
+        return entry, registry.version
 
     def _check_requirements(self, visible: Dict[str, Distribution],
                             target: Target) -> List[Finding]:
