@@ -546,3 +546,12 @@ def test_json_output_of_a_failure_is_valid(tmp_path, shared_cache, capsys):
                      "uncompressed_bytes": 1, "zip_bytes": 100, "sha256": "0" * 64}]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, SCHEMA)
+
+
+def test_result_says_whether_the_resolution_was_reused(tmp_path):
+    proj = project_copy(tmp_path, "lc-pure==1.0\n")
+    cache = tmp_path / "cache"
+    first = run(proj, tmp_path / "a", cache)
+    second = run(proj, tmp_path / "b", cache)
+    assert (first.resolution_reused, second.resolution_reused) == (False, True)
+    assert second.to_json()["dependencies"]["build"]["resolution_reused"] is True

@@ -125,6 +125,7 @@ class PackageResult:
     warnings: Tuple[str, ...]
     removed: Tuple[str, ...]                   # stale outputs removed (layer.zip)
     seconds: float
+    resolution_reused: Optional[bool] = None   # the build reused a cached resolution
 
     @property
     def ok(self) -> bool:
@@ -140,6 +141,7 @@ class PackageResult:
         if self.build is not None:
             b = self.build
             build = {"status": b.status, "seconds": round(b.seconds, 3),
+                     "resolution_reused": self.resolution_reused,
                      "distributions": [{"name": d.name, "version": d.version,
                                         "phase": d.phase, "file": d.file,
                                         "reason_code": d.reason_code, "reason": d.reason,
@@ -316,6 +318,7 @@ class _State:
     warnings: List[str] = field(default_factory=list)
     removed: List[str] = field(default_factory=list)
     origins: Dict[Path, Path] = field(default_factory=dict)   # staged file -> project file
+    resolution_reused: Optional[bool] = None
 
     def result(self, started: float) -> PackageResult:
         return PackageResult(
@@ -324,6 +327,7 @@ class _State:
             verified=self.verified, findings=tuple(self.findings), sizes=self.sizes,
             zips=self.zips, build=self.build, lock=self.lock, stripped=self.stripped,
             stripped_bytes=self.stripped_bytes, handler=self.handler,
+            resolution_reused=self.resolution_reused,
             warnings=tuple(self.warnings), removed=tuple(self.removed),
             seconds=time.monotonic() - started)
 
@@ -352,6 +356,19 @@ def _validate_handler(handler: str) -> None:
                  "chalicelib/api.handler.")
 
 
+class _PipWatch:
+    """Passes events on; notes whether pip ran (a resolution not reused from the cache)."""
+
+    def __init__(self, ui: UI) -> None:
+        self.ui = ui
+        self.pip_ran = False
+
+    def event(self, kind: str, /, **data) -> None:
+        if kind.startswith("pip-"):
+            self.pip_ran = True
+        self.ui.event(kind, **data)
+
+
 def _dependencies(state: _State, work: Path, ui: UI, config: BuildConfig) -> Optional[Path]:
     """Build the dependencies into work/deps; None when the project has none."""
     project, target = state.project, state.target
@@ -368,10 +385,12 @@ def _dependencies(state: _State, work: Path, ui: UI, config: BuildConfig) -> Opt
             return None
         requirements = selection.write_requirements(work / "requirements-from-lock.txt")
     deps = work / "deps"
-    report = build_dependencies(deps, requirements, target.runtime, ui=ui,
+    watch = _PipWatch(ui)
+    report = build_dependencies(deps, requirements, target.runtime, ui=watch,
                                 config=replace(config, allow_missing=False),
                                 architecture=target.arch)
     state.build = report
+    state.resolution_reused = not watch.pip_ran
     state.warnings.extend(report.warnings)
     if not report.ok:
         state.failure = "dependencies-missing"
