@@ -226,7 +226,7 @@ def section(r: dict) -> str:
         f"zip, on up to {min(4, r['nproc'] or 1)} threads (zip uses one). Both archives hold "
         f"the same files; their sizes are in the last column.")
     lines.append(
-        f"- Every timed `package` run reused the cached resolution (pip did not run)."
+        "- Every timed `package` run reused the cached resolution (pip did not run)."
         if not r["resolved_again"] else
         f"- **{r['resolved_again']} timed `package` runs resolved again** (pip ran; the "
         f"resolution cache had expired), which inflates their times.")

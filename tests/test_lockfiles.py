@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from lambda_compat import errors, lockfiles, reqfile
+from lambda_compat import errors, reqfile
 from lambda_compat.builder import get_target
 from lambda_compat.lockfiles import _poetry_constraint, lock_kind, select
 

@@ -28,7 +28,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import __version__, errors, lockfiles
 from .builder import BuildConfig, build_dependencies, default_cache_dir, get_target
