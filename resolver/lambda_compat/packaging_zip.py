@@ -16,9 +16,10 @@ output does not depend on the thread count. A file installed unchanged from a wh
 that wheel's deflate stream (``reuse``: archive name -> :class:`RawEntry`): the entry is taken
 only when the file's size and CRC-32 equal the wheel member's, so the content is the same; its
 bytes then depend on the wheel (an input), not on the local zlib.
-The writer is hand-rolled (local headers, central
-directory, end record; zip64 end records when there are more than 65535 entries) because
-:mod:`zipfile` cannot take data compressed elsewhere.
+
+The writer is hand-rolled (local headers, central directory, end record; zip64 end records
+when there are more than 65535 entries) because :mod:`zipfile` cannot take data compressed
+elsewhere.
 """
 
 from __future__ import annotations
