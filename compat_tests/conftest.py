@@ -26,8 +26,9 @@ as Markdown. Results travel from xdist workers to the controller in each test re
 
 Marker filter: the project's pytest addopts deselect ``network``/``slow`` tests, which is
 every compat cell. When the run names only compat_tests paths and gives no ``-m`` of its
-own, this conftest replaces that default with ``not container`` (``container`` cells run
-only with ``--run-containers``); an explicit ``-m`` (e.g. ``-m compat_fast``) is respected.
+own, this conftest replaces that default with ``not container``, or with no filter at all
+under ``--run-containers`` / ``--backend container``; an explicit ``-m`` (e.g.
+``-m compat_fast``) is respected.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def pytest_configure(config):
         "markers", "compat_fast: the fast compat slice (a few cells on x86_64 python3.11/3.12 "
                    "with warm caches) that README's test command runs")
     if _only_compat_paths(config) and not _explicit_markexpr(config):
-        config.option.markexpr = "not container"
+        containers = config.getoption("compat_containers") or \
+            config.getoption("compat_backend") == "container"
+        config.option.markexpr = "" if containers else "not container"
     cache = config.getoption("compat_cache")
     if cache:
         os.environ["LAMBDA_COMPAT_CACHE_DIR"] = str(Path(cache).resolve())

@@ -33,9 +33,10 @@ PROOF_SHORT = {"image": "img", "rootfs": "rfs", "host": "host", "static": "st"}
 LEGEND = (
     "verdict: ok = compatible, INC = incompatible (built, flagged by the static check), "
     "MISS = missing (nothing could be built), ERR = the tool raised an error.\n"
-    "proof: img = imported in the Lambda image, rfs = imported in a stand-in root, "
-    "host = imported with a local interpreter, st = static only (no import ran; NOT a proven "
-    "import).\n"
+    "proof: img = imported in the Lambda image, simg = imported in a stand-in image (made "
+    "from a stand-in root, not the Lambda image), rfs = imported in a root directory (a "
+    "stand-in here), host = imported with a local interpreter, st = static only (no import "
+    "ran; NOT a proven import).\n"
     "! = the cell's test failed, s = skipped, - = the case does not run on this target.")
 
 
@@ -59,7 +60,10 @@ def short(cell: Optional[dict]) -> str:
         return "-"
     if cell.get("outcome") == "skipped" and cell.get("verdict") is None:
         return "s"
-    text = f"{VERDICT_SHORT.get(cell.get('verdict'), '?')}·{PROOF_SHORT.get(cell['proof'], '?')}"
+    proof = PROOF_SHORT.get(cell["proof"], "?")
+    if cell["proof"] == "image" and cell.get("standin"):
+        proof = "simg"  # a container made from a stand-in root: not the Lambda image
+    text = f"{VERDICT_SHORT.get(cell.get('verdict'), '?')}·{proof}"
     if cell.get("imported") == "failed":
         text += "✗"  # the import was observed to fail
     if cell.get("outcome") == "failed":
@@ -75,7 +79,8 @@ def describe(cell: dict) -> str:
     if cell.get("imported") is None:
         observed = f"no import ({cell.get('backend_note') or 'static only'})"
     else:
-        observed = f"import {cell['imported']} in {cell['proof']} ({cell.get('backend')})"
+        where = cell["proof"] + (" (stand-in)" if cell.get("standin") else "")
+        observed = f"import {cell['imported']} in {where} ({cell.get('backend')})"
         if cell.get("import_failures"):
             observed += ": " + "; ".join(cell["import_failures"][:2])
     return (f"{cell['case']} on {cell['target']}: expected {cell['expected']}; predicted "
@@ -83,14 +88,22 @@ def describe(cell: dict) -> str:
 
 
 def counts(cells: Sequence[dict]) -> Dict[str, int]:
-    out = {"cells": len(cells), "failed": 0, "passed": 0, "skipped": 0}
+    out = {"cells": len(cells), "failed": 0, "passed": 0, "skipped": 0, "standin image": 0}
     for proof in PROOF_SHORT:
         out[proof] = 0
     for c in cells:
         out[c.get("outcome") or "passed"] = out.get(c.get("outcome") or "passed", 0) + 1
         if c.get("verdict"):
-            out[c["proof"]] += 1
+            key = "standin image" if c["proof"] == "image" and c.get("standin") else c["proof"]
+            out[key] += 1
     return out
+
+
+def _proof_counts(n: Dict[str, int]) -> str:
+    text = f"{n['image']} image, "
+    if n["standin image"]:
+        text += f"{n['standin image']} stand-in image, "
+    return text + f"{n['rootfs']} rootfs, {n['host']} host, {n['static']} static only"
 
 
 # --------------------------------------------------------------------------- text
@@ -113,8 +126,7 @@ def render_text(cells: Sequence[dict]) -> str:
         out.append("")
     n = counts(cells)
     out.append(f"{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
-               f"{n['skipped']} skipped; proof: {n['image']} image, {n['rootfs']} rootfs, "
-               f"{n['host']} host, {n['static']} static only")
+               f"{n['skipped']} skipped; proof: {_proof_counts(n)}")
     out.append(LEGEND)
     failed = [c for c in cells if c.get("outcome") == "failed"]
     if failed:
@@ -148,8 +160,7 @@ def render_markdown(cells: Sequence[dict], title: str = "lambda-compat compat ma
         out.append("")
     n = counts(cells)
     out.append(f"**{n['cells']} cells**: {n['passed']} passed, {n['failed']} failed, "
-               f"{n['skipped']} skipped. Proof: {n['image']} image, {n['rootfs']} rootfs, "
-               f"{n['host']} host, {n['static']} static only.")
+               f"{n['skipped']} skipped. Proof: {_proof_counts(n)}.")
     out.append("")
     out.append(LEGEND.replace("\n", "  \n"))
     failed = [c for c in cells if c.get("outcome") == "failed"]
@@ -217,8 +228,7 @@ def render_html(cells: Sequence[dict], title: str = "lambda-compat compat matrix
         parts.append("</table>")
     n = counts(cells)
     parts.append(f"<p>{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
-                 f"{n['skipped']} skipped. Proof: {n['image']} image, {n['rootfs']} rootfs, "
-                 f"{n['host']} host, {n['static']} static only.</p>")
+                 f"{n['skipped']} skipped. Proof: {html.escape(_proof_counts(n))}.</p>")
     parts.append(f"<p class=\"legend\">{html.escape(LEGEND)}</p>")
     parts.append("<h2>Cells</h2><ul>")
     for c in sorted(cells, key=lambda c: (c["case"], _runtime_key(c["runtime"]), c["arch"])):

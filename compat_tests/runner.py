@@ -87,6 +87,9 @@ class Cell:
     build_status: Optional[str] = None
     build_seconds: Optional[float] = None
     proof: str = "static"
+    #: set when the root or image that ran the import is a lambda-compat stand-in, not the
+    #: runtime's image (a stand-in *image* proves what a stand-in root proves, no more)
+    standin: Optional[str] = None
     backend: Optional[str] = None
     backend_note: Optional[str] = None     # why no (stronger) backend
     imported: Optional[str] = None         # ok | failed | error | None (no import)
@@ -231,6 +234,7 @@ def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendCh
         cell.backend_note = f"{result.proof} backend failed to run: {result.error}"
         return
     cell.proof = result.proof
+    cell.standin = result.standin
     cell.imported = "ok" if result.ok else "failed"
     cell.import_failures = [f"{o.module}: {o.error}" for o in result.failures]
 
@@ -308,7 +312,8 @@ def agreement(cell: Cell) -> List[str]:
     if cell.imported == "failed":
         cell.agreement = "agrees"
         return []
-    permissive = NOT_REFUTABLE.get(cell.proof, set())
+    level = "rootfs" if cell.proof == "image" and cell.standin else cell.proof
+    permissive = NOT_REFUTABLE.get(level, set())
     if cell.reasons and set(cell.reasons) <= permissive:
         cell.agreement = "not-refutable"
         return []

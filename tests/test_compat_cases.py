@@ -277,3 +277,19 @@ def test_running_compat_tests_explicitly_is_not_deselected_by_addopts():
     assert "deselected" not in everything and "tests collected" in everything
     fast = collect("-m", "compat_fast", "--runtime", "python3.11")
     assert "deselected" in fast
+
+
+def test_a_standin_image_is_not_the_lambda_image(tmp_path):
+    case, rule = rule_of(tmp_path, "  - verdict: incompatible\n    reason: glibc-too-new\n")
+    standin = cell(verdict="incompatible", reasons=["glibc-too-new"], proof="image",
+                   standin="copy of local CPython 3.12.1, glibc 2.36", imported="ok",
+                   backend="podman localhost/lc-standin:x")
+    assert judge(case, rule, standin) == [] and standin.agreement == "not-refutable"
+    real = cell(verdict="incompatible", reasons=["glibc-too-new"], proof="image",
+                imported="ok", backend="docker public.ecr.aws/lambda/python:3.12-x86_64@sha256:0")
+    assert judge(case, rule, real) and real.agreement == "disagrees"
+    c = dict(vars(cell(verdict="compatible", proof="image", standin="stand-in", imported="ok",
+                       outcome="passed")))
+    assert grid.short(c) == "ok·simg"
+    assert "1 stand-in image" in grid.render_text([c])
+    assert "in image (stand-in)" in grid.describe(c)
