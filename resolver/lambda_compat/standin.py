@@ -606,20 +606,42 @@ def build_debootstrap_root(suite: str, arch: str, dest: Path, *, name: str,
 
 
 def _compile_stdlib(root: Path, version: Tuple[int, int]) -> str:
-    """Byte-compile the root's stdlib with a local interpreter of the same version.
+    """Byte-compile the root's stdlib; returns a note for ``made_from`` ("" if not done).
 
-    Debian's postinst would do it (through qemu, slowly); without bytecode every import under
-    qemu compiles from source. Bytecode is portable across architectures within a version.
+    Debian's postinst would do it (through qemu: slowly); without bytecode every import in the
+    root compiles its modules from source, which under qemu costs minutes per check run.
+    Bytecode is portable across architectures within a version, so a local interpreter of the
+    same version does it in seconds; without one the root's own interpreter does it once, in
+    a writable sandbox of the root being built (through qemu for a foreign root).
     """
-    stdlib = root / "usr/lib" / ("python%d.%d" % version)
-    host_machine = binfmt.host_machine()
-    interp = find_interpreter(version, host_machine)
-    if interp is None or not stdlib.is_dir():
+    v = "%d.%d" % version
+    stdlib = root / "usr/lib" / f"python{v}"
+    if not stdlib.is_dir():
         return ""
-    proc = subprocess.run([interp.path, "-I", "-m", "compileall", "-q", "-j", "0",
-                           "-d", "/usr/lib/python%d.%d" % version, str(stdlib)],
-                          capture_output=True, text=True, timeout=1800)
-    return f"; stdlib bytecode compiled by CPython {'.'.join(map(str, interp.version))}" \
+    interp = find_interpreter(version, binfmt.host_machine())
+    if interp is not None:
+        proc = subprocess.run([interp.path, "-I", "-m", "compileall", "-q", "-j", "0",
+                               "-d", f"/usr/lib/python{v}", str(stdlib)],
+                              capture_output=True, text=True, timeout=1800)
+        return f"; stdlib bytecode compiled by CPython {'.'.join(map(str, interp.version))}" \
+            if proc.returncode == 0 else ""
+    from . import backends, sandbox
+    machine = backends.root_machine(root, f"/usr/bin/python{v}")
+    foreign = machine is not None and machine != binfmt.host_machine()
+    if foreign and not binfmt.status(machine or "").usable_in_sandbox:
+        return ""
+    command = [f"/usr/bin/python{v}", "-I", "-m", "compileall", "-q", "-j", "0",
+               f"/usr/lib/python{v}"]
+    if sandbox.bwrap_works():
+        argv = [shutil.which("bwrap") or "bwrap", "--bind", str(root), "/", "--proc", "/proc",
+                "--dev", "/dev", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"] + command
+    elif os.geteuid() == 0:
+        argv = ["chroot", str(root)] + command[:-3] + ["1", command[-1]]  # no /dev/shm: -j 1
+    else:
+        return ""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600,
+                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    return f"; stdlib bytecode compiled by the root's own Python{' under qemu' if foreign else ''}" \
         if proc.returncode == 0 else ""
 
 
