@@ -61,6 +61,10 @@ def test_merge_updates_the_target_and_marks_provenance(runtimes):
     assert "2026-11-28" in reg.source(key)
     assert reg.data_version == "2026.11.28"
     assert any("python.full_version" in c for c in result.changes)
+    # the digest line lost its stale "no digest recorded" comment
+    a, b = _entry_lines(runtimes.read_text(), "python3.12", "x86_64")
+    digest_line = [l for l in runtimes.read_text().splitlines()[a:b] if "digest:" in l]
+    assert digest_line == [f"      digest: {digest}"]
 
 
 def test_other_targets_and_comments_are_untouched(runtimes):

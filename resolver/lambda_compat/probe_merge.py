@@ -180,6 +180,11 @@ class _Merger:
             if order:
                 self._set(entry, "sys_path", "order", _block(order), label)
         if p.digest:
+            image = entry["image"]
+            comments = getattr(image, "ca", None)
+            if image.get("digest") != p.digest and comments is not None:
+                # the end-of-line comment explained the missing digest; it no longer applies
+                comments.items.pop("digest", None)
             self._set(entry, "image", "digest", p.digest, label)
 
     def _merge_sonames(self, entry: Any, probe: Dict[str, Any], label: str) -> None:
