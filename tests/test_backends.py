@@ -144,6 +144,30 @@ def test_host_segfault_does_not_hide_other_results(host_backend, bundle):
     assert "Fatal Python error" in (crash.detail or "")
 
 
+def test_host_children_left_running_do_not_stall_the_probe(host_backend, bundle):
+    write(bundle / "forker.py", """\
+        import os, time
+        if os.fork() == 0:   # a grandchild that keeps the result pipe open
+            time.sleep(60)
+            os._exit(0)
+        """)
+    write(bundle / "daemon.py", "import subprocess\nsubprocess.Popen(['sleep', '60'])\n")
+    result = host_backend.import_modules(bundle, [], [("f", "forker"), ("d", "daemon")],
+                                         timeout=30)
+    assert [o.ok for o in result.outcomes] == [True, True]
+    assert result.seconds < 20
+
+
+def test_bundle_shadowing_stdlib_modules_does_not_break_the_probe(host_backend, bundle):
+    for name in ("platform", "traceback", "json", "tokenize"):
+        write(bundle / f"{name}.py", "raise RuntimeError('shadowed stdlib module')\n")
+    result = host_backend.import_modules(bundle, [], [("b", "broken"), ("p", "purepkg")])
+    assert result.error is None, result.error
+    assert result.outcome("broken").error.startswith("ModuleNotFoundError")
+    assert result.outcome("purepkg").ok
+    assert result.machine == host_backend.target.machine
+
+
 def test_host_timeout_is_per_module(host_backend, bundle):
     result = host_backend.import_modules(bundle, [], [("s", "sleeper"), ("p", "purepkg")],
                                          timeout=1.5)

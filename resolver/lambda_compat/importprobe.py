@@ -31,12 +31,21 @@ cannot hide the other modules' results. At the end the parent prints one line,
 ``MARK`` followed by the JSON report, on stdout.
 """
 
+# Everything the probe needs is imported here, before sys.path becomes the bundle's: a bundle
+# that ships a module called ``platform`` or ``traceback`` must not replace the probe's own.
+# (Lambda's bootstrap has these imported too before it imports the handler.)
+import faulthandler
+import importlib
 import json
 import os
+import platform
 import select
 import signal
 import sys
+import sysconfig
 import time
+import tokenize  # noqa: F401  (linecache imports it lazily when formatting a traceback)
+import traceback
 
 MARK = "@@lambda-compat-probe@@ "
 _OUTPUT_TAIL = 4000
@@ -59,7 +68,6 @@ def _own_paths():
     if dynload is None:
         dynload = os.path.join(stdlib, "lib-dynload")
     try:
-        import sysconfig
         site = sysconfig.get_paths()["purelib"]
     except Exception:  # pragma: no cover - broken sysconfig in a foreign root
         site = os.path.join(stdlib, "site-packages")
@@ -141,11 +149,9 @@ def _child(job, result_w, output_w):
     os.dup2(output_w, 1)
     os.dup2(output_w, 2)
     try:
-        import faulthandler
         faulthandler.enable(file=sys.stderr)
     except Exception:  # pragma: no cover
         pass
-    import importlib
 
     started = time.monotonic()
     result = {"ok": True, "reason": None, "error": None, "detail": None}
@@ -164,10 +170,15 @@ def _child(job, result_w, output_w):
                               error="HandlerNotCallable: %s.%s is a %s, not a function"
                               % (module.__name__, attr, type(getattr(module, attr)).__name__))
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are import failures too
-        import traceback
-        result.update(ok=False, reason="import-error", error=describe_exception(exc),
-                      detail="".join(traceback.format_exception(type(exc), exc,
-                                                                exc.__traceback__))[-_DETAIL_TAIL:])
+        try:
+            error = describe_exception(exc)
+        except BaseException:  # pragma: no cover - a hostile __str__
+            error = type(exc).__name__
+        try:
+            detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        except BaseException as fmt:  # pragma: no cover - formatting needs a module the bundle broke
+            detail = "%s (traceback unavailable: %r)" % (error, fmt)
+        result.update(ok=False, reason="import-error", error=error, detail=detail[-_DETAIL_TAIL:])
     result["seconds"] = round(time.monotonic() - started, 4)
     try:
         sys.stdout.flush()
@@ -276,33 +287,30 @@ def run_jobs(jobs, parallel):
         fds = [fd for run in running.values() for fd in run.open]
         now = time.monotonic()
         wait = min(max(0.0, run.started + run.job["timeout"] - now) for run in running.values())
-        ready = select.select(fds, [], [], min(wait, 0.5))[0] if fds else []
+        if fds:
+            ready = select.select(fds, [], [], min(wait, 0.5))[0]
+        else:
+            ready = []
+            time.sleep(0.01)
         for run in list(running.values()):
             for fd in list(run.open):
                 if fd in ready:
                     _read(run, fd)
-            status = None
-            if run.result_r not in run.open:
-                # The child closed its result pipe: it has exited (or is about to). Output may
-                # stay open in a grandchild it left running; take what is there and move on.
-                pid, status = os.waitpid(run.pid, os.WNOHANG)
-                if pid == 0:
-                    status = None
-                elif run.output_r in run.open:
-                    while run.output_r in run.open and select.select([run.output_r], [], [], 0.05)[0]:
-                        _read(run, run.output_r)
-                    if run.output_r in run.open:
-                        os.close(run.output_r)
-                        run.open.discard(run.output_r)
+            pid, status = os.waitpid(run.pid, os.WNOHANG)
+            if pid == 0:
+                status = None
+            else:
+                # The child has exited; what it wrote is in the pipes. A grandchild it left
+                # running may hold them open: take what is there and move on.
+                for fd in list(run.open):
+                    while fd in run.open and select.select([fd], [], [], 0.05)[0]:
+                        _read(run, fd)
             if status is None and time.monotonic() - run.started > run.job["timeout"]:
                 run.timed_out = True
                 try:
                     os.kill(run.pid, signal.SIGKILL)
                 except OSError:  # pragma: no cover
                     pass
-                for fd in run.open:
-                    os.close(fd)
-                run.open = set()
                 _, status = os.waitpid(run.pid, 0)
             if status is not None:
                 for fd in run.open:
@@ -336,6 +344,14 @@ def main(argv):
     spec = json.loads(argv[1])
     if spec.get("nofile"):
         _limit_files(int(spec["nofile"]))
+    # What the interpreter is, asked before sys.path changes (platform imports lazily).
+    about = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "machine": platform.machine(),
+        "libc": _libc(),
+    }
     path = build_sys_path(spec)
     sys.path[:] = path
     timeout = float(spec.get("timeout", 120))
@@ -346,19 +362,13 @@ def main(argv):
     parallel = max(1, int(spec.get("parallel", 1)))
     started = time.monotonic()
     results = run_jobs(jobs, parallel)
-    import platform  # after the children: they start from as few imports as possible
-    report = {
+    report = dict(about, **{
         "version": 1,
-        "python": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "executable": sys.executable,
-        "machine": platform.machine(),
-        "libc": _libc(),
         "sys_path": path,
         "cwd": os.getcwd(),
         "seconds": round(time.monotonic() - started, 4),
         "results": results,
-    }
+    })
     sys.stdout.write(MARK + json.dumps(report) + "\n")
     sys.stdout.flush()
     return 0
