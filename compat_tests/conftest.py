@@ -84,7 +84,9 @@ def _only_compat_paths(config) -> bool:
     paths = [p.split("::")[0] for p in paths]
     existing = [Path(config.invocation_params.dir, p).resolve() for p in paths
                 if Path(config.invocation_params.dir, p).exists()]
-    return bool(existing) and all(p == here or here in p.parents for p in existing)
+    if not existing:  # no path: pytest collects the invocation directory (unless it is the root)
+        existing = [Path(config.invocation_params.dir).resolve()]
+    return all(p == here or here in p.parents for p in existing)
 
 
 def _explicit_markexpr(config) -> bool:
