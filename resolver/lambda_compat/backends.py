@@ -824,9 +824,10 @@ class ContainerBackend(_ProbeBackend):
 
     def _execute(self, task, opt, modules, handler, env, timeout):
         for path in (task, opt):
-            if "," in str(path) or ":" in str(path):
-                raise errors.BadInput(f"{path}: a path with ',' or ':' cannot be mounted into a "
-                                      "container.", hint="Move or copy it to a plain path.")
+            if ":" in str(path):
+                raise errors.BadInput(f"{path}: a path with ':' cannot be mounted into a "
+                                      "container (-v SRC:DEST:ro).",
+                                      hint="Move or copy it to a path without ':'.")
         facts = _facts(self.target)
         spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
                      remap="if-missing", keep_site=True)
