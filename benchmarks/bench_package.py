@@ -234,6 +234,11 @@ def section(r: dict) -> str:
         "- `package` also does work zip does not: installing ~2100 files from the wheels "
         "(the build from the cache) and reading every shared object's ELF facts for the "
         "target before anything is written.")
+    if max(r["load_start"], r["load_end"]) > (r["nproc"] or 1):
+        lines.append(
+            f"- **The machine was busy with other work** (load average above its "
+            f"{r['nproc']} CPUs, see below): absolute times are inflated and noisy; the rounds "
+            f"are interleaved, so the ratios are the figures to read.")
     lines.append("")
     lines.append(f"Machine: nproc {r['nproc']}, {platform.system()} {platform.machine()}; "
                  f"date {r['date']}; 1-min load average {r['load_start']:.2f} at start, "
@@ -278,10 +283,15 @@ def main(argv=None) -> int:
     p.add_argument("--work-dir", default=str(ROOT / ".bench" / "package"))
     p.add_argument("--output", help="write/replace this script's section in FILE")
     p.add_argument("--json", help="write the raw results to FILE")
+    p.add_argument("--from-json", metavar="FILE",
+                   help="no runs: render the section from raw results written by --json")
     args = p.parse_args(argv)
-    if shutil.which("zip") is None:
-        raise SystemExit("zip is not installed (apt-get install zip)")
-    result = run(args)
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+    else:
+        if shutil.which("zip") is None:
+            raise SystemExit("zip is not installed (apt-get install zip)")
+        result = run(args)
     text = section(result)
     print(text)
     if args.json:
