@@ -210,6 +210,7 @@ def test_output_file_is_written_atomically_and_survives_a_failed_run(capsys, tmp
     assert code == 0
     first = report.read_text()
     jsonschema.validate(json.loads(first), SCHEMA)
+    assert report.stat().st_mode & 0o044 == 0o044  # readable like any file, not mkstemp's 0600
     code, out, _ = run(capsys, tmp_path / "missing", "-o", report)
     assert code == 2 and report.read_text() == first
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
