@@ -262,3 +262,25 @@ def test_resolution_reused_only_for_identical_inputs(tmp_path, shared_cache):
     build_dependencies(tmp_path / "e", req, "python3.12", ui=fresh,
                        config=replace(cfg, resolution_ttl=0))
     assert "pip-resolved" in fresh.names()
+
+
+def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, config,
+                                                                     monkeypatch):
+    # Every build phase needs a CPython of the target's version; without one pip must not
+    # build the sdist just to read its metadata (for numpy on python3.14 that took minutes).
+    import lambda_compat.builder as builder_mod
+    import lambda_compat.sdist_build as sdist_mod
+
+    monkeypatch.setattr(builder_mod, "find_interpreter", lambda *a, **k: None)
+    built = []
+    monkeypatch.setattr(sdist_mod, "build_wheel", lambda *a, **k: built.append(a))
+    ui = RecordingUI()
+    req = write_reqs(tmp_path, "lc-sdist-pure==1.0\n")
+    report = build_dependencies(tmp_path / "out", req, "python3.12", config=config,
+                                architecture="x86_64", ui=ui)
+    d = names(report)["lc-sdist-pure"]
+    assert d.phase == "missing"
+    assert "no CPython 3.12 interpreter" in d.reason and "--python" in d.reason
+    assert built == []
+    # Decided at resolution (the sdist was never prepared), not after building its metadata.
+    assert not d.attempts

@@ -134,6 +134,12 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
             code, reason = d.reason_code, d.reason
             if nf.message.startswith("building the metadata"):
                 code, reason = "build-failed", nf.message
+            elif (d.reason_code == "no-wheel" and _versions(links, nf.requirement, target, True)
+                  and find_interpreter(target.python_version, platform.machine(),
+                                       config.python) is None):
+                reason += (f"; its sdist was not built: no CPython {target.python_version[0]}."
+                           f"{target.python_version[1]} interpreter on this machine (use "
+                           f"--python)")
             report.distributions.append(DistOutcome(
                 name=nf.project, version=version, phase="missing",
                 requested=nf.parent is None, reason_code=code,
@@ -225,12 +231,24 @@ def _with_no_binary(config: BuildConfig) -> BuildConfig:
 
 
 def _source_policy(target: Target, config: BuildConfig):
-    """Allow building a project from source only where that can produce a usable wheel."""
+    """Allow building a project from source only where that can produce a usable wheel.
+
+    Not when the project's wheels for that version only need a newer glibc (unless asked), and
+    not when this machine has no CPython of the target's version at all: every build phase
+    needs one, so pip would only build the sdist (numpy: minutes of C++) to read metadata.
+    """
     forced = _no_binary_names(config)
+    interpreter: list = []
+
+    def can_build() -> bool:
+        if not interpreter:
+            interpreter.append(find_interpreter(target.python_version, platform.machine(),
+                                                config.python) is not None)
+        return interpreter[0]
 
     def allow(project: str, requirement: str, links) -> bool:
         versions = _versions(links, requirement, target, sdist_only=True)
-        if not versions:
+        if not versions or not can_build():
             return False
         if project in forced:  # the user asked for the source (--no-binary)
             return True
