@@ -255,6 +255,9 @@ def title(runtime: str, arch: str) -> str:
 
 def write_section(path: Path, text: str) -> None:
     """Replace this script's section of ``path`` (heading to the next heading), or append."""
+    if path.exists() and not path.is_file():
+        # Never os.replace() over a device or FIFO (e.g. /dev/null): that deletes it.
+        raise SystemExit(f"{path} is not a regular file; --output takes a Markdown file.")
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     lines = old.splitlines(keepends=True)
     start = end = None
