@@ -338,3 +338,27 @@ def test_rootfs_standin_without_libpq_fails_the_import(capsys, tmp_path):
     code, out, _ = run(capsys, tmp_path, "--runtime", "3.12", "--arch", "x86_64",
                        "--backend", "rootfs", "--rootfs", "standin")
     assert "rootfs*" in out and "stand-in" in out
+
+
+def test_output_to_a_pipe_writes_into_it_and_never_replaces_it(capsys, tmp_path,
+                                                                native_bundle):
+    # -o /dev/stdout, /dev/null, a FIFO: written to, not replaced by a regular file (replacing
+    # /dev/null broke everything else on the machine that read it).
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    code, _, _ = run(capsys, native_bundle, "--runtime", "3.12", "--arch", "x86_64",
+                     "--backend", "static", "--format", "json", "-o", fifo)
+    reader.join(timeout=30)
+    assert code == 0
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    jsonschema.validate(json.loads(received[0]), SCHEMA)
+    code, _, err = run(capsys, native_bundle, "--runtime", "3.12", "--backend", "static",
+                       "-o", tmp_path)
+    assert code == 2 and "is a directory" in err

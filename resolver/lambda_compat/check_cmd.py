@@ -146,6 +146,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    if path.exists() and not path.is_file():
+        # A device or a pipe (-o /dev/stdout, /dev/null): write to it; never replace it.
+        if path.is_dir():
+            raise errors.BadInput(f"{path}: is a directory; -o names the report file.",
+                                  hint=f"Use for example -o {path / 'check.json'}.")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
