@@ -419,13 +419,14 @@ def test_build_help_documents_no_binary(capsys):
 
 # --------------------------------------------------------------------------- the builder
 
-def optional_ext_registry(root: Path, extra: str = "", versions: str = ">=1.0") -> Path:
+def optional_ext_registry(root: Path, extra: str = "", versions: str = ">=1.0",
+                          proven: str = "1.0") -> Path:
     text = ("name: lc-optional-ext\n"
             f"versions: '{versions}'\n{extra}"
             "kind: optional-extension-pure-fallback\n"
             "explanation: The C speedup is optional; without a compiler it installs pure "
             "Python.\nimports: [lc_optional_ext]\n"
-            "evidence:\n- versions: ['1.0']\n  targets: [python3.11/x86_64]\n"
+            f"evidence:\n- versions: ['{proven}']\n  targets: [python3.11/x86_64]\n"
             f"  test: {TEST_ID}\n  date: '2026-11-21'\n")
     return make_registry(root, {"lc-optional-ext.yaml": text}, version="2026.11.21.3")
 
@@ -450,7 +451,7 @@ def test_builder_accepts_because_of_the_entry_and_not_without_it(tmp_path, share
     # The same build: entry removed, entry for other versions, entry for another arch.
     for name, registry in (
             ("removed", make_registry(tmp_path / "r2", {}, version="2026.11.21.4")),
-            ("versions", optional_ext_registry(tmp_path / "r3", versions="<1.0")),
+            ("versions", optional_ext_registry(tmp_path / "r3", versions=">=2.0", proven="2.0")),
             ("arch", optional_ext_registry(tmp_path / "r4", "targets:\n  arches: [x86_64]\n"))):
         report = run(registry, name)
         (d,) = report.distributions
@@ -769,3 +770,14 @@ def test_evidence_cases_select_with_k_expressions():
         assert token == f"[{entry.name}-"
         assert [i for i in ids if token in i] == [i for i in ids if i.startswith(
             f"test_registry_entry[{entry.name}-")]
+
+
+def test_contributing_example_is_a_valid_entry():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text[text.index("## Adding a registry entry"):]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    entry, problems = parse_entry(example, "CONTRIBUTING.md")
+    assert not problems, problems
+    assert entry.kind in KINDS and entry.evidence[0].test == TEST_ID
+    for kind in KINDS:   # the kinds table lists the whole vocabulary
+        assert f"| `{kind}` |" in section
