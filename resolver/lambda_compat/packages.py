@@ -376,9 +376,12 @@ def _validator(schema_path: str) -> Any:
 
 def known_targets(root: Optional[Path] = None) -> FrozenSet[Tuple[str, str]]:
     """(runtime, arch) pairs of ``root/runtimes.yaml``, else of the shipped runtime registry."""
-    from .runtimes import load_runtimes
+    from .runtimes import load_runtimes, registry_dir
     own = Path(root) / "runtimes.yaml" if root is not None else None
-    runtimes = load_runtimes(own if own is not None and own.is_file() else None)
+    if own is not None and (not own.is_file()
+                            or own.resolve() == (registry_dir() / "runtimes.yaml").resolve()):
+        own = None   # the shipped runtime registry, loaded once per process
+    runtimes = load_runtimes(own)
     return frozenset((t.runtime, t.arch) for t in runtimes.targets)
 
 
