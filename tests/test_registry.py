@@ -34,9 +34,7 @@ from lambda_compat.packages import (KINDS, Evidence, PackageEntry, PackageRegist
                                     changelog_versions, check_registry, dump_entry,
                                     known_targets, load_packages, parse_entry,
                                     tags_fit_except_platform)
-from lambda_compat.resolve import PipOptions
-from lambda_compat.runtimes import load_runtimes, registry_dir
-from lambda_compat.targets import Target
+from lambda_compat.runtimes import registry_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures" / "registries"

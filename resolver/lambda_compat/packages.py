@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
+from typing import (AbstractSet, Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Set, Tuple)
 
 import jsonschema
@@ -593,7 +593,8 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
 
 def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: str,
                         known: FrozenSet[Tuple[str, str]],
-                        flagged: Set[Tuple[Any, ...]] = frozenset()) -> List[RegistryProblem]:
+                        flagged: AbstractSet[Tuple[Any, ...]] = frozenset()
+                        ) -> List[RegistryProblem]:
     """What a schema cannot say: PEP 440, known targets, evidence inside the claim.
 
     Paths the schema already flagged (``flagged``) are not reported a second time.
