@@ -113,12 +113,17 @@ def pytest_configure(config):
 # --------------------------------------------------------------------------- collection
 
 def _targets(config):
+    from lambda_compat.errors import LambdaCompatError
     from lambda_compat.runtimes import load_runtimes
     from lambda_compat.targets import Target
     registry = load_runtimes()
-    runtimes = [registry.get(r, "x86_64").runtime for r in config.getoption("compat_runtimes")]
-    arches = [registry.get(registry.runtimes[-1], a).arch
-              for a in config.getoption("compat_arches")]
+    try:
+        runtimes = [registry.get(r, "x86_64").runtime
+                    for r in config.getoption("compat_runtimes")]
+        arches = [registry.get(registry.runtimes[-1], a).arch
+                  for a in config.getoption("compat_arches")]
+    except LambdaCompatError as exc:
+        raise pytest.UsageError(f"--runtime/--arch: {exc}") from None
     out = []
     for facts in registry.targets:
         if runtimes and facts.runtime not in runtimes:
