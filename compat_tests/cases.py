@@ -284,6 +284,11 @@ def registry_cases(registry: Optional[Path] = None) -> List[Case]:
             newest = max(versions, key=Version)
         except ValueError:
             raise CaseError(path, f"evidence versions {versions} are not versions") from None
+        # Only the targets the newest version was proven on: an older version's evidence may
+        # name runtimes the newest no longer supports (sqlalchemy 1.4 on python3.9).
+        targets = [str(t) for ev in evidence if isinstance(ev, dict)
+                   and newest in [str(v) for v in ev.get("versions", [])]
+                   for t in ev.get("targets", [])]
         out.append(Case(
             name=f"registry-{name}", path=path,
             description=f"registry entry {name} ({data.get('kind', '?')}): "
