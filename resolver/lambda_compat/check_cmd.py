@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import errors
-from .builder import BuildConfig
 from .check import CheckInput, CheckOptions, run_check, select_targets
 from .check_render import render_text
-from .resolve import PipOptions
+from .cli_options import add_resolution_options, build_config
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
 
@@ -59,15 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("-o", "--output", help="write the report to this file (atomically) "
                                           "instead of standard output")
-    p.add_argument("--cache-dir", help="download/build cache (default ~/.cache/lambda-compat)")
-    p.add_argument("-i", "--index-url")
-    p.add_argument("--extra-index-url", action="append", default=[])
-    p.add_argument("-f", "--find-links", action="append", default=[])
-    p.add_argument("--no-index", action="store_true")
-    p.add_argument("--isolated", action="store_true",
-                   help="ignore pip's configuration files and PIP_* variables")
-    p.add_argument("--refresh", action="store_true",
-                   help="resolve afresh even if the same inputs were resolved minutes ago")
+    add_resolution_options(p)
     p.add_argument("--jobs", type=int, default=4, help="targets checked at once (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     p.set_defaults(func=_check)
@@ -121,12 +112,7 @@ def _check(args: argparse.Namespace) -> int:
                             requirements=bool(args.requirements))
     targets = select_targets(args.runtime, args.arch, today=today,
                              include_deprecated=args.include_deprecated)
-    pip = PipOptions(index_url=args.index_url, extra_index_urls=tuple(args.extra_index_url),
-                     find_links=tuple(args.find_links), no_index=args.no_index,
-                     isolated=args.isolated)
-    build = BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                        python=args.python, pip=pip,
-                        resolution_ttl=0 if args.refresh else 600.0)
+    build = build_config(args)
     options = CheckOptions(backend=args.backend, image=args.image,
                            rootfs=Path(args.rootfs) if args.rootfs else None,
                            python=args.python, engine=args.engine, handler=args.handler,

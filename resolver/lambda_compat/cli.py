@@ -9,13 +9,12 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, List, Optional, TextIO
 
 from . import __version__, errors
-from .builder import BuildConfig, build_dependencies
+from .builder import build_dependencies
 from .report import BuildReport
-from .resolve import PipOptions
+from .cli_options import add_resolution_options, build_config
 
 
 def _use_colour(stream: TextIO) -> bool:
@@ -140,13 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", required=True, help="artifacts directory to (re)place")
     b.add_argument("--format", choices=["text", "json"], default="text")
     b.add_argument("--python", help="interpreter of the target's Python version for sdists")
-    b.add_argument("--cache-dir", help="download/build cache (default ~/.cache/lambda-compat)")
-    b.add_argument("-i", "--index-url")
-    b.add_argument("--extra-index-url", action="append", default=[])
-    b.add_argument("-f", "--find-links", action="append", default=[])
-    b.add_argument("--no-index", action="store_true")
-    b.add_argument("--isolated", action="store_true",
-                   help="ignore pip's configuration files and PIP_* variables")
+    add_resolution_options(b)
     b.add_argument("--allow-missing", action="store_true",
                    help="install what works even when some distributions are missing")
     b.add_argument("--build-above-glibc-ceiling", action="store_true",
@@ -155,8 +148,6 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-binary", action="append", default=[], metavar="NAME",
                    help="build NAME from its sdist even where a compatible wheel exists "
                         "(repeatable or comma-separated; as pip's --no-binary)")
-    b.add_argument("--refresh", action="store_true",
-                   help="resolve afresh even if the same inputs were resolved minutes ago")
     b.add_argument("--jobs", type=int, default=4)
     b.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     b.set_defaults(func=_build)
@@ -198,7 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
               file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so plainly, keep the traceback in a file
-        import tempfile, traceback
+        import tempfile
+        import traceback
         fd, path = tempfile.mkstemp(prefix="lambda-compat-crash-", suffix=".txt")
         with os.fdopen(fd, "w") as f:
             traceback.print_exc(file=f)
@@ -217,14 +209,9 @@ def _build(args: argparse.Namespace) -> int:
     if args.requirements and args.requirements_file:
         raise errors.BadInput("two requirements files given (positional and -r).",
                               hint="Pass only one.")
-    pip = PipOptions(index_url=args.index_url, extra_index_urls=tuple(args.extra_index_url),
-                     find_links=tuple(args.find_links), no_index=args.no_index,
-                     isolated=args.isolated)
-    config = BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                         python=args.python, pip=pip, allow_missing=args.allow_missing,
-                         build_above_glibc_ceiling=args.build_above_glibc_ceiling,
-                         no_binary=tuple(args.no_binary),
-                         jobs=args.jobs, resolution_ttl=0 if args.refresh else 600.0)
+    config = build_config(args, allow_missing=args.allow_missing,
+                          build_above_glibc_ceiling=args.build_above_glibc_ceiling,
+                          no_binary=tuple(args.no_binary), jobs=args.jobs)
     ui = TerminalUI(sys.stderr, verbose=args.verbose)
     report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
                                 architecture=args.arch)

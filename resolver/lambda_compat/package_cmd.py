@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, List, TextIO
 
 from . import errors
-from .builder import BuildConfig
 from .package import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult,
                       package_project)
 from .packaging_zip import DEFAULT_LEVEL
 from .project import load_project
-from .resolve import PipOptions
+from .cli_options import add_resolution_options, build_config
 
 HANDLER_BACKENDS = ("auto", "container", "rootfs", "host")
 
@@ -74,15 +73,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="compress every file here instead of copying the deflate streams of "
                         "files installed unchanged from wheels")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--cache-dir", help="download/build cache (default ~/.cache/lambda-compat)")
-    p.add_argument("-i", "--index-url")
-    p.add_argument("--extra-index-url", action="append", default=[])
-    p.add_argument("-f", "--find-links", action="append", default=[])
-    p.add_argument("--no-index", action="store_true")
-    p.add_argument("--isolated", action="store_true",
-                   help="ignore pip's configuration files and PIP_* variables")
-    p.add_argument("--refresh", action="store_true",
-                   help="resolve afresh even if the same inputs were resolved minutes ago")
+    add_resolution_options(p)
     p.add_argument("--jobs", type=int, default=4)
     p.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     p.set_defaults(func=_package)
@@ -221,12 +212,7 @@ def _package(args: argparse.Namespace) -> int:
                            requirements=requirements, vendor=args.vendor,
                            exclude=args.exclude)
     output = Path(args.output) if args.output else project.root / "dist"
-    pip = PipOptions(index_url=args.index_url, extra_index_urls=tuple(args.extra_index_url),
-                     find_links=tuple(args.find_links), no_index=args.no_index,
-                     isolated=args.isolated)
-    config = BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                         python=args.python, pip=pip, jobs=args.jobs,
-                         resolution_ttl=0 if args.refresh else 600.0)
+    config = build_config(args, jobs=args.jobs)
     options = PackageOptions(layer=args.layer, strip=strip, verify=not args.no_verify,
                              check_handler=args.check_handler, backend=args.backend,
                              image=args.image,
