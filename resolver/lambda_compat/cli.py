@@ -164,13 +164,7 @@ _COMMAND_MODULES = ("check_cmd", "registry_cmd", "package_cmd")
 
 def _command_module(name: str):
     import importlib
-    try:
-        return importlib.import_module(f"{__package__}.{name}")
-    except ModuleNotFoundError as exc:  # not written yet (work in progress on a branch)
-        if exc.name != f"{__package__}.{name}":
-            raise
-        import types
-        return types.SimpleNamespace(add_parser=lambda sub: None)
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
