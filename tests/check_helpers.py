@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
 import stat
 import zipfile
 from pathlib import Path
@@ -42,7 +41,7 @@ def make_dist(site: Path, name: str, version: str = "1.0", files: Optional[Dict[
     files = dict(files or {})
     norm = name.replace("-", "_")
     di = f"{norm}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
     meta += [f"Requires-Dist: {r}" for r in requires]

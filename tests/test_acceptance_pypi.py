@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
-import sys
-import zipfile
-from pathlib import Path
 
 import pytest
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import ctypes.util
 import json
 import re
-import shutil
 import zipfile
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -17,7 +15,7 @@ from lambda_compat import check, cli
 from lambda_compat.install import install_all
 from lambda_compat.interpreters import find_interpreter
 
-from check_helpers import (CHECK, INDEX_FILES, SCHEMA_PATH, add_symlink, copy_elf, make_dist,
+from check_helpers import (CHECK, INDEX_FILES, SCHEMA_PATH, add_symlink, make_dist,
                            snapshot, zip_dir)
 from conftest import INDEX, write_reqs
 

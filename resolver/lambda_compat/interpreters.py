@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 from . import errors

@@ -14,7 +14,6 @@ any number of targets from that shared view.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import elf
-from .bundle import OPT, TASK, Bundle, Distribution, FileEntry
+from .bundle import OPT, TASK, Bundle, Distribution
 from .targets import Target
 from .wheels import Finding, check_requires_python
 
