@@ -253,13 +253,18 @@ def load_cases(directory: Path = CASES_DIR) -> List[Case]:
 
 # --------------------------------------------------------------------------- registry
 
-def registry_cases(registry: Optional[Path] = None) -> List[Case]:
-    """One case per ``registry/packages/<name>.yaml`` entry, from its evidence.
+def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = False
+                   ) -> List[Case]:
+    """Cases from ``registry/packages/<name>.yaml`` entries: the newest verified version of
+    each (every verified version with ``all_versions``).
 
-    Requirement ``name==V`` for the newest version the evidence verified, on the targets the
-    evidence names; expected compatible with the distribution present (the registry claims
-    exactly that). Entries are read raw (their loader validates them; a broken entry is the
-    registry test's failure, reported here as a CaseError naming the file).
+    Each evidence item names versions and the targets they were verified on; the case
+    ``registry-<name>-<version>`` builds ``name==version`` on exactly those targets and
+    expects it compatible, with the distribution present (the registry claims exactly that).
+    Every version and the compiler-less path are proven by the entries' own tests
+    (compat_tests/test_registry_entries.py); here they take their place in the grid.
+    Entries are read raw (their loader validates them; a broken entry fails the registry's
+    own tests, and is reported here as a CaseError naming the file).
     """
     root = Path(registry) if registry else ROOT / "registry"
     out = []
@@ -271,32 +276,30 @@ def registry_cases(registry: Optional[Path] = None) -> List[Case]:
         if not isinstance(data, dict) or "name" not in data:
             raise CaseError(path, "registry entry without a name")
         name = canonicalize_name(str(data["name"]))
-        evidence = data.get("evidence") or []
-        versions: List[str] = []
-        targets: List[str] = []
+        evidence = data.get("evidence")
+        targets_of: Dict[str, List[str]] = {}
         for ev in evidence if isinstance(evidence, list) else []:
-            versions += [str(v) for v in ev.get("versions", [])]
-            targets += [str(t) for t in ev.get("targets", [])]
-        if not versions or not targets:
+            for version in ev.get("versions", []) if isinstance(ev, dict) else []:
+                bucket = targets_of.setdefault(str(version), [])
+                bucket += [str(t) for t in ev.get("targets", []) if str(t) not in bucket]
+        targets_of = {v: t for v, t in targets_of.items() if t}
+        if not targets_of:
             raise CaseError(path, "registry entry has no evidence (versions and targets); "
                                   "every entry must name what was verified")
         try:
-            newest = max(versions, key=Version)
+            versions = sorted(targets_of, key=Version)
         except ValueError:
-            raise CaseError(path, f"evidence versions {versions} are not versions") from None
-        # Only the targets the newest version was proven on: an older version's evidence may
-        # name runtimes the newest no longer supports (sqlalchemy 1.4 on python3.9).
-        targets = [str(t) for ev in evidence if isinstance(ev, dict)
-                   and newest in [str(v) for v in ev.get("versions", [])]
-                   for t in ev.get("targets", [])]
-        out.append(Case(
-            name=f"registry-{name}", path=path,
-            description=f"registry entry {name} ({data.get('kind', '?')}): "
-                        + " ".join(str(data.get("explanation", "")).split()),
-            requirements=(f"{name}=={newest}",), subject=name,
-            rules=(Rule(verdict="compatible", present=(name,),
-                        versions=((name, f"=={newest}"),)),),
-            targets=tuple(dict.fromkeys(targets)), slow=True, origin="registry"))
+            raise CaseError(path, f"evidence versions {sorted(targets_of)} are not "
+                                  f"versions") from None
+        for version in versions if all_versions else versions[-1:]:
+            out.append(Case(
+                name=f"registry-{name}-{version}", path=path,
+                description=f"registry entry {name} ({data.get('kind', '?')}): "
+                            + " ".join(str(data.get("explanation", "")).split()),
+                requirements=(f"{name}=={version}",), subject=name,
+                rules=(Rule(verdict="compatible", present=(name,),
+                            versions=((name, f"=={version}"),)),),
+                targets=tuple(targets_of[version]), slow=True, origin="registry"))
     return out
 
 

@@ -139,13 +139,20 @@ def test_registry_entries_become_cases(tmp_path):
         "name: pyyaml\nversions: '>=5'\nkind: optional-extension-pure-fallback\n"
         "explanation: falls back to pure Python without libyaml\nevidence:\n"
         "  - versions: ['6.0.1', '6.0.2']\n    targets: [python3.12/arm64, python3.13/arm64]\n"
+        "    test: compat_tests\n    date: '2026-11-21'\n"
+        "  - versions: ['6.0.1']\n    targets: [python3.9/x86_64]\n"
         "    test: compat_tests\n    date: '2026-11-21'\n")
-    (case,) = registry_cases(tmp_path)
-    assert case.name == "registry-pyyaml"
+    (newest,) = registry_cases(tmp_path)
+    assert newest.name == "registry-pyyaml-6.0.2"
+    old, case = registry_cases(tmp_path, all_versions=True)
+    assert (old.name, old.requirements) == ("registry-pyyaml-6.0.1", ("pyyaml==6.0.1",))
+    assert case.name == "registry-pyyaml-6.0.2"
     assert case.requirements == ("pyyaml==6.0.2",)
     assert case.targets == ("python3.12/arm64", "python3.13/arm64")
     rule = case.expectation(target("python3.12/arm64"), FixedHost("x86_64"))
     assert rule.verdict == "compatible" and rule.present == ("pyyaml",)
+    # each version runs exactly where its evidence verified it
+    assert old.targets == ("python3.12/arm64", "python3.13/arm64", "python3.9/x86_64")
     (tmp_path / "packages" / "wrapt.yaml").write_text("name: wrapt\nevidence: []\n")
     with pytest.raises(CaseError, match="no evidence"):
         registry_cases(tmp_path)
