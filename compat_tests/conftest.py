@@ -145,19 +145,24 @@ def pytest_generate_tests(metafunc):
     containers = config.getoption("compat_containers") and \
         config.getoption("compat_backend") in ("auto", "container")
     params = []
-    for case in cases:
-        for target in _targets(config):
-            if not case.applies_to(target.name):
-                continue
-            marks = [pytest.mark.network]
-            if case.slow:
-                marks.append(pytest.mark.slow)
-            if case.is_fast(target.name):
-                marks.append(pytest.mark.compat_fast)
-            if containers or config.getoption("compat_backend") == "container":
-                marks.append(pytest.mark.container)
-            params.append(pytest.param((case, target), marks=marks,
-                                       id=f"{case.name}-{target.runtime}-{target.arch}"))
+    targets = _targets(config)
+    # Architecture-major order: xdist hands neighbouring cells to different workers, and the
+    # two architectures of one case and runtime share a build lock (runner.build), so they
+    # are kept far apart in the schedule.
+    order = [(case, target) for arch in ("x86_64", "arm64") for case in cases
+             for target in targets if target.arch == arch]
+    for case, target in order:
+        if not case.applies_to(target.name):
+            continue
+        marks = [pytest.mark.network]
+        if case.slow:
+            marks.append(pytest.mark.slow)
+        if case.is_fast(target.name):
+            marks.append(pytest.mark.compat_fast)
+        if containers or config.getoption("compat_backend") == "container":
+            marks.append(pytest.mark.container)
+        params.append(pytest.param((case, target), marks=marks,
+                                   id=f"{case.name}-{target.runtime}-{target.arch}"))
     metafunc.parametrize("compat_cell", params)
 
 
