@@ -14,6 +14,8 @@ Options::
                              imported from the stand-in root), or an image reference
     --rootfs DIR             root directory for the rootfs backend (default: stand-in roots
                              built and cached by lambda-compat)
+    --require-proof LEVEL    fail built cells whose import got weaker proof than LEVEL
+                             (host, rootfs, image; the nightly asks for image)
     --compat-cache DIR       lambda-compat cache shared by all workers (downloads, builds,
                              stand-in roots); default: $LAMBDA_COMPAT_CACHE_DIR or
                              ~/.cache/lambda-compat
@@ -69,6 +71,9 @@ def pytest_addoption(parser):
                     help="root directory for the rootfs backend (default: stand-in roots)")
     group.addoption("--engine", default=None, dest="compat_engine",
                     help="container engine (podman or docker)")
+    group.addoption("--require-proof", default=None, choices=("host", "rootfs", "image"),
+                    dest="compat_require_proof",
+                    help="fail built cells whose import got weaker proof (nightly: image)")
     group.addoption("--compat-cache", default=None, dest="compat_cache",
                     help="lambda-compat cache dir shared by the workers")
     group.addoption("--compat-json", default=None, dest="compat_json",
@@ -188,7 +193,8 @@ def backend_choice(pytestconfig) -> BackendChoice:
     return BackendChoice(requested=requested, run_containers=containers,
                          image=pytestconfig.getoption("compat_image"),
                          rootfs=pytestconfig.getoption("compat_rootfs"),
-                         engine=pytestconfig.getoption("compat_engine"))
+                         engine=pytestconfig.getoption("compat_engine"),
+                         require_proof=pytestconfig.getoption("compat_require_proof"))
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ class BackendChoice:
     rootfs: Optional[str] = None       # root directory override (default: stand-in roots)
     engine: Optional[str] = None
     timeout: float = 180.0
+    #: fail a built cell whose import got weaker proof than this (the nightly asks "image")
+    require_proof: Optional[str] = None
 
     def order(self) -> Tuple[str, ...]:
         if self.requested == "auto":
@@ -338,9 +340,27 @@ def run_cell(case: Case, target: Target, rule: Rule, *, work: Path, cache_dir: P
         cell.verdict = "error"
         cell.reasons = [type(exc).__name__]
         cell.messages = [str(exc)]
-    cell.problems = judge(case, rule, cell)
+    cell.problems = judge(case, rule, cell) + proof_problems(cell, choice.require_proof)
     cell.seconds = round(time.monotonic() - started, 1)
     return cell
+
+
+def proof_level(cell: Cell) -> str:
+    """The proof a cell really got: a stand-in image counts as a stand-in root."""
+    if cell.imported not in ("ok", "failed"):
+        return "static"
+    return "rootfs" if cell.proof == "image" and cell.standin else cell.proof
+
+
+def proof_problems(cell: Cell, required: Optional[str]) -> List[str]:
+    """A built bundle that was not imported at the required level of proof is a failure."""
+    if not required or cell.verdict not in ("compatible", "incompatible"):
+        return []
+    got = proof_level(cell)
+    if PROOFS.index(got) >= PROOFS.index(required):
+        return []
+    return [f"proof {got} is weaker than the required {required}"
+            + (f" ({cell.backend_note})" if cell.backend_note else "")]
 
 
 def failure_message(case: Case, cell: Cell) -> str:

@@ -300,3 +300,16 @@ def test_a_standin_image_is_not_the_lambda_image(tmp_path):
     assert grid.short(c) == "ok·simg"
     assert "1 stand-in image" in grid.render_text([c])
     assert "in image (stand-in)" in grid.describe(c)
+
+
+def test_required_proof():
+    from compat_tests.runner import proof_problems
+    static = cell(verdict="compatible", proof="static", backend_note="no engine")
+    assert proof_problems(static, None) == []
+    assert proof_problems(static, "image") == [
+        "proof static is weaker than the required image (no engine)"]
+    simg = cell(verdict="compatible", proof="image", standin="x", imported="ok")
+    assert proof_problems(simg, "image") == ["proof rootfs is weaker than the required image"]
+    real = cell(verdict="incompatible", proof="image", imported="failed")
+    assert proof_problems(real, "image") == []
+    assert proof_problems(cell(verdict="missing"), "image") == []  # nothing to import

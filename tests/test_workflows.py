@@ -95,6 +95,7 @@ def test_nightly_matrix_covers_the_registry_on_both_runner_kinds():
     assert job["runs-on"] == "${{ matrix.runner }}"
     run = " ".join(s.get("run", "") for s in job["steps"])
     assert "--backend container" in run and "--image pinned" in run
+    assert "--require-proof image" in run
     assert "compat_tests.grid merge" in " ".join(
         s.get("run", "") for s in nightly["jobs"]["grid"]["steps"])
 
@@ -117,7 +118,7 @@ def test_called_modules_and_pytest_options_exist():
         importlib.import_module(module)
     conftest = (ROOT / "compat_tests" / "conftest.py").read_text(encoding="utf-8")
     for option in sorted(set(re.findall(r"(--(?:runtime|arch|backend|image|engine|rootfs|"
-                                         r"compat-[a-z]+|run-containers))\b", text))):
+                                         r"require-proof|compat-[a-z]+|run-containers))\b", text))):
         assert f'"{option}"' in conftest, option
 
 
