@@ -94,10 +94,44 @@ def test_nightly_matrix_covers_the_registry_on_both_runner_kinds():
     assert job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     assert job["runs-on"] == "${{ matrix.runner }}"
     run = " ".join(s.get("run", "") for s in job["steps"])
-    assert "--backend container" in run and "--image pinned" in run
+    assert "--backend container" in run and '--image "$IMAGE_REF"' in run
+    step = next(s for s in job["steps"] if s.get("id") == "image")
+    assert "docker pull" in step["run"] and "ref=pinned" in step["run"]
+    matrix_step = next(s for s in job["steps"] if "--image" in s.get("run", ""))
+    assert matrix_step["env"]["IMAGE_REF"] == "${{ steps.image.outputs.ref }}"
     assert "--require-proof image" in run
     assert "compat_tests.grid merge" in " ".join(
         s.get("run", "") for s in nightly["jobs"]["grid"]["steps"])
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:" + "ab" * 32])
+def test_nightly_runs_every_cell_against_one_exact_digest(tmp_path, digest):
+    """The nightly's image step, run by bash with a stand-in ``docker`` on PATH: the registry's
+    digest when recorded (``--image pinned``), else the digest the tag resolved to at the pull."""
+    step = next(s for s in _load("nightly-matrix.yml")["jobs"]["matrix"]["steps"]
+                if s.get("id") == "image")
+    pulled = "public.ecr.aws/lambda/python@sha256:" + "cd" * 32
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text("#!/bin/sh\necho \"$@\" >> \"$CALLS\"\n"
+                      f"[ \"$1\" = image ] && echo {pulled}\nexit 0\n", encoding="utf-8")
+    docker.chmod(0o755)
+    output = tmp_path / "github_output"
+    calls = tmp_path / "calls"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GITHUB_OUTPUT": str(output),
+           "CALLS": str(calls), "IMAGE": "public.ecr.aws/lambda/python:3.12",
+           "DIGEST": digest, "RUNTIME": "python3.12", "ARCH": "x86_64"}
+    proc = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert calls.read_text().splitlines()[0] == "pull public.ecr.aws/lambda/python:3.12"
+    if digest:
+        assert output.read_text() == "ref=pinned\n"
+        assert "::warning::" not in proc.stdout
+    else:
+        assert output.read_text() == f"ref={pulled}\n"
+        assert "::warning::" in proc.stdout and pulled in proc.stdout
 
 
 def test_refresh_runs_the_probe_and_opens_a_pull_request():
