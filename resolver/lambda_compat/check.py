@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, bundle as _bundle, errors
+from . import bundle as _bundle, errors
 from .builder import BuildConfig, build_dependencies
-from .report import BuildReport
+from .report import BuildReport, tool_json
 from .runtimes import ARCHITECTURES, load_runtimes
 from .static_check import StaticChecker, StaticReport
 from .targets import Target
@@ -161,8 +161,7 @@ class TargetResult:
                                   "reason_code": m.reason_code, "reason": m.reason,
                                   "suggestion": m.suggestion} for m in b.missing]}
         return {
-            "runtime": t.runtime, "arch": t.arch, "machine": t.machine,
-            "python": t.python_full_version, "glibc": ".".join(map(str, t.glibc)),
+            **t.to_json(),
             "deprecated": self.deprecated,
             "verdict": self.verdict, "proof": self.proof, "backend": self.backend,
             "environment_problem": self.environment_problem,
@@ -204,7 +203,7 @@ class CheckReport:
     def to_json(self) -> dict:
         return {
             "version": REPORT_VERSION,
-            "tool": {"name": "lambda-compat", "version": __version__},
+            "tool": tool_json(),
             "input": {"kind": self.input_kind, "path": self.input_path,
                       "layers": list(self.layers)},
             "date": self.today.isoformat(),

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import __version__, errors, lockfiles
+from . import errors, lockfiles
 from .builder import BuildConfig, build_dependencies, default_cache_dir, get_target
 from .install import plan_wheel
 from .packaging_zip import DEFAULT_LEVEL, RawEntry, ZipSummary, timestamp, write_zip
 from .project import Project
-from .report import BuildReport
+from .report import BuildReport, tool_json
 from .targets import Target
 from .ui import UI, NullUI
 from .wheels import Finding
@@ -152,9 +152,8 @@ class PackageResult:
         p = self.project
         return {
             "version": RESULT_VERSION,
-            "tool": {"name": "lambda-compat", "version": __version__},
-            "target": {"runtime": t.runtime, "arch": t.arch, "machine": t.machine,
-                       "python": t.python_full_version, "glibc": ".".join(map(str, t.glibc))},
+            "tool": tool_json(),
+            "target": t.to_json(),
             "project": p.to_json(),
             "output_dir": str(self.output_dir),
             "layout": "layer" if self.layer else "bundle",

@@ -9,6 +9,11 @@ from . import __version__
 from .targets import Target
 from .wheels import Finding
 
+
+def tool_json() -> dict:
+    """The producing tool, as every machine-readable output names it."""
+    return {"name": "lambda-compat", "version": __version__}
+
 REPORT_VERSION = 1
 
 #: How a distribution was satisfied. Order = the builder's phases.
@@ -84,9 +89,8 @@ class BuildReport:
         t = self.target
         return {
             "version": REPORT_VERSION,
-            "tool": {"name": "lambda-compat", "version": __version__},
-            "target": {"runtime": t.runtime, "arch": t.arch, "machine": t.machine,
-                       "python": t.python_full_version, "glibc": ".".join(map(str, t.glibc))},
+            "tool": tool_json(),
+            "target": t.to_json(),
             "requirements": self.requirements,
             "artifacts_dir": self.artifacts_dir,
             "status": self.status,

@@ -79,6 +79,12 @@ class Target:
     def name(self) -> str:
         return f"{self.runtime}/{self.arch}"
 
+    def to_json(self) -> Dict[str, str]:
+        """The target as every machine-readable output names it."""
+        return {"runtime": self.runtime, "arch": self.arch, "machine": self.machine,
+                "python": self.python_full_version,
+                "glibc": ".".join(map(str, self.glibc))}
+
     @property
     def machine(self) -> str:
         return MACHINE[self.arch]
