@@ -103,25 +103,19 @@ def test_merge_is_idempotent(runtimes):
     assert result.changes == []
 
 
-def test_wrong_architecture_is_refused_and_file_unchanged(runtimes, tmp_path):
+@pytest.mark.parametrize("fact, value, error, match", [
+    # a probe from the wrong machine for its target
+    ("machine", "aarch64", errors.BadInput, "aarch64.*x86_64"),
+    # glibc 2.36 for one AL2023 target only: the loader's cross-target invariant rejects it
+    ("glibc", "2.36", errors.RegistryError, "glibc"),
+], ids=["wrong-architecture", "inconsistent-glibc"])
+def test_bad_probe_is_refused_and_file_unchanged(runtimes, tmp_path, fact, value, error, match):
     data = json.loads(FIXTURE.read_text())
-    data["probe"]["machine"] = "aarch64"
+    data["probe"][fact] = value
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     original = runtimes.read_text()
-    with pytest.raises(errors.BadInput, match="aarch64.*x86_64"):
-        merge_file(runtimes, [bad], DATE)
-    assert runtimes.read_text() == original
-
-
-def test_inconsistent_facts_are_refused_by_the_loader(runtimes, tmp_path):
-    # glibc 2.36 for one AL2023 target only: the loader's cross-target invariant rejects it
-    data = json.loads(FIXTURE.read_text())
-    data["probe"]["glibc"] = "2.36"
-    bad = tmp_path / "glibc.json"
-    bad.write_text(json.dumps(data))
-    original = runtimes.read_text()
-    with pytest.raises(errors.RegistryError, match="glibc"):
+    with pytest.raises(error, match=match):
         merge_file(runtimes, [bad], DATE)
     assert runtimes.read_text() == original
     assert not list(runtimes.parent.glob(".runtimes.yaml.*"))
