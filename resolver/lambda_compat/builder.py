@@ -467,7 +467,7 @@ class _Phases:
         findings = verify_wheel(info, self.target)
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:
-            return False, "; ".join(f.message for f in blocking)
+            return False, "; ".join(f.message.rstrip(".") for f in blocking) + "."
         outcome.findings = [_soften(f) for f in findings]
         return True, ""
 

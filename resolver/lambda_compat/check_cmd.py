@@ -18,14 +18,19 @@ from typing import Any, TextIO
 from . import errors
 from .check import CheckInput, CheckOptions, run_check, select_targets
 from .check_render import render_text
-from .cli_options import add_resolution_options, build_config
+from .cli_options import add_resolution_options, build_config, subcommand
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "check", help="will it import on Lambda? judge requirements, a bundle or a zip per "
+    p = subcommand(
+        subparsers, "check", exit_codes={
+            0: "compatible on every target checked",
+            1: "incompatible on at least one target (findings say why, with a fix)",
+            2: "bad input (unreadable file, invalid requirement, unknown runtime/arch)",
+            3: "environment problem (a requested backend could not run, index unreachable)"},
+        help="will it import on Lambda? judge requirements, a bundle or a zip per "
                       "target",
         description="Check, per Lambda target, whether a requirements file, a bundle "
                     "directory, a deployment .zip and/or layers import on Lambda. Static "
@@ -38,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--layer", action="append", default=[], metavar="ZIP_OR_DIR",
                    help="a layer (.zip or directory), in order; repeatable")
     p.add_argument("--runtime", action="append", default=[],
-                   help="check only this runtime (repeatable); default: every runtime not "
+                   help="check only this runtime (repeatable): {runtimes}; default: every runtime not "
                         "deprecated today")
     p.add_argument("--arch", action="append", default=[],
                    help="x86_64 or arm64 (repeatable); default: both")
@@ -55,7 +60,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--handler", help="also import this handler (module.function)")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds per dynamic import run (default 120)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text (default) or json: a versioned report "
+                        "(schemas/check-report.schema.json)")
     p.add_argument("-o", "--output", help="write the report to this file (atomically) "
                                           "instead of standard output")
     add_resolution_options(p)

@@ -14,7 +14,15 @@ from typing import Any, List, Optional, TextIO
 from . import __version__, errors
 from .builder import build_dependencies
 from .report import BuildReport
-from .cli_options import add_resolution_options, build_config
+from .cli_options import add_resolution_options, build_config, subcommand
+
+_BUILD_DESCRIPTION = """\
+Resolve a requirements file for one AWS Lambda target (runtime x architecture), not for this
+machine, and install the result flat into the output directory: the target's markers, wheel
+tags, glibc ceiling and Requires-Python decide every choice. Distributions with no usable
+wheel are built from source for the target where this machine can, else reported missing
+with the reason and a fix. The output directory is replaced only when the build succeeds."""
+
 
 
 def _use_colour(stream: TextIO) -> bool:
@@ -113,7 +121,8 @@ def render_text(report: BuildReport, colour: bool) -> str:
         out.append(s("warning", "33") + f": {w}")
     out.append("")
     if report.ok:
-        out.append(s.ok(f"built {len(report.distributions)} distributions into "
+        n = len(report.distributions)
+        out.append(s.ok(f"built {n} distribution{'' if n == 1 else 's'} into "
                         f"{report.artifacts_dir} in {report.seconds:.1f} s"))
     elif report.installed:
         out.append(s.bad(f"{len(report.missing)} missing; the others were installed into "
@@ -131,13 +140,23 @@ def _parser() -> argparse.ArgumentParser:
                                             "Lambda? Build them for a Lambda target.")
     p.add_argument("--version", action="version", version=f"lambda-compat {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    b = sub.add_parser("build", help="build requirements into a flat bundle for one target")
+    b = subcommand(
+        sub, "build", help="build requirements into a flat bundle for one target",
+        description=_BUILD_DESCRIPTION, exit_codes={
+            0: "built: every distribution is in the output directory",
+            1: "dependencies missing for the target (the report says why and how to fix)",
+            2: "bad input (unreadable file, invalid requirement, unknown runtime/arch, hash "
+               "mismatch, unknown package)",
+            3: "environment problem (index unreachable, no interpreter or sandbox)"})
     b.add_argument("requirements_file", nargs="?", help="requirements file (same as -r)")
     b.add_argument("-r", "--requirements", dest="requirements", help="requirements file")
-    b.add_argument("--runtime", required=True, help="Lambda runtime, e.g. python3.12")
+    b.add_argument("--runtime", required=True, metavar="RUNTIME",
+                   help="Lambda runtime: {runtimes}")
     b.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
     b.add_argument("-o", "--output", required=True, help="artifacts directory to (re)place")
-    b.add_argument("--format", choices=["text", "json"], default="text")
+    b.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text (default) or json: a versioned report "
+                        "(schemas/build-report.schema.json)")
     b.add_argument("--python", help="interpreter of the target's Python version for sdists")
     add_resolution_options(b)
     b.add_argument("--allow-missing", action="store_true",
@@ -148,7 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-binary", action="append", default=[], metavar="NAME",
                    help="build NAME from its sdist even where a compatible wheel exists "
                         "(repeatable or comma-separated; as pip's --no-binary)")
-    b.add_argument("--jobs", type=int, default=4)
+    b.add_argument("--jobs", type=int, default=4,
+                   help="downloads, builds and installs run at once (default 4)")
     b.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     b.set_defaults(func=_build)
     for name in _COMMAND_MODULES:
@@ -167,12 +187,67 @@ def _command_module(name: str):
     return importlib.import_module(f"{__package__}.{name}")
 
 
+class _ClosablePipe:
+    """Standard output that ends quietly when the reader goes away (``... | head -1``).
+
+    The first write to a closed pipe points file descriptor 1 at /dev/null, so neither the
+    rest of the output nor the interpreter's final flush raises; the command goes on and
+    returns its own exit code.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def _detach(self) -> None:
+        self.closed_by_reader = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        finally:
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if self.closed_by_reader:
+            return len(text)
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._detach()
+            return len(text)
+
+    def flush(self) -> None:
+        if self.closed_by_reader:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._detach()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    real_stdout = sys.stdout
+    if hasattr(real_stdout, "fileno") and not isinstance(real_stdout, _ClosablePipe):
+        try:
+            real_stdout.fileno()
+            sys.stdout = _ClosablePipe(real_stdout)  # type: ignore[assignment]
+        except (OSError, ValueError):  # pytest's capture and other in-memory streams
+            pass
+    try:
+        return _run(args)
+    finally:
+        sys.stdout = real_stdout
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except errors.LambdaCompatError as exc:

@@ -18,21 +18,26 @@ from .package import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, 
                       package_project)
 from .packaging_zip import DEFAULT_LEVEL
 from .project import load_project
-from .cli_options import add_resolution_options, build_config
+from .cli_options import add_resolution_options, build_config, subcommand
 
 HANDLER_BACKENDS = ("auto", "container", "rootfs", "host")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "package", help="build deployment.zip (and layer.zip) for one target, verified",
+    p = subcommand(
+        subparsers, "package", exit_codes={
+            0: "zips written",
+            1: "nothing written: the dependencies or the project have findings for the target",
+            2: "bad input (project, lock file, options)",
+            3: "environment problem (index unreachable, no interpreter or sandbox)"},
+        help="build deployment.zip (and layer.zip) for one target, verified",
         description="Package a project (app.py, chalicelib/, vendor/, requirements.txt or a "
                     "lock file) into a reproducible deployment.zip for one Lambda target; "
                     "with --layer the dependencies and vendor/ go into layer.zip. "
                     "Everything is verified for the target before anything is written.")
     p.add_argument("project", nargs="?", default=".",
                    help="project directory (default: the current directory)")
-    p.add_argument("--runtime", required=True, help="Lambda runtime, e.g. python3.12")
+    p.add_argument("--runtime", required=True, help="Lambda runtime: {runtimes}")
     p.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
     p.add_argument("-o", "--output", help="output directory (default: PROJECT/dist)")
     p.add_argument("--layer", action="store_true",
@@ -72,9 +77,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--recompress", action="store_true",
                    help="compress every file here instead of copying the deflate streams of "
                         "files installed unchanged from wheels")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text (default) or json: a versioned result "
+                        "(schemas/package-result.schema.json)")
     add_resolution_options(p)
-    p.add_argument("--jobs", type=int, default=4)
+    p.add_argument("--jobs", type=int, default=4,
+                   help="downloads, builds and installs run at once (default 4)")
     p.add_argument("-v", "--verbose", action="store_true", help="progress even when not a tty")
     p.set_defaults(func=_package)
     return p

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import errors
+from .cli_options import subcommand
 from .packages import (PACKAGES_DIR, PackageEntry, PackageRegistry, RegistryProblem,
                        check_registry, default_validator, known_targets, load_packages,
                        parse_entry_file)
@@ -25,8 +26,11 @@ OUTPUT_VERSION = 1
 
 
 def add_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "registry", help="the package registry: validate, list, show",
+    p = subcommand(
+        subparsers, "registry", help="the package registry: validate, list, show",
+        exit_codes={0: "done (validate: the registry is valid)",
+                    2: "bad input: an invalid registry (every problem as file:line), an "
+                       "unknown entry or a missing action"},
         description="The registry of packages whose wheels carry a platform tag they do not "
                     "need (pure-Python fallbacks), each entry proven by a compat test.")
     sub = p.add_subparsers(dest="registry_command", metavar="ACTION")
