@@ -1,0 +1,5 @@
+import requests
+
+
+def handler(event, context):
+    return {"requests": requests.__version__}
