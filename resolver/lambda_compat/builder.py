@@ -365,7 +365,8 @@ class _Phases:
         # phase 3: build with the compiler, natively for the target's Python
         if native is not None:
             self.ui.event("dist-start", name=item.name, version=item.version, phase="built",
-                          interpreter=native.describe())
+                          interpreter=native.describe(),
+                          size=None if is_dir else item.path.stat().st_size)
             result = build_wheel(Path(source), source_key if not is_dir else source_key + "-d",
                                  native, cache_dir=self.cache, pip=self.config.pip,
                                  no_compiler=False, timeout=self.config.build_timeout,

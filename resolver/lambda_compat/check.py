@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from packaging.utils import canonicalize_name
+
 from . import bundle as _bundle, errors
 from .builder import BuildConfig, build_dependencies
 from .report import BuildReport, tool_json
@@ -132,13 +134,15 @@ class TargetResult:
 
     def cell(self, distribution: str) -> str:
         """Verdict of one distribution here: ok, warning, error, or absent."""
-        mine = [f for f in self.findings if f.distribution == distribution]
+        key = canonicalize_name(distribution)
+        mine = [f for f in self.findings if f.distribution == distribution
+                or canonicalize_name(f.distribution) == key]
         if any(f.severity == "error" for f in mine):
             return "error"
         if mine:
             return "warning"
         present = self.static is not None and any(
-            d.name == distribution for d in self.static.distributions)
+            canonicalize_name(d.name) == key for d in self.static.distributions)
         return "ok" if present else "absent"
 
     def to_json(self) -> dict:

@@ -19,6 +19,7 @@ from . import errors
 from .check import CheckInput, CheckOptions, run_check, select_targets
 from .check_render import render_text
 from .cli_options import add_resolution_options, build_config, subcommand
+from .terminal import ProgressUI, use_colour
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
 
@@ -72,31 +73,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-class _ProgressUI:
-    """One line per target on stderr (when it is a terminal, or with -v)."""
-
-    def __init__(self, stream: TextIO, verbose: bool) -> None:
-        self.stream = stream
-        self.live = verbose or (hasattr(stream, "isatty") and stream.isatty())
-
-    def event(self, kind: str, /, **data: Any) -> None:
-        if not self.live:
-            return
-        name = data.get("target", "?")
-        if kind == "check-target-start":
-            text = f"{name}: {'building' if data.get('phase') == 'build' else 'checking'}"
-        elif kind == "check-import-start":
-            text = f"{name}: importing {data.get('modules')} modules ({data.get('backend')})"
-        elif kind == "check-target-done":
-            text = (f"{name}: {data.get('verdict')} (proof: {data.get('proof')}, "
-                    f"{data.get('seconds', 0):.1f} s)")
-        elif kind == "dist-done" and data.get("phase") == "missing":
-            text = f"{name}: {data.get('name')} missing"
-        else:
-            return
-        print(text, file=self.stream, flush=True)
-
-
 def _today(value) -> datetime.date:
     if not value:
         return datetime.date.today()
@@ -108,7 +84,6 @@ def _today(value) -> datetime.date:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .cli import _use_colour
     if args.requirements and args.input:
         raise errors.BadInput("two inputs given (positional and -r).", hint="Pass only one.")
     if args.jobs < 1:
@@ -124,12 +99,12 @@ def _check(args: argparse.Namespace) -> int:
                            rootfs=Path(args.rootfs) if args.rootfs else None,
                            python=args.python, engine=args.engine, handler=args.handler,
                            timeout=args.timeout, jobs=args.jobs, build=build)
-    report = run_check(inp, targets, options, ui=_ProgressUI(sys.stderr, args.verbose),
-                       today=today)
+    with ProgressUI(sys.stderr, verbose=args.verbose) as ui:
+        report = run_check(inp, targets, options, ui=ui, today=today)
     if args.format == "json":
         text = json.dumps(report.to_json(), indent=2) + "\n"
     else:
-        stream_colour = False if args.output else _use_colour(sys.stdout)
+        stream_colour = False if args.output else use_colour(sys.stdout)
         text = render_text(report, stream_colour) + "\n"
     if args.output:
         _write_atomically(Path(args.output), text)

@@ -3,28 +3,23 @@
 A matrix first (targets as columns, distributions with a problem somewhere as rows, one
 verdict per cell, then the verdict and the proof level of each target), then the findings
 grouped by distribution and reason code, the disagreements between the static and the dynamic
-proof, and notes. Colour only when asked for (see ``cli._use_colour``).
+proof, and notes. Colour only when asked for (see ``terminal.use_colour``).
 """
 
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
 
+from packaging.utils import canonicalize_name
+
 from .check import CheckReport, TargetResult
+from .terminal import Style
 
 _CELL = {"ok": "ok", "warning": "warn", "error": "FAIL", "absent": "-"}
-_COLOUR = {"ok": "32", "warning": "33", "error": "31", "absent": "2",
-           "compatible": "32", "incompatible": "31"}
+_COLOUR = {"ok": "green", "warning": "yellow", "error": "red", "absent": "dim",
+           "compatible": "green", "incompatible": "red"}
 _PROOF_TEXT = {"static": "static", "host": "host", "rootfs": "rootfs", "image": "image"}
 _MAX_MESSAGES = 4
-
-
-class _Paint:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.enabled and code else text
 
 
 def _pad(text: str, width: int, painted: str) -> str:
@@ -36,12 +31,36 @@ def _problem_rows(targets: Sequence[TargetResult]) -> List[str]:
     for t in targets:
         for f in t.findings:
             rank = 0 if f.severity == "error" else 1
-            prev = rows.get(f.distribution)
+            key = f.distribution if f.distribution.startswith("(") \
+                else canonicalize_name(f.distribution)
+            prev = rows.get(key)
             if prev is None or rank < prev[0]:
-                rows[f.distribution] = (rank, f.distribution)
-    pseudo = [d for d in rows if d.startswith("(")]
-    real = [d for d in rows if not d.startswith("(")]
-    return sorted(real, key=lambda d: (rows[d][0], d.lower())) + sorted(pseudo)
+                rows[key] = (rank, f.distribution)
+    pseudo = [rows[k][1] for k in rows if k.startswith("(")]
+    real = [k for k in rows if not k.startswith("(")]
+    return [rows[k][1] for k in sorted(real, key=lambda k: (rows[k][0], k))] + sorted(pseudo)
+
+
+def _ok_rows(targets: Sequence[TargetResult], shown: Sequence[str]) -> Tuple[List[str], int]:
+    """The distributions without a finding: the requested ones by name (every one for a
+    bundle, where nothing says what was requested), and how many others there are."""
+    taken = {canonicalize_name(s) for s in shown if not s.startswith("(")}
+    requested: Dict[str, str] = {}
+    others = set()
+    for t in targets:
+        asked = None
+        if t.build is not None:
+            asked = {canonicalize_name(d.name) for d in t.build.distributions if d.requested}
+        for d in (t.static.distributions if t.static else ()):
+            key = canonicalize_name(d.name)
+            if key in taken:
+                continue
+            if asked is None or key in asked:
+                requested.setdefault(key, d.name)
+            else:
+                others.add(key)
+    others -= set(requested)
+    return [requested[k] for k in sorted(requested)], len(others)
 
 
 def _label(dist: str, targets: Sequence[TargetResult]) -> str:
@@ -62,17 +81,19 @@ def _targets_text(names: Sequence[str], everyone: Sequence[str]) -> str:
 
 
 def render_text(report: CheckReport, colour: bool) -> str:
-    paint = _Paint(colour)
+    paint = Style(colour)
     targets = report.targets
     names = [t.target.name for t in targets]
     out: List[str] = []
     what = report.input_path or "layers only"
     if report.layers:
         what += f" + {len(report.layers)} layer{'s' if len(report.layers) > 1 else ''}"
-    out.append(paint(f"lambda-compat check: {what} ({report.input_kind})", "1"))
+    out.append(paint(f"lambda-compat check: {what} ({report.input_kind})", "bold"))
     out.append("")
 
     rows = _problem_rows(targets)
+    ok_rows, more = _ok_rows(targets, rows)
+    rows += ok_rows
     labels = [_label(r, targets) for r in rows]
     first = max([len(x) for x in labels] + [len("verdict"), len("proof")]) + 2
     widths = [max(len(t.target.runtime), len(t.target.arch), len("incompatible")) + 2
@@ -87,13 +108,15 @@ def render_text(report: CheckReport, colour: bool) -> str:
             text = _CELL[state]
             line += _pad(text, w, paint(text, _COLOUR[state]))
         out.append(line.rstrip())
-    if not rows:
-        count = max((len(t.static.distributions) for t in targets if t.static), default=0)
-        out.append(f"(no problem found in {count} distribution{'s' if count != 1 else ''})")
+    if more:
+        out.append(paint(f"(and {more} more dependenc{'ies' if more != 1 else 'y'}, ok "
+                         f"wherever present)", "dim"))
+    if not rows and not more:
+        out.append("(no distribution to check)")
     line = "verdict".ljust(first)
     for t, w in zip(targets, widths):
         line += _pad(t.verdict, w, paint(t.verdict, _COLOUR[t.verdict]))
-    out.append(paint(line.rstrip(), "1") if not colour else line.rstrip())
+    out.append(paint(line.rstrip(), "bold") if not colour else line.rstrip())
     line = "proof".ljust(first)
     standins = False
     for t, w in zip(targets, widths):
@@ -103,19 +126,24 @@ def render_text(report: CheckReport, colour: bool) -> str:
             standins = True
         line += text.ljust(w)
     out.append(line.rstrip())
+    legend = ("ok: passes every check on that target; FAIL: does not import there (see "
+              "Findings); warn: a warning; -: not in that target's bundle (a marker left it "
+              "out, or its resolution failed); proof: what the verdict rests on "
+              "(static < host < rootfs < image)")
     if standins:
-        out.append(paint("* in a stand-in root/image, not the runtime's own image", "2"))
+        legend += "; *: in a stand-in root/image, not the runtime's own image"
+    out.append(paint(legend, "dim"))
 
     groups = _group_findings(targets)
     if groups:
         out.append("")
-        out.append(paint("Findings", "1"))
+        out.append(paint("Findings", "bold"))
     for (dist, code, severity), messages in groups:
         mark = "FAIL" if severity == "error" else "warn"
         where = sorted({n for tn, _fix in messages.values() for n in tn},
                        key=names.index)
         out.append(f"{paint(mark, _COLOUR['error' if severity == 'error' else 'warning'])} "
-                   f"{paint(dist, '1')}: {code} on {_targets_text(where, names)}")
+                   f"{paint(dist, 'bold')}: {code} on {_targets_text(where, names)}")
         shown = list(messages.items())[:_MAX_MESSAGES]
         for message, (tnames, _fix) in shown:
             suffix = "" if set(tnames) == set(where) else \
@@ -133,7 +161,7 @@ def render_text(report: CheckReport, colour: bool) -> str:
     dis = [(t.target.name, d) for t in targets for d in t.disagreements]
     if dis:
         out.append("")
-        out.append(paint("Static and dynamic proof disagree", "1"))
+        out.append(paint("Static and dynamic proof disagree", "bold"))
         for name, d in dis:
             out.append(f"  {name}: {d.detail}")
     notes: Dict[str, List[str]] = {}
@@ -143,7 +171,7 @@ def render_text(report: CheckReport, colour: bool) -> str:
     if notes:
         out.append("")
         for n, tnames in notes.items():
-            out.append(paint(f"note: {_targets_text(tnames, names)}: {n}", "2"))
+            out.append(paint(f"note: {_targets_text(tnames, names)}: {n}", "dim"))
     out.append("")
     good = [t for t in targets if t.ok]
     summary = f"{len(good)} of {len(targets)} target{'s' if len(targets) != 1 else ''} " \
@@ -156,7 +184,7 @@ def render_text(report: CheckReport, colour: bool) -> str:
     summary += " (proof: " + "; ".join(
         f"{p} for {_targets_text(n, names)}" for p, n in proofs.items()) + ")"
     summary += f" in {report.seconds:.1f} s"
-    out.append(paint(summary, "32" if report.ok else "31"))
+    out.append(paint(summary, "green" if report.ok else "red"))
     return "\n".join(out)
 
 

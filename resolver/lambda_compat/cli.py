@@ -15,6 +15,7 @@ from . import __version__, errors
 from .builder import build_dependencies
 from .report import BuildReport
 from .cli_options import add_resolution_options, build_config, subcommand
+from .terminal import ProgressUI, Style, use_colour
 
 _BUILD_DESCRIPTION = """\
 Resolve a requirements file for one AWS Lambda target (runtime x architecture), not for this
@@ -25,76 +26,13 @@ with the reason and a fix. The output directory is replaced only when the build 
 
 
 
-def _use_colour(stream: TextIO) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    return hasattr(stream, "isatty") and stream.isatty()
-
-
-class _Style:
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def __call__(self, text: str, code: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.enabled else text
-
-    def ok(self, t: str) -> str:
-        return self("✓ " + t if self.enabled else "ok   " + t, "32")
-
-    def bad(self, t: str) -> str:
-        return self("✗ " + t if self.enabled else "FAIL " + t, "31")
-
-    def dim(self, t: str) -> str:
-        return self(t, "2")
-
-    def bold(self, t: str) -> str:
-        return self(t, "1")
-
-
-class TerminalUI:
-    """Progress on stderr; quiet when stderr is not a terminal unless verbose."""
-
-    def __init__(self, stream: TextIO, verbose: bool = False) -> None:
-        self.stream = stream
-        self.style = _Style(_use_colour(stream))
-        self.live = verbose or (hasattr(stream, "isatty") and stream.isatty())
-
-    def _print(self, text: str) -> None:
-        if self.live:
-            print(text, file=self.stream, flush=True)
-
-    def event(self, kind: str, /, **data: Any) -> None:
-        s = self.style
-        name = kind
-        if name == "start":
-            self._print(s.bold(f"lambda-compat: building {data['requirements']} for "
-                               f"{data['target']}"))
-        elif name == "pip-collecting":
-            self._print(s.dim(f"  resolving {data.get('what', '')}"))
-        elif name == "resolved":
-            self._print(f"  resolved {data['count']} distributions "
-                        f"({data.get('cache_hits', 0)} files from cache)")
-        elif name == "dist-start" and data.get("phase") != "wheel":
-            how = {"built": "building", "built-no-compiler": "building without a compiler"}
-            self._print(f"  {how.get(data['phase'], data['phase'])} {data['name']} "
-                        f"{data['version']}" + (f" with {data['interpreter']}"
-                                                if data.get("interpreter") else ""))
-        elif name == "dist-done":
-            label = f"{data['name']} {data.get('version') or ''} ({data['phase']})"
-            self._print("  " + (s.bad(label) if data["phase"] == "missing" else s.ok(label)))
-        elif name == "install-start":
-            self._print(f"  installing {data['count']} wheels into {data['dest']}")
-
-
 def _table(rows: List[List[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
 def render_text(report: BuildReport, colour: bool) -> str:
-    s = _Style(colour)
+    s = Style(colour)
     t = report.target
     out = [s.bold(f"{t.runtime}/{t.arch} (CPython {t.python_full_version}, glibc "
                   f"{'.'.join(map(str, t.glibc))}, {t.machine})")]
@@ -109,7 +47,7 @@ def render_text(report: BuildReport, colour: bool) -> str:
     for d in report.distributions:
         warn = [f for f in d.findings if f.severity == "warning"]
         for f in warn:
-            out.append(s("warning", "33") + f": {d.name}: {f.message} {f.fix}")
+            out.append(s.warning() + f": {d.name}: {f.message} {f.fix}")
     for d in report.missing:
         out.append("")
         out.append(s.bad(f"{d.name} {d.version or ''}: {d.reason}"))
@@ -118,7 +56,7 @@ def render_text(report: BuildReport, colour: bool) -> str:
         if d.suggestion:
             out.append(f"  fix: {d.suggestion}")
     for w in report.warnings:
-        out.append(s("warning", "33") + f": {w}")
+        out.append(s.warning() + f": {w}")
     out.append("")
     if report.ok:
         n = len(report.distributions)
@@ -281,13 +219,13 @@ def _build(args: argparse.Namespace) -> int:
     config = build_config(args, allow_missing=args.allow_missing,
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
                           no_binary=tuple(args.no_binary), jobs=args.jobs)
-    ui = TerminalUI(sys.stderr, verbose=args.verbose)
-    report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
-                                architecture=args.arch)
+    with ProgressUI(sys.stderr, verbose=args.verbose) as ui:
+        report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
+                                    architecture=args.arch)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
-        print(render_text(report, _use_colour(sys.stdout)))
+        print(render_text(report, use_colour(sys.stdout)))
     return 0 if report.ok else errors.DependenciesMissing.exit_code
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, List, TextIO
+from typing import List
 
 from . import errors
 from .package import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult,
@@ -19,6 +19,7 @@ from .package import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, 
 from .packaging_zip import DEFAULT_LEVEL
 from .project import load_project
 from .cli_options import add_resolution_options, build_config, subcommand
+from .terminal import ProgressUI, Style, use_colour
 
 HANDLER_BACKENDS = ("auto", "container", "rootfs", "host")
 
@@ -88,36 +89,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-class _ProgressUI:
-    """The build's progress (cli.TerminalUI) plus the packaging steps, on stderr."""
+class _ProgressUI(ProgressUI):
+    """The build's progress plus the packaging steps, and the compressed sizes."""
 
-    def __init__(self, stream: TextIO, verbose: bool) -> None:
-        from .cli import TerminalUI
-        self.build = TerminalUI(stream, verbose=verbose)
-        self.stream = stream
-        self.live = self.build.live
-
-    def _print(self, text: str) -> None:
-        if self.live:
-            print(text, file=self.stream, flush=True)
-
-    def event(self, kind: str, /, **data: Any) -> None:
-        if not kind.startswith("package-"):
-            self.build.event(kind, **data)
-            return
-        if kind == "package-start":
-            self._print(f"lambda-compat: packaging {data['project']} for {data['target']}")
-        elif kind == "package-lock":
-            self._print(f"  {data['kind']}: {data['packages']} packages for the target "
-                        f"({data['excluded_dev']} development-only left out)")
-        elif kind == "package-verify-start":
-            self._print(f"  verifying the bundle for {data['target']}")
-        elif kind == "package-handler-start":
-            self._print(f"  importing {data['handler']} ({data['backend']})")
-        elif kind == "package-sizes" and data.get("deployment_zip_bytes") is not None:
-            self._print(f"  compressed: {_size_line(data)}")
-        elif kind == "package-zip-start":
-            self._print(f"  compressing {data['name']}")
+    def _on_package_sizes(self, target: str, data: dict) -> None:
+        if data.get("deployment_zip_bytes") is not None:
+            self._say(f"compressed: {_size_line(data)}")
 
 
 def _mb(n: int) -> str:
@@ -137,8 +114,8 @@ def _size_line(s: dict) -> str:
 
 
 def render_text(result: PackageResult, colour: bool) -> str:
-    from .cli import _Style, _table
-    s = _Style(colour)
+    from .cli import _table
+    s = Style(colour)
     t = result.target
     p = result.project
     out: List[str] = [s.bold(f"{t.runtime}/{t.arch} (CPython {t.python_full_version}, glibc "
@@ -187,14 +164,14 @@ def render_text(result: PackageResult, colour: bool) -> str:
         if f.fix:
             out.append(f"  fix: {f.fix}")
     for f in warns:
-        out.append(s("warning", "33") + f": {f.distribution}: {f.message} {f.fix}".rstrip())
+        out.append(s.warning() + f": {f.distribution}: {f.message} {f.fix}".rstrip())
     for w in result.warnings:
-        out.append(s("warning", "33") + f": {w}")
+        out.append(s.warning() + f": {w}")
     if result.sizes is not None:
         out.append("size: " + _size_line(result.sizes.to_json()))
     out.append("")
     if result.ok:
-        verified = "verified" if result.verified else s("NOT VERIFIED", "1;33")
+        verified = "verified" if result.verified else s("NOT VERIFIED", "bold yellow")
         for z in result.zips:
             out.append(s.ok(f"wrote {z.path} ({z.files} files, {_mb(z.compressed_bytes)}, "
                             f"sha256 {z.sha256}) - {verified} for {t.name}"))
@@ -209,7 +186,6 @@ def render_text(result: PackageResult, colour: bool) -> str:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from .cli import _use_colour
     if args.jobs < 1:
         raise errors.BadInput("--jobs must be at least 1.")
     strip = tuple(x.strip() for x in args.strip.split(",") if x.strip())
@@ -231,11 +207,11 @@ def _package(args: argparse.Namespace) -> int:
     if args.no_verify:
         print("lambda-compat: WARNING: --no-verify: the bundle is NOT checked against the "
               "target; it may not import on Lambda.", file=sys.stderr)
-    result = package_project(project, output, args.runtime, args.arch,
-                             ui=_ProgressUI(sys.stderr, args.verbose), config=config,
-                             options=options)
+    with _ProgressUI(sys.stderr, verbose=args.verbose) as ui:
+        result = package_project(project, output, args.runtime, args.arch, ui=ui,
+                                 config=config, options=options)
     if args.format == "json":
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(render_text(result, _use_colour(sys.stdout)))
+        print(render_text(result, use_colour(sys.stdout)))
     return result.exit_code
