@@ -297,6 +297,17 @@ def load_cases(directory: Path = CASES_DIR) -> List[Case]:
 
 # --------------------------------------------------------------------------- registry
 
+#: Registry cells in the compat_fast slice (CI): an arm64 import through qemu of a wheel the
+#: builder accepted because of the entry.
+REGISTRY_FAST: Dict[str, Tuple[str, ...]] = {"msgpack": ("python3.11/arm64",)}
+
+#: Where no interpreter of the target's Python exists here, no sdist can be built: the tool
+#: must say so, and the registry cell is unproven here.
+_REGISTRY_HERE = (Rule(verdict="missing", when=(("host_python", False),),
+                       reasons=("no-wheel",), detail="no CPython 3.",
+                       why="no interpreter of the target's Python here to build the sdist"),)
+
+
 def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = False
                    ) -> List[Case]:
     """Cases from ``registry/packages/<name>.yaml`` entries: the newest verified version of
@@ -304,7 +315,10 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
 
     Each evidence item names versions and the targets they were verified on; the case
     ``registry-<name>-<version>`` builds ``name==version`` on exactly those targets and
-    expects it compatible, with the distribution present (the registry claims exactly that).
+    expects it compatible, with the distribution present (the entry's evidence, written by a
+    person from a test run). The builder accepts such a wheel on a foreign machine *because
+    of the entry*, so the cell proves nothing until it is imported there: without an import
+    (arm64 where no stand-in root of that Python exists) it is unproven, never passed.
     Every version and the compiler-less path are proven by the entries' own tests
     (compat_tests/test_registry_entries.py); here they take their place in the grid.
     Entries are read raw (their loader validates them; a broken entry fails the registry's
@@ -345,7 +359,8 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
                             versions=((name, f"=={version}"),),
                             why=f"the entry's evidence: {name} {version} imported there "
                                 f"without a compiler (the cell's own import proves it again)"),),
-                targets=tuple(targets_of[version]), slow=True, origin="registry"))
+                targets=tuple(targets_of[version]), slow=True, origin="registry",
+                fast=REGISTRY_FAST.get(name, ()), unproven_here=_REGISTRY_HERE))
     return out
 
 

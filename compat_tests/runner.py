@@ -31,7 +31,7 @@ from lambda_compat.resolve import PipOptions
 from lambda_compat.targets import Target
 from lambda_compat.ui import RecordingUI
 
-from .cases import Case, Rule
+from .cases import ROOT, Case, Rule
 
 #: Proof levels, weakest first (the same words lambda-compat check uses).
 PROOFS = ("static", "host", "rootfs", "image")
@@ -143,11 +143,20 @@ class Cell:
 
 # --------------------------------------------------------------------------- steps
 
+def _location(value: Optional[str]) -> Optional[str]:
+    """An index or find-links location of a case: a URL as given, a path relative to the
+    repository (the offline fixture index: ``fixtures/index/simple``) as a file URL."""
+    if value is None or "://" in value:
+        return value
+    return (ROOT / value).resolve().as_uri()
+
+
 def _pip_options(case: Case) -> PipOptions:
     opts = case.pip_options
-    return PipOptions(index_url=opts.get("index_url"),
-                      extra_index_urls=tuple(opts.get("extra_index_urls", ())),
-                      find_links=tuple(opts.get("find_links", ())),
+    return PipOptions(index_url=_location(opts.get("index_url")),
+                      extra_index_urls=tuple(_location(u) or u
+                                             for u in opts.get("extra_index_urls", ())),
+                      find_links=tuple(_location(u) or u for u in opts.get("find_links", ())),
                       isolated=bool(opts.get("isolated", False)))
 
 
