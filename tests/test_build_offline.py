@@ -13,7 +13,7 @@ from conftest import INDEX, fixture_config, write_reqs
 from lambda_compat import errors
 from lambda_compat.builder import build_dependencies
 from lambda_compat.elf import read_elf
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.ui import RecordingUI
 
 HASHES = json.loads((INDEX / "hashes.json").read_text())
@@ -122,7 +122,7 @@ def test_pure_sdist_is_built(tmp_path, config):
     assert (tmp_path / "out" / "lc_sdist_pure").is_dir()
 
 
-needs_311 = pytest.mark.skipif(find_interpreter((3, 11), platform.machine()) is None,
+needs_311 = pytest.mark.skipif(not has_python((3, 11)),
                                reason="no CPython 3.11 here")
 
 

@@ -8,7 +8,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -25,11 +24,11 @@ from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.version import Version
 
+from compat_tests.local_env import has_python
 from conftest import fixture_config, write_reqs
 from lambda_compat import errors
 from lambda_compat.builder import BuildConfig, _with_no_binary, build_dependencies, get_target
 from lambda_compat.cli import main
-from lambda_compat.interpreters import find_interpreter
 from lambda_compat.packages import (KINDS, Evidence, PackageEntry, PackageRegistry,
                                     changelog_versions, check_registry, dump_entry,
                                     known_targets, load_packages, parse_entry,
@@ -388,9 +387,9 @@ def test_no_binary_reaches_pip_and_rejects_non_names():
         _with_no_binary(BuildConfig(no_binary=(":all:",)))
 
 
-needs_311 = pytest.mark.skipif(find_interpreter((3, 11), platform.machine()) is None,
+needs_311 = pytest.mark.skipif(not has_python((3, 11)),
                                reason="needs a local CPython 3.11")
-needs_312 = pytest.mark.skipif(find_interpreter((3, 12), platform.machine()) is None,
+needs_312 = pytest.mark.skipif(not has_python((3, 12)),
                                reason="needs a local CPython 3.12")
 
 
