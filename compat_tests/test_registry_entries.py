@@ -150,6 +150,17 @@ def _explain(report) -> str:
     return "\n".join(lines)
 
 
+def import_level(runtime: str, arch: str):
+    """How :func:`test_registry_entry` imports on a target: ``host`` (this machine's
+    interpreter), ``rootfs`` (a foreign machine's stand-in root through qemu-user: only the
+    Pythons a Debian suite ships), or None (unproven here)."""
+    from lambda_compat import standin
+    target = get_target(runtime, arch)
+    if target.machine == HOST_MACHINE:
+        return "host"
+    return "rootfs" if tuple(target.python_version) in standin.DEBIAN_SUITES else None
+
+
 def _import_in_a_foreign_root(entry: PackageEntry, target, out: Path) -> None:
     """The entry's modules imported on the foreign machine itself (qemu-user in a stand-in
     root); no root of that Python: skipped as unproven here (never passed on the entry's
