@@ -15,6 +15,7 @@ observation. A cell never claims more proof than it got: without an import its p
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -336,6 +337,12 @@ def agreement(cell: Cell) -> List[str]:
                 f"{'; '.join(cell.import_failures[:3])}"]
     # predicted incompatible
     if cell.imported == "failed":
+        libraries = missing_libraries(cell)
+        failures = " ".join(cell.import_failures)
+        if libraries and not any(lib in failures for lib in libraries):
+            cell.agreement = "disagrees"
+            return [f"predicted missing {', '.join(sorted(libraries))}, but the import failed "
+                    f"for another reason: {'; '.join(cell.import_failures[:3])}"]
         cell.agreement = "agrees"
         return []
     level = proof_level(cell)
@@ -346,6 +353,15 @@ def agreement(cell: Cell) -> List[str]:
     cell.agreement = "disagrees"
     return [f"predicted incompatible ({', '.join(refutable or cell.reasons)}) but every module "
             f"imported in {cell.proof} ({cell.backend})"]
+
+
+def missing_libraries(cell: Cell) -> set:
+    """Libraries the missing-system-library findings name (an import failure that confirms
+    the prediction names one of them)."""
+    if "missing-system-library" not in cell.reasons:
+        return set()
+    return {m.group(1) for text in cell.messages
+            for m in re.finditer(r"needs (lib[\w+.-]*?\.so(?:\.\d+)*)\b", text)}
 
 
 def classify(cell: Cell, here: Optional[Rule] = None) -> str:

@@ -233,9 +233,20 @@ def test_judge_incompatible_needs_an_import_that_can_refute_it(tmp_path):
     assert any("every module imported" in p for p in judge(case, rule, rootfs))
     assert rootfs.agreement == "disagrees"
     failed = cell(verdict="incompatible", reasons=["missing-system-library"], proof="rootfs",
-                  imported="failed", backend="bwrap")
+                  imported="failed", backend="bwrap",
+                  messages=["psycopg2: _psycopg.so needs libpq.so.5, which the bundle does not "
+                            "contain and the runtime image does not have."],
+                  import_failures=["psycopg2: ImportError: libpq.so.5: cannot open shared "
+                                   "object file: No such file or directory"])
     assert judge(case, rule, failed) == [] and failed.agreement == "agrees"
     assert classify(failed) == "proven"
+    # an import that fails for another reason does not confirm the missing library
+    other = cell(verdict="incompatible", reasons=["missing-system-library"], proof="rootfs",
+                 imported="failed", backend="bwrap", messages=failed.messages,
+                 import_failures=["psycopg2: SyntaxError: invalid syntax"])
+    assert judge(case, rule, other) == [
+        "predicted missing libpq.so.5, but the import failed for another reason: "
+        "psycopg2: SyntaxError: invalid syntax"]
 
 
 @pytest.mark.parametrize("reasons, proof, agreement", [
