@@ -51,14 +51,19 @@ LEGEND = (
 def evidence_of(cell: dict) -> str:
     """proven | refuted | unproven | not-refutable; derived for results written before the
     field existed (a failed cell is refuted; an agreeing import proves; else unproven)."""
-    if cell.get("outcome") == "failed":
-        return "refuted"
     if cell.get("evidence"):
         return cell["evidence"]
+    if cell.get("outcome") == "failed":
+        return "refuted"
     agreement = cell.get("agreement")
     if agreement == "agrees":
         return "proven"
     return "not-refutable" if agreement == "not-refutable" else "unproven"
+
+
+def failed(cell: dict) -> bool:
+    """The cell's test failed: refuted, or not proven where --require-proof asked for it."""
+    return cell.get("outcome") == "failed" or evidence_of(cell) == "refuted"
 
 
 _EVIDENCE_MARK = {"proven": "", "refuted": "", "unproven": "?", "not-refutable": "~"}
@@ -91,8 +96,8 @@ def short(cell: Optional[dict]) -> str:
     if cell.get("imported") == "failed":
         text += "✗"  # the import was observed to fail
     text += _EVIDENCE_MARK[evidence_of(cell)]
-    if evidence_of(cell) == "refuted":
-        text = "!" + text
+    if failed(cell):
+        text = "!" + text  # refuted, or unproven under --require-proof
     return text
 
 
@@ -116,7 +121,7 @@ def describe(cell: dict) -> str:
 
 
 def counts(cells: Sequence[dict]) -> Dict[str, int]:
-    out = {"cells": len(cells), "standin image": 0}
+    out = {"cells": len(cells), "standin image": 0, "failed": sum(map(failed, cells))}
     for key in ("proven", "refuted", "unproven", "not-refutable"):
         out[key] = 0
     for proof in PROOF_SHORT:
@@ -131,9 +136,13 @@ def counts(cells: Sequence[dict]) -> Dict[str, int]:
 
 def summary_line(n: Dict[str, int]) -> str:
     """``N cells: P proven, U unproven, R refuted, X not-refutable; proof: ...``"""
-    return (f"{n['cells']} cells: {n['proven']} proven, {n['unproven']} unproven, "
+    text = (f"{n['cells']} cells: {n['proven']} proven, {n['unproven']} unproven, "
             f"{n['refuted']} refuted, {n['not-refutable']} not-refutable; "
             f"proof: {_proof_counts(n)}")
+    unproven_failed = n["failed"] - n["refuted"]
+    if unproven_failed:
+        text += f"; {unproven_failed} not proven as --require-proof asked (failed)"
+    return text
 
 
 def _proof_counts(n: Dict[str, int]) -> str:
@@ -164,11 +173,11 @@ def render_text(cells: Sequence[dict]) -> str:
     n = counts(cells)
     out.append(summary_line(n))
     out.append(LEGEND)
-    failed = [c for c in cells if evidence_of(c) == "refuted"]
-    if failed:
+    bad = [c for c in cells if failed(c)]
+    if bad:
         out.append("")
         out.append("failed cells:")
-        for c in sorted(failed, key=lambda c: (c["case"], _runtime_key(c["runtime"]),
+        for c in sorted(bad, key=lambda c: (c["case"], _runtime_key(c["runtime"]),
                                                c["arch"])):
             out.append("  " + describe(c))
             for p in c.get("problems", []):
@@ -198,12 +207,12 @@ def render_markdown(cells: Sequence[dict], title: str = "lambda-compat compat ma
     out.append(f"**{summary_line(n)}**.")
     out.append("")
     out.append(LEGEND.replace("\n", "  \n"))
-    failed = [c for c in cells if evidence_of(c) == "refuted"]
-    if failed:
+    bad = [c for c in cells if failed(c)]
+    if bad:
         out.append("")
         out.append("### Failed cells")
         out.append("")
-        for c in failed:
+        for c in bad:
             out.append(f"- {html.escape(describe(c))}")
             for p in c.get("problems", []):
                 out.append(f"  - {html.escape(p)}")
@@ -227,7 +236,7 @@ td.skip{color:#888} td.na{color:#bbb}
 def _css_class(cell: Optional[dict]) -> str:
     if cell is None:
         return "na"
-    if evidence_of(cell) == "refuted":
+    if failed(cell):
         return "failed"
     if cell.get("verdict") is None:
         return "skip"
@@ -322,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         write_atomic(args.json, json.dumps(results_document(cells), indent=1, sort_keys=True))
     print(render_text(cells))
-    return 1 if any(evidence_of(c) == "refuted" for c in cells) else 0
+    return 1 if any(failed(c) for c in cells) else 0
 
 
 if __name__ == "__main__":

@@ -363,6 +363,17 @@ def test_grid_html_and_markdown():
     assert "1 proven, 1 unproven, 1 refuted, 1 not-refutable" in html
 
 
+def test_grid_counts_an_unproven_cell_failed_by_require_proof_as_unproven():
+    c = dict(vars(cell(verdict="missing", reasons=["build-failed"], outcome="failed",
+                       evidence="unproven", evidence_note="no import: nothing was built",
+                       problems=["unproven, and --require-proof image asks for proof: ..."])))
+    text = grid.render_text([c])
+    assert "1 cells: 0 proven, 1 unproven, 0 refuted, 0 not-refutable" in text
+    assert "1 not proven as --require-proof asked (failed)" in text
+    assert "!MISS·st?" in text and "failed cells:" in text
+    assert grid.failed(c)
+
+
 def test_grid_derives_evidence_for_results_without_it():
     old = dict(vars(cell(verdict="compatible", proof="rootfs", imported="ok",
                          agreement="agrees", outcome="passed")))
