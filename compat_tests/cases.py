@@ -357,8 +357,9 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
                 requirements=(f"{name}=={version}",), subject=name,
                 rules=(Rule(verdict="compatible", present=(name,),
                             versions=((name, f"=={version}"),),
-                            why=f"the entry's evidence: {name} {version} imported there "
-                                f"without a compiler (the cell's own import proves it again)"),),
+                            why=f"the entry's evidence: a person's record that "
+                                f"test_registry_entries.py passed for {name} {version} there "
+                                f"(this cell proves it only by its own import)"),),
                 targets=tuple(targets_of[version]), slow=True, origin="registry",
                 fast=REGISTRY_FAST.get(name, ()), unproven_here=_REGISTRY_HERE))
     return out

@@ -33,8 +33,12 @@ def _selected(config, runtime, arch):
     return (not runtimes or runtime in runtimes) and (not arches or arch in arches)
 
 
-@pytest.fixture(scope="module", params=[("python3.11", "x86_64"), ("python3.11", "arm64")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module", params=[
+    # both in the compat_fast slice (CI): seconds once the roots exist, and the arm64 probe
+    # runs through qemu-user
+    pytest.param(("python3.11", "x86_64"), marks=pytest.mark.compat_fast),
+    pytest.param(("python3.11", "arm64"), marks=pytest.mark.compat_fast)],
+    ids=lambda p: f"{p[0]}-{p[1]}")
 def standin_probe(request, tmp_path_factory):
     runtime, arch = request.param
     if not _selected(request.config, runtime, arch):
