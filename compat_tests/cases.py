@@ -1,8 +1,12 @@
 """Compat suite cases as data: ``fixtures/cases/<case>.yaml``, one file per case.
 
 A case names requirements, the targets it runs on and, per target, the verdict lambda-compat
-must give (``compatible`` / ``incompatible`` / ``missing``) with its reason code, plus bundle
-facts (distributions present or absent, version ranges). Files are validated against
+must give (``compatible`` / ``incompatible`` / ``missing``) with its whole set of reason
+codes, plus bundle facts (distributions present or absent, version ranges). Expectations are
+data written by a person and depend on the target only; where this machine cannot produce
+the expected verdict (no interpreter of the target's Python, no native build), the case's
+``unproven_here`` rules say what the tool must answer instead, and such cells are unproven.
+What this machine has is found by :mod:`compat_tests.local_env`, never by lambda-compat. Files are validated against
 ``fixtures/cases/case.schema.json``; a bad file is a :class:`CaseError` naming file and line,
 raised at collection time.
 
@@ -67,9 +71,8 @@ class HostFacts:
         return local_env.native_build(version, arch, commands)
 
 
-#: ``when`` keys about the target (allowed everywhere) and about this machine (allowed in
-#: ``unproven_here`` only, and only as ``false``).
-TARGET_KEYS = ("targets", "python", "arch")
+#: ``when`` keys about this machine: allowed in ``unproven_here`` only, and only as ``false``
+#: (the target keys ``targets``, ``python``, ``arch`` are allowed everywhere).
 HOST_KEYS = ("host_python", "native_build")
 
 
