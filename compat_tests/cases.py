@@ -1,8 +1,12 @@
 """Compat suite cases as data: ``fixtures/cases/<case>.yaml``, one file per case.
 
 A case names requirements, the targets it runs on and, per target, the verdict lambda-compat
-must give (``compatible`` / ``incompatible`` / ``missing``) with its reason code, plus bundle
-facts (distributions present or absent, version ranges). Files are validated against
+must give (``compatible`` / ``incompatible`` / ``missing``) with its whole set of reason
+codes, plus bundle facts (distributions present or absent, version ranges). Expectations are
+data written by a person and depend on the target only; where this machine cannot produce
+the expected verdict (no interpreter of the target's Python, no native build), the case's
+``unproven_here`` rules say what the tool must answer instead, and such cells are unproven.
+What this machine has is found by :mod:`compat_tests.local_env`, never by lambda-compat. Files are validated against
 ``fixtures/cases/case.schema.json``; a bad file is a :class:`CaseError` naming file and line,
 raised at collection time.
 
@@ -16,8 +20,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import json
-import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,6 +30,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from . import local_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES_DIR = ROOT / "fixtures" / "cases"
@@ -47,36 +51,42 @@ class CaseError(Exception):
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What this machine can do for a target (only for expectations that depend on it)."""
+    """What this machine can do, for ``unproven_here`` rules only (never for expectations).
+
+    Found by :mod:`compat_tests.local_env`, which does not use lambda-compat's code: the
+    tool under test must not decide what the suite expects of it.
+    """
 
     machine: str
 
     @staticmethod
     def here() -> "HostFacts":
-        return HostFacts(machine=platform.machine())
+        return HostFacts(machine=local_env.this_machine())
 
     def host_python(self, version: Tuple[int, int]) -> bool:
-        return _interpreter(version, self.machine)
+        return local_env.has_python(version)
 
-    def native_build(self, version: Tuple[int, int], target_machine: str,
+    def native_build(self, version: Tuple[int, int], arch: str,
                      commands: Sequence[str]) -> bool:
-        return (self.machine == target_machine and _interpreter(version, target_machine)
-                and all(shutil.which(c) for c in commands))
+        return local_env.native_build(version, arch, commands)
 
 
-@functools.lru_cache(maxsize=None)
-def _interpreter(version: Tuple[int, int], machine: str) -> bool:
-    from lambda_compat.interpreters import find_interpreter
-    return find_interpreter(tuple(version), machine) is not None
+#: ``when`` keys about this machine: allowed in ``unproven_here`` only, and only as ``false``
+#: (the target keys ``targets``, ``python``, ``arch`` are allowed everywhere).
+HOST_KEYS = ("host_python", "native_build")
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One expectation: applies where ``when`` matches; first matching rule wins."""
+    """One expectation: applies where ``when`` matches; first matching rule wins.
+
+    ``reasons`` is the whole set of blocking codes the tool must give (empty for
+    compatible); ``why`` is the person's reason for the expectation.
+    """
 
     verdict: str
     when: Tuple[Tuple[str, Any], ...] = ()
-    reason: Optional[str] = None
+    reasons: Tuple[str, ...] = ()
     detail: Optional[str] = None
     present: Tuple[str, ...] = ()
     absent: Tuple[str, ...] = ()
@@ -84,7 +94,12 @@ class Rule:
     why: Optional[str] = None
     line: Optional[int] = None
 
-    def matches(self, target, host: HostFacts, build_requires: Sequence[str]) -> bool:
+    @property
+    def reason(self) -> Optional[str]:
+        return ", ".join(self.reasons) or None
+
+    def matches(self, target, host: Optional[HostFacts] = None,
+                build_requires: Sequence[str] = ()) -> bool:
         for key, value in self.when:
             if key == "targets":
                 if not any(_glob_match(target.name, g) for g in value):
@@ -97,16 +112,16 @@ class Rule:
                 if target.arch != value:
                     return False
             elif key == "native_build":
-                if host.native_build(target.python_version, target.machine,
-                                     build_requires) != value:
+                if host is None or host.native_build(target.python_version, target.arch,
+                                                     build_requires) != value:
                     return False
             elif key == "host_python":
-                if host.host_python(target.python_version) != value:
+                if host is None or host.host_python(target.python_version) != value:
                     return False
         return True
 
     def describe(self) -> str:
-        text = self.verdict + (f" ({self.reason})" if self.reason else "")
+        text = self.verdict + (f" ({self.reason})" if self.reasons else "")
         if self.detail:
             text += f" mentioning {self.detail!r}"
         return text
@@ -127,6 +142,9 @@ class Case:
     needs_paths: Tuple[str, ...] = ()
     pip: Tuple[Tuple[str, Any], ...] = ()
     origin: str = "case"          # "case" or "registry"
+    #: what the tool must answer instead where this machine cannot produce (and so cannot
+    #: prove) the expected verdict; such cells are unproven, never passed
+    unproven_here: Tuple[Rule, ...] = ()
 
     def applies_to(self, target_name: str) -> bool:
         return any(_glob_match(target_name, g) for g in self.targets)
@@ -137,12 +155,20 @@ class Case:
     def missing_paths(self) -> List[str]:
         return [p for p in self.needs_paths if not Path(p).exists()]
 
-    def expectation(self, target, host: HostFacts) -> Rule:
+    def expectation(self, target, host: Optional[HostFacts] = None) -> Rule:
+        """The verdict a person expects on ``target``: depends on the target only."""
         for rule in self.rules:
-            if rule.matches(target, host, self.build_requires):
+            if rule.matches(target):
                 return rule
         raise CaseError(self.path, f"no rule under 'expect' applies to {target.name}; add a "
                                    f"last rule without 'when' or narrow 'targets'")
+
+    def here(self, target, host: HostFacts) -> Optional[Rule]:
+        """The ``unproven_here`` rule that applies on this machine, if any."""
+        for rule in self.unproven_here:
+            if rule.matches(target, host, self.build_requires):
+                return rule
+        return None
 
     def requirements_text(self) -> str:
         return "\n".join(self.requirements) + "\n"
@@ -181,6 +207,47 @@ def _line_of(node: Optional[yaml.Node], path: Sequence[Any]) -> Optional[int]:
     return line
 
 
+def _rule(path: Path, node, section: str, i: int, raw: dict) -> Rule:
+    """One rule of ``expect`` or ``unproven_here``, checked beyond the schema."""
+    when = raw.get("when", {})
+    host_keys = [k for k in HOST_KEYS if k in when]
+    if section == "expect" and host_keys:
+        raise CaseError(path, f"expect/{i}/when/{host_keys[0]}: an expectation may not depend "
+                              f"on this machine; keep the expected verdict for the target and "
+                              f"move what this machine answers instead to 'unproven_here' "
+                              f"(with {host_keys[0]}: false; see case.schema.json)",
+                        _line_of(node, [section, i, "when", host_keys[0]]))
+    if section == "unproven_here" and (not host_keys or any(when[k] for k in host_keys)):
+        raise CaseError(path, f"unproven_here/{i}/when: needs host_python: false or "
+                              f"native_build: false (what this machine lacks)",
+                        _line_of(node, [section, i]))
+    if "python" in when:
+        try:
+            SpecifierSet(when["python"])
+        except InvalidSpecifier:
+            raise CaseError(path, f"{section}/{i}/when/python: {when['python']!r} is not a "
+                                  f"PEP 440 specifier",
+                            _line_of(node, [section, i, "when", "python"])) from None
+    for dist, spec in raw.get("versions", {}).items():
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise CaseError(path, f"{section}/{i}/versions/{dist}: {spec!r} is not a PEP 440 "
+                                  f"specifier",
+                            _line_of(node, [section, i, "versions", dist])) from None
+    reasons = raw.get("reasons") or ([raw["reason"]] if raw.get("reason") else [])
+    if raw["verdict"] != "compatible" and not reasons:
+        raise CaseError(path, f"{section}/{i}: 'reason' is a required property for "
+                              f"{raw['verdict']}", _line_of(node, [section, i]))
+    return Rule(
+        verdict=raw["verdict"], when=tuple(sorted(when.items())),
+        reasons=tuple(sorted(set(reasons))), detail=raw.get("detail"),
+        present=tuple(canonicalize_name(n) for n in raw.get("present", ())),
+        absent=tuple(canonicalize_name(n) for n in raw.get("absent", ())),
+        versions=tuple((canonicalize_name(k), v) for k, v in raw.get("versions", {}).items()),
+        why=raw.get("why"), line=_line_of(node, [section, i]))
+
+
 def load_case(path: Path) -> Case:
     path = Path(path)
     try:
@@ -212,33 +279,13 @@ def load_case(path: Path) -> Case:
             raise CaseError(path, f"requirements/{i}: {exc}",
                             _line_of(node, ["requirements", i])) from None
     subject = canonicalize_name(data.get("subject") or names[0])
-    rules = []
-    for i, raw in enumerate(data["expect"]):
-        when = raw.get("when", {})
-        if "python" in when:
-            try:
-                SpecifierSet(when["python"])
-            except InvalidSpecifier:
-                raise CaseError(path, f"expect/{i}/when/python: {when['python']!r} is not a "
-                                      f"PEP 440 specifier",
-                                _line_of(node, ["expect", i, "when", "python"])) from None
-        for dist, spec in raw.get("versions", {}).items():
-            try:
-                SpecifierSet(spec)
-            except InvalidSpecifier:
-                raise CaseError(path, f"expect/{i}/versions/{dist}: {spec!r} is not a PEP 440 "
-                                      f"specifier",
-                                _line_of(node, ["expect", i, "versions", dist])) from None
-        rules.append(Rule(
-            verdict=raw["verdict"], when=tuple(sorted(when.items())),
-            reason=raw.get("reason"), detail=raw.get("detail"),
-            present=tuple(canonicalize_name(n) for n in raw.get("present", ())),
-            absent=tuple(canonicalize_name(n) for n in raw.get("absent", ())),
-            versions=tuple((canonicalize_name(k), v) for k, v in raw.get("versions", {}).items()),
-            why=raw.get("why"), line=_line_of(node, ["expect", i])))
+    rules = tuple(_rule(path, node, "expect", i, raw)
+                  for i, raw in enumerate(data["expect"]))
+    here = tuple(_rule(path, node, "unproven_here", i, raw)
+                 for i, raw in enumerate(data.get("unproven_here", ())))
     return Case(
         name=path.stem, path=path, description=" ".join(data["description"].split()),
-        requirements=requirements, subject=subject, rules=tuple(rules),
+        requirements=requirements, subject=subject, rules=rules, unproven_here=here,
         targets=tuple(data.get("targets", ["*"])), fast=tuple(data.get("fast", ())),
         slow=bool(data.get("slow", False)),
         build_requires=tuple(data.get("build_requires", ())),
@@ -253,6 +300,17 @@ def load_cases(directory: Path = CASES_DIR) -> List[Case]:
 
 # --------------------------------------------------------------------------- registry
 
+#: Registry cells in the compat_fast slice (CI): an arm64 import through qemu of a wheel the
+#: builder accepted because of the entry.
+REGISTRY_FAST: Dict[str, Tuple[str, ...]] = {"msgpack": ("python3.11/arm64",)}
+
+#: Where no interpreter of the target's Python exists here, no sdist can be built: the tool
+#: must say so, and the registry cell is unproven here.
+_REGISTRY_HERE = (Rule(verdict="missing", when=(("host_python", False),),
+                       reasons=("no-wheel",), detail="no CPython 3.",
+                       why="no interpreter of the target's Python here to build the sdist"),)
+
+
 def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = False
                    ) -> List[Case]:
     """Cases from ``registry/packages/<name>.yaml`` entries: the newest verified version of
@@ -260,7 +318,10 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
 
     Each evidence item names versions and the targets they were verified on; the case
     ``registry-<name>-<version>`` builds ``name==version`` on exactly those targets and
-    expects it compatible, with the distribution present (the registry claims exactly that).
+    expects it compatible, with the distribution present (the entry's evidence, written by a
+    person from a test run). The builder accepts such a wheel on a foreign machine *because
+    of the entry*, so the cell proves nothing until it is imported there: without an import
+    (arm64 where no stand-in root of that Python exists) it is unproven, never passed.
     Every version and the compiler-less path are proven by the entries' own tests
     (compat_tests/test_registry_entries.py); here they take their place in the grid.
     Entries are read raw (their loader validates them; a broken entry fails the registry's
@@ -298,8 +359,12 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
                             + " ".join(str(data.get("explanation", "")).split()),
                 requirements=(f"{name}=={version}",), subject=name,
                 rules=(Rule(verdict="compatible", present=(name,),
-                            versions=((name, f"=={version}"),)),),
-                targets=tuple(targets_of[version]), slow=True, origin="registry"))
+                            versions=((name, f"=={version}"),),
+                            why=f"the entry's evidence: a person's record that "
+                                f"test_registry_entries.py passed for {name} {version} there "
+                                f"(this cell proves it only by its own import)"),),
+                targets=tuple(targets_of[version]), slow=True, origin="registry",
+                fast=REGISTRY_FAST.get(name, ()), unproven_here=_REGISTRY_HERE))
     return out
 
 

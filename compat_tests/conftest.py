@@ -14,8 +14,9 @@ Options::
                              imported from the stand-in root), or an image reference
     --rootfs DIR             root directory for the rootfs backend (default: stand-in roots
                              built and cached by lambda-compat)
-    --require-proof LEVEL    fail built cells whose import got weaker proof than LEVEL
-                             (host, rootfs, image; the nightly asks for image)
+    --require-proof LEVEL    fail every cell not proven by an import at LEVEL or stronger
+                             (host, rootfs, image; the nightly asks for image): unproven,
+                             not-refutable and expected-missing cells fail too
     --compat-cache DIR       lambda-compat cache shared by all workers (downloads, builds,
                              stand-in roots); default: $LAMBDA_COMPAT_CACHE_DIR or
                              ~/.cache/lambda-compat
@@ -73,7 +74,8 @@ def pytest_addoption(parser):
                     help="container engine (podman or docker)")
     group.addoption("--require-proof", default=None, choices=("host", "rootfs", "image"),
                     dest="compat_require_proof",
-                    help="fail built cells whose import got weaker proof (nightly: image)")
+                    help="fail every cell not proven by an import at this level or stronger "
+                         "(unproven, not-refutable and missing cells too; nightly: image)")
     group.addoption("--compat-cache", default=None, dest="compat_cache",
                     help="lambda-compat cache dir shared by the workers")
     group.addoption("--compat-json", default=None, dest="compat_json",
@@ -102,8 +104,10 @@ def _explicit_markexpr(config) -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "compat_fast: the fast compat slice (a few cells on x86_64 python3.11/3.12 "
-                   "with warm caches) that README's test command runs")
+        "markers", "compat_fast: the compat slice README's test command and CI run: one cell "
+                   "per hard branch (markers where they are true, arm64 imports through qemu, "
+                   "a registry proof, a missing library refuted in a root, a wheel one "
+                   "manylinux level above the ceiling)")
     if _only_compat_paths(config) and not _explicit_markexpr(config):
         containers = config.getoption("compat_containers") or \
             config.getoption("compat_backend") == "container"

@@ -9,6 +9,11 @@ A cell shows the verdict lambda-compat gave and the level of proof behind it:
 - ``static``: no import ran; the verdict rests on the static check alone. A static cell is
   never rendered as a passed import.
 
+and the cell's evidence: ``proven`` (an import at that level agreed), ``refuted`` (a failed
+cell), ``unproven`` (no import possible here, nothing built, or the case's ``unproven_here``
+rule applied) or ``not-refutable`` (an import ran that cannot contradict the predicted
+reason). The summary line counts each; only proven cells are passes on evidence.
+
 Command line (the nightly workflow's merge job)::
 
     python -m compat_tests.grid merge results/*.json --html grid.html --markdown summary.md
@@ -37,7 +42,31 @@ LEGEND = (
     "from a stand-in root, not the Lambda image), rfs = imported in a root directory (a "
     "stand-in here), host = imported with a local interpreter, st = static only (no import "
     "ran; NOT a proven import).\n"
-    "! = the cell's test failed, s = skipped, - = the case does not run on this target.")
+    "evidence: no mark = proven (an import agreed), ! = refuted (the cell failed), "
+    "? = unproven (no import possible here, or the case's unproven_here rule applied), "
+    "~ = not-refutable (the import ran but cannot contradict the predicted reason), "
+    "s = not run, - = the case does not run on this target.")
+
+
+def evidence_of(cell: dict) -> str:
+    """proven | refuted | unproven | not-refutable; derived for results written before the
+    field existed (a failed cell is refuted; an agreeing import proves; else unproven)."""
+    if cell.get("evidence"):
+        return cell["evidence"]
+    if cell.get("outcome") == "failed":
+        return "refuted"
+    agreement = cell.get("agreement")
+    if agreement == "agrees":
+        return "proven"
+    return "not-refutable" if agreement == "not-refutable" else "unproven"
+
+
+def failed(cell: dict) -> bool:
+    """The cell's test failed: refuted, or not proven where --require-proof asked for it."""
+    return cell.get("outcome") == "failed" or evidence_of(cell) == "refuted"
+
+
+_EVIDENCE_MARK = {"proven": "", "refuted": "", "unproven": "?", "not-refutable": "~"}
 
 
 def _runtime_key(runtime: str) -> Tuple[int, ...]:
@@ -66,8 +95,9 @@ def short(cell: Optional[dict]) -> str:
     text = f"{VERDICT_SHORT.get(cell.get('verdict'), '?')}·{proof}"
     if cell.get("imported") == "failed":
         text += "✗"  # the import was observed to fail
-    if cell.get("outcome") == "failed":
-        text = "!" + text
+    text += _EVIDENCE_MARK[evidence_of(cell)]
+    if failed(cell):
+        text = "!" + text  # refuted, or unproven under --require-proof
     return text
 
 
@@ -83,20 +113,36 @@ def describe(cell: dict) -> str:
         observed = f"import {cell['imported']} in {where} ({cell.get('backend')})"
         if cell.get("import_failures"):
             observed += ": " + "; ".join(cell["import_failures"][:2])
-    return (f"{cell['case']} on {cell['target']}: expected {cell['expected']}; predicted "
-            f"{predicted}; observed {observed}")
+    text = (f"{cell['case']} on {cell['target']}: expected {cell['expected']}; predicted "
+            f"{predicted}; observed {observed}; {evidence_of(cell)}")
+    if cell.get("evidence_note") and evidence_of(cell) != "refuted":
+        text += f" ({cell['evidence_note']})"
+    return text
 
 
 def counts(cells: Sequence[dict]) -> Dict[str, int]:
-    out = {"cells": len(cells), "failed": 0, "passed": 0, "skipped": 0, "standin image": 0}
+    out = {"cells": len(cells), "standin image": 0, "failed": sum(map(failed, cells))}
+    for key in ("proven", "refuted", "unproven", "not-refutable"):
+        out[key] = 0
     for proof in PROOF_SHORT:
         out[proof] = 0
     for c in cells:
-        out[c.get("outcome") or "passed"] = out.get(c.get("outcome") or "passed", 0) + 1
+        out[evidence_of(c)] += 1
         if c.get("verdict"):
             key = "standin image" if c["proof"] == "image" and c.get("standin") else c["proof"]
             out[key] += 1
     return out
+
+
+def summary_line(n: Dict[str, int]) -> str:
+    """``N cells: P proven, U unproven, R refuted, X not-refutable; proof: ...``"""
+    text = (f"{n['cells']} cells: {n['proven']} proven, {n['unproven']} unproven, "
+            f"{n['refuted']} refuted, {n['not-refutable']} not-refutable; "
+            f"proof: {_proof_counts(n)}")
+    unproven_failed = n["failed"] - n["refuted"]
+    if unproven_failed:
+        text += f"; {unproven_failed} not proven as --require-proof asked (failed)"
+    return text
 
 
 def _proof_counts(n: Dict[str, int]) -> str:
@@ -125,14 +171,13 @@ def render_text(cells: Sequence[dict]) -> str:
             out.append(case.ljust(width) + "  " + "".join(c.ljust(colw) for c in row).rstrip())
         out.append("")
     n = counts(cells)
-    out.append(f"{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
-               f"{n['skipped']} skipped; proof: {_proof_counts(n)}")
+    out.append(summary_line(n))
     out.append(LEGEND)
-    failed = [c for c in cells if c.get("outcome") == "failed"]
-    if failed:
+    bad = [c for c in cells if failed(c)]
+    if bad:
         out.append("")
         out.append("failed cells:")
-        for c in sorted(failed, key=lambda c: (c["case"], _runtime_key(c["runtime"]),
+        for c in sorted(bad, key=lambda c: (c["case"], _runtime_key(c["runtime"]),
                                                c["arch"])):
             out.append("  " + describe(c))
             for p in c.get("problems", []):
@@ -159,16 +204,15 @@ def render_markdown(cells: Sequence[dict], title: str = "lambda-compat compat ma
                                                     for c in row) + " |")
         out.append("")
     n = counts(cells)
-    out.append(f"**{n['cells']} cells**: {n['passed']} passed, {n['failed']} failed, "
-               f"{n['skipped']} skipped. Proof: {_proof_counts(n)}.")
+    out.append(f"**{summary_line(n)}**.")
     out.append("")
     out.append(LEGEND.replace("\n", "  \n"))
-    failed = [c for c in cells if c.get("outcome") == "failed"]
-    if failed:
+    bad = [c for c in cells if failed(c)]
+    if bad:
         out.append("")
         out.append("### Failed cells")
         out.append("")
-        for c in failed:
+        for c in bad:
             out.append(f"- {html.escape(describe(c))}")
             for p in c.get("problems", []):
                 out.append(f"  - {html.escape(p)}")
@@ -192,13 +236,13 @@ td.skip{color:#888} td.na{color:#bbb}
 def _css_class(cell: Optional[dict]) -> str:
     if cell is None:
         return "na"
-    if cell.get("outcome") == "failed":
+    if failed(cell):
         return "failed"
-    if cell.get("outcome") == "skipped" and cell.get("verdict") is None:
+    if cell.get("verdict") is None:
         return "skip"
     verdict = cell.get("verdict")
     if verdict == "compatible":
-        return "ok-proved" if cell["proof"] != "static" else "ok-static"
+        return "ok-proved" if evidence_of(cell) == "proven" else "ok-static"
     return {"incompatible": "inc", "missing": "miss"}.get(verdict or "", "err")
 
 
@@ -227,8 +271,7 @@ def render_html(cells: Sequence[dict], title: str = "lambda-compat compat matrix
             parts.append("</tr>")
         parts.append("</table>")
     n = counts(cells)
-    parts.append(f"<p>{n['cells']} cells: {n['passed']} passed, {n['failed']} failed, "
-                 f"{n['skipped']} skipped. Proof: {html.escape(_proof_counts(n))}.</p>")
+    parts.append(f"<p>{html.escape(summary_line(n))}.</p>")
     parts.append(f"<p class=\"legend\">{html.escape(LEGEND)}</p>")
     parts.append("<h2>Cells</h2><ul>")
     for c in sorted(cells, key=lambda c: (c["case"], _runtime_key(c["runtime"]), c["arch"])):
@@ -288,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         write_atomic(args.json, json.dumps(results_document(cells), indent=1, sort_keys=True))
     print(render_text(cells))
-    return 1 if any(c.get("outcome") == "failed" for c in cells) else 0
+    return 1 if any(failed(c) for c in cells) else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ observation. A cell never claims more proof than it got: without an import its p
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,24 +32,34 @@ from lambda_compat.resolve import PipOptions
 from lambda_compat.targets import Target
 from lambda_compat.ui import RecordingUI
 
-from .cases import Case, Rule
+from .cases import ROOT, Case, Rule
 
 #: Proof levels, weakest first (the same words lambda-compat check uses).
 PROOFS = ("static", "host", "rootfs", "image")
 
-#: Reason codes a backend cannot refute by a successful import, because its environment is
-#: more permissive than Lambda for them: every stand-in and the host have a newer glibc and
-#: libstdc++ than the runtime; the host also has libraries (libpq...) Lambda lacks. The real
-#: image refutes all of them.
-#: Whatever the backend, a successful top-level import does not refute these: quotas, a
-#: Requires-Python mismatch or a missing dependency that is only imported lazily.
-_NEVER_REFUTED = {"size-limit", "too-many-layers", "requires-python", "missing-dependency"}
-NOT_REFUTABLE = {
-    "host": _NEVER_REFUTED | {"glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
-                              "missing-system-library"},
-    "rootfs": _NEVER_REFUTED | {"glibc-too-new", "libstdcxx-too-new", "libgcc-too-new"},
-    "image": set(_NEVER_REFUTED),
+#: Outcomes of a cell. Only ``proven`` is a pass on evidence; ``refuted`` fails the suite;
+#: ``unproven`` (no import possible here, or nothing built) and ``not-refutable`` (an import
+#: ran, but at a level that cannot contradict the predicted reason) are reported and counted,
+#: and fail under ``--require-proof``.
+EVIDENCE = ("proven", "refuted", "unproven", "not-refutable")
+
+#: The weakest proof level whose successful import contradicts a predicted blocking code
+#: (codes not listed: any import). ``None``: no import can, because a top-level import does
+#: not exercise it (quotas; Requires-Python metadata; a missing dependency imported lazily).
+#: Stand-ins and the host have a newer glibc/libstdc++ than Lambda, and the host has
+#: libraries (libpq...) that Lambda lacks, which stand-in roots leave out on purpose.
+REFUTED_FROM: Dict[str, Optional[str]] = {
+    "glibc-too-new": "image", "libstdcxx-too-new": "image", "libgcc-too-new": "image",
+    "missing-system-library": "rootfs",
+    "size-limit": None, "too-many-layers": None, "requires-python": None,
+    "missing-dependency": None,
 }
+
+
+def refutable_at(code: str, level: str) -> bool:
+    """Whether a successful import at ``level`` contradicts the predicted ``code``."""
+    weakest = REFUTED_FROM.get(code, "host")
+    return weakest is not None and PROOFS.index(level) >= PROOFS.index(weakest)
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,11 @@ class Cell:
     import_failures: List[str] = field(default_factory=list)
     agreement: Optional[str] = None        # agrees | disagrees | not-refutable | None
     problems: List[str] = field(default_factory=list)
+    #: proven | refuted | unproven | not-refutable (EVIDENCE); why, for the last two
+    evidence: Optional[str] = None
+    evidence_note: Optional[str] = None
+    #: the case's unproven_here rule the tool was held to (this machine cannot do better)
+    unproven_here: Optional[str] = None
     outcome: Optional[str] = None          # passed | failed | skipped (set by the summary)
     seconds: float = 0.0
 
@@ -128,11 +144,20 @@ class Cell:
 
 # --------------------------------------------------------------------------- steps
 
+def _location(value: Optional[str]) -> Optional[str]:
+    """An index or find-links location of a case: a URL as given, a path relative to the
+    repository (the offline fixture index: ``fixtures/index/simple``) as a file URL."""
+    if value is None or "://" in value:
+        return value
+    return (ROOT / value).resolve().as_uri()
+
+
 def _pip_options(case: Case) -> PipOptions:
     opts = case.pip_options
-    return PipOptions(index_url=opts.get("index_url"),
-                      extra_index_urls=tuple(opts.get("extra_index_urls", ())),
-                      find_links=tuple(opts.get("find_links", ())),
+    return PipOptions(index_url=_location(opts.get("index_url")),
+                      extra_index_urls=tuple(_location(u) or u
+                                             for u in opts.get("extra_index_urls", ())),
+                      find_links=tuple(_location(u) or u for u in opts.get("find_links", ())),
                       isolated=bool(opts.get("isolated", False)))
 
 
@@ -269,9 +294,9 @@ def judge(case: Case, rule: Rule, cell: Cell) -> List[str]:
     problems: List[str] = []
     if cell.verdict != rule.verdict:
         problems.append(f"verdict {cell.verdict} != expected {rule.verdict}")
-    elif rule.reason and rule.reason not in cell.reasons:
-        problems.append(f"reason {', '.join(cell.reasons) or '(none)'} != expected "
-                        f"{rule.reason}")
+    elif set(cell.reasons) != set(rule.reasons):
+        problems.append(f"reasons {', '.join(sorted(cell.reasons)) or '(none)'} != expected "
+                        f"{', '.join(rule.reasons) or '(none)'}")
     if rule.detail and cell.verdict == rule.verdict and \
             not any(rule.detail in m for m in cell.messages):
         problems.append(f"no finding mentions {rule.detail!r}: {cell.messages[:3]}")
@@ -312,23 +337,64 @@ def agreement(cell: Cell) -> List[str]:
                 f"{'; '.join(cell.import_failures[:3])}"]
     # predicted incompatible
     if cell.imported == "failed":
+        libraries = missing_libraries(cell)
+        failures = " ".join(cell.import_failures)
+        if libraries and not any(lib in failures for lib in libraries):
+            cell.agreement = "disagrees"
+            return [f"predicted missing {', '.join(sorted(libraries))}, but the import failed "
+                    f"for another reason: {'; '.join(cell.import_failures[:3])}"]
         cell.agreement = "agrees"
         return []
-    level = "rootfs" if cell.proof == "image" and cell.standin else cell.proof
-    permissive = NOT_REFUTABLE.get(level, set())
-    if cell.reasons and set(cell.reasons) <= permissive:
+    level = proof_level(cell)
+    refutable = [code for code in cell.reasons if refutable_at(code, level)]
+    if cell.reasons and not refutable:
         cell.agreement = "not-refutable"
         return []
     cell.agreement = "disagrees"
-    return [f"predicted incompatible ({', '.join(cell.reasons)}) but every module imported in "
-            f"{cell.proof} ({cell.backend})"]
+    return [f"predicted incompatible ({', '.join(refutable or cell.reasons)}) but every module "
+            f"imported in {cell.proof} ({cell.backend})"]
+
+
+def missing_libraries(cell: Cell) -> set:
+    """Libraries the missing-system-library findings name (an import failure that confirms
+    the prediction names one of them)."""
+    if "missing-system-library" not in cell.reasons:
+        return set()
+    return {m.group(1) for text in cell.messages
+            for m in re.finditer(r"needs (lib[\w+.-]*?\.so(?:\.\d+)*)\b", text)}
+
+
+def classify(cell: Cell, here: Optional[Rule] = None) -> str:
+    """The cell's evidence (EVIDENCE), from its problems and its import; sets the note."""
+    if cell.problems:
+        cell.evidence, cell.evidence_note = "refuted", None
+    elif here is not None:
+        cell.evidence = "unproven"
+        why = here.why or "this machine cannot produce the expected verdict"
+        cell.evidence_note = (f"unproven here: {why}; the tool answered {cell.predicted()}, "
+                              f"as the case says it must here")
+    elif cell.agreement == "agrees":
+        cell.evidence, cell.evidence_note = "proven", None
+    elif cell.agreement == "not-refutable":
+        cell.evidence = "not-refutable"
+        cell.evidence_note = (f"every module imported in {cell.proof}, which cannot refute "
+                              f"{', '.join(cell.reasons)}: no evidence either way")
+    else:
+        cell.evidence = "unproven"
+        cell.evidence_note = ("no import: " + (cell.backend_note or "nothing to import")
+                              if cell.imported is None or cell.imported == "error" else
+                              "the import cannot judge this verdict")
+    return cell.evidence
 
 
 def run_cell(case: Case, target: Target, rule: Rule, *, work: Path, cache_dir: Path,
-             lock_dir: Path, choice: BackendChoice) -> Cell:
+             lock_dir: Path, choice: BackendChoice, here: Optional[Rule] = None) -> Cell:
+    """Build, check and import one cell. ``here``: the case's unproven_here rule for this
+    machine; the tool is then held to it instead of ``rule``, and the cell is unproven."""
     started = time.monotonic()
     cell = Cell(case=case.name, target=target.name, runtime=target.runtime, arch=target.arch,
-                expected=rule.describe(), expected_verdict=rule.verdict)
+                expected=rule.describe(), expected_verdict=rule.verdict,
+                unproven_here=here.describe() if here else None)
     try:
         bundle = build(case, target, work, cache_dir, cell, lock_dir)
         if bundle is not None:
@@ -340,7 +406,9 @@ def run_cell(case: Case, target: Target, rule: Rule, *, work: Path, cache_dir: P
         cell.verdict = "error"
         cell.reasons = [type(exc).__name__]
         cell.messages = [str(exc)]
-    cell.problems = judge(case, rule, cell) + proof_problems(cell, choice.require_proof)
+    cell.problems = judge(case, here or rule, cell)
+    classify(cell, here)
+    cell.problems += proof_problems(cell, choice.require_proof)
     cell.seconds = round(time.monotonic() - started, 1)
     return cell
 
@@ -353,9 +421,14 @@ def proof_level(cell: Cell) -> str:
 
 
 def proof_problems(cell: Cell, required: Optional[str]) -> List[str]:
-    """A built bundle that was not imported at the required level of proof is a failure."""
-    if not required or cell.verdict not in ("compatible", "incompatible"):
+    """Under ``--require-proof``: every cell must be proven, by an import at least that
+    strong. Unproven cells (nothing imported, nothing built, expected-missing cells too)
+    and not-refutable ones fail."""
+    if not required or cell.evidence == "refuted":
         return []
+    if cell.evidence != "proven":
+        return [f"{cell.evidence}, and --require-proof {required} asks for proof: "
+                f"{cell.evidence_note}"]
     got = proof_level(cell)
     if PROOFS.index(got) >= PROOFS.index(required):
         return []
@@ -365,6 +438,8 @@ def proof_problems(cell: Cell, required: Optional[str]) -> List[str]:
 
 def failure_message(case: Case, cell: Cell) -> str:
     lines = [cell.headline(), f"  case file: {case.path}"]
+    if cell.unproven_here:
+        lines.append(f"  held to the case's unproven_here rule: {cell.unproven_here}")
     lines += [f"  - {p}" for p in cell.problems]
     if cell.messages:
         lines.append("  tool said:")

@@ -8,6 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "resolver"))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 from lambda_compat.builder import BuildConfig  # noqa: E402
 from lambda_compat.resolve import PipOptions  # noqa: E402

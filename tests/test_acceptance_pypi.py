@@ -10,7 +10,7 @@ from conftest import write_reqs
 from lambda_compat import errors
 from lambda_compat.builder import BuildConfig, build_dependencies
 from lambda_compat.elf import read_elf
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.resolve import PipOptions
 
 pytestmark = pytest.mark.network
@@ -87,7 +87,7 @@ def test_python312_target_whatever_the_host_python(tmp_path, cfg):
 
 
 needs_311 = pytest.mark.skipif(
-    platform.machine() != "x86_64" or find_interpreter((3, 11), "x86_64") is None,
+    platform.machine() != "x86_64" or not has_python((3, 11), "x86_64"),
     reason="needs an x86_64 host with CPython 3.11")
 
 

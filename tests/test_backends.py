@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from lambda_compat import backends, binfmt, errors, sandbox, standin
+from compat_tests.local_env import has_python, python_path
+from lambda_compat.interpreters import probe as probe_interpreter
 from lambda_compat.backends import (DynamicResult, HostBackend, RootfsBackend, available_backends,
                                     select_backend)
 from lambda_compat.builder import get_target
-from lambda_compat.interpreters import find_interpreter
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_FIXTURES = ROOT / "fixtures" / "probe"
@@ -37,7 +38,7 @@ needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_works(), reason="bwrap not in
 def _host_target():
     """A target whose Python version has a local interpreter (3.11 preferred)."""
     for minor in (11, 12, 10, 13, 9, 8):
-        if find_interpreter((3, minor), HOST):
+        if has_python((3, minor), HOST):
             return get_target(f"python3.{minor}", HOST_ARCH)
     pytest.skip("no local CPython 3.8-3.13 interpreter")
 
@@ -189,7 +190,7 @@ def test_host_bundle_is_read_only_and_untouched(host_backend, bundle):
 
 
 def test_host_unconfined_writes_no_bytecode(host_target, bundle):
-    interp = find_interpreter(host_target.python_version, host_target.machine)
+    interp = probe_interpreter(python_path(host_target.python_version))
     backend = HostBackend(host_target, interp, confine=False)
     before = snapshot(bundle)
     result = backend.import_modules(bundle, [], [("p", "purepkg"), ("s", "second")])
@@ -299,9 +300,8 @@ def test_explicit_unavailable_backends_say_what_is_missing(host_target):
 
 def test_host_needs_the_exact_version(host_target):
     other = get_target("python3.14", HOST_ARCH)
-    interp = find_interpreter(host_target.python_version, HOST)
     with pytest.raises(errors.BadInput, match="needs CPython 3.14"):
-        select_backend(other, "host", python=interp.path)
+        select_backend(other, "host", python=python_path(host_target.python_version))
 
 
 def test_auto_without_engine_or_root_is_host_or_none(host_target):

@@ -13,7 +13,7 @@ from conftest import INDEX, fixture_config, write_reqs
 from lambda_compat import errors
 from lambda_compat.builder import build_dependencies
 from lambda_compat.elf import read_elf
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.ui import RecordingUI
 
 HASHES = json.loads((INDEX / "hashes.json").read_text())
@@ -87,6 +87,27 @@ def test_requires_python_judged_for_target_even_without_index_data(tmp_path, sha
                  )["lc-rp-trap"].version == "2.0"
 
 
+ELF_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_one_manylinux_level_above_the_ceiling_is_refused(tmp_path, config, arch):
+    # lc-glibc-edge 2.0: manylinux_2_27 wheels only, one level above AL2's glibc 2.26;
+    # 1.0: manylinux_2_26, exactly the ceiling.
+    edge = names(build(tmp_path, "lc-glibc-edge\n", "python3.11", arch, config=config,
+                       out="a"))["lc-glibc-edge"]
+    assert (edge.version, edge.file) == (
+        "1.0", f"lc_glibc_edge-1.0-cp311-cp311-manylinux_2_26_{ELF_MACHINE[arch]}.whl")
+    above = names(build(tmp_path, "lc-glibc-edge\n", "python3.12", arch, config=config,
+                        out="b"))["lc-glibc-edge"]
+    assert above.version == "2.0"
+    pinned = build(tmp_path, "lc-glibc-edge==2.0\n", "python3.11", arch, config=config,
+                   out="c")
+    d = names(pinned)["lc-glibc-edge"]
+    assert not pinned.ok and (d.phase, d.reason_code) == ("missing", "glibc-too-new")
+    assert "2.27" in d.reason and "2.26" in d.reason
+
+
 def test_glibc_blocked_version_is_missing_without_building(tmp_path, config):
     ui = RecordingUI()
     report = build(tmp_path, "lc-native==2.0\n", "python3.11", config=config, ui=ui)
@@ -122,7 +143,7 @@ def test_pure_sdist_is_built(tmp_path, config):
     assert (tmp_path / "out" / "lc_sdist_pure").is_dir()
 
 
-needs_311 = pytest.mark.skipif(find_interpreter((3, 11), platform.machine()) is None,
+needs_311 = pytest.mark.skipif(not has_python((3, 11)),
                                reason="no CPython 3.11 here")
 
 

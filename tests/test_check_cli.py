@@ -13,7 +13,7 @@ import pytest
 
 from lambda_compat import check, cli
 from lambda_compat.install import install_all
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import python_path
 
 from check_helpers import (CHECK, INDEX_FILES, SCHEMA_PATH, add_symlink, make_dist,
                            snapshot, zip_dir)
@@ -262,7 +262,7 @@ def test_requirements_file_errors_are_exit_2(capsys, tmp_path, shared_cache):
 # --------------------------------------------------------------------------- dynamic proof
 
 def _host_python(version):
-    return find_interpreter(version, "x86_64", None)
+    return python_path(version, "x86_64")
 
 
 needs_py312 = pytest.mark.skipif(_host_python((3, 12)) is None,

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from lambda_compat import cli, sandbox
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 
 from check_helpers import ROOT, SCHEMA_PATH
 from conftest import write_reqs
@@ -49,7 +49,7 @@ def test_binary_wheels_are_compatible_on_both_arches(capsys, tmp_path, cache):
         assert t["verdict"] == "compatible"
         assert {d["name"] for d in t["distributions"]} == {"psycopg2-binary", "orjson"}
         assert not [f for f in t["findings"] if f["severity"] == "error"]
-    if find_interpreter((3, 12), "x86_64", None) is not None:
+    if has_python((3, 12), "x86_64"):
         x86 = targets[("python3.12", "x86_64")]
         # proved by importing, and the proof level says how
         assert x86["proof"] in ("host", "rootfs", "image")
@@ -58,7 +58,7 @@ def test_binary_wheels_are_compatible_on_both_arches(capsys, tmp_path, cache):
 
 
 @pytest.mark.skipif(shutil.which("pg_config") is None, reason="needs libpq-dev (pg_config)")
-@pytest.mark.skipif(find_interpreter((3, 11), "x86_64", None) is None,
+@pytest.mark.skipif(not has_python((3, 11), "x86_64"),
                     reason="needs a local CPython 3.11 to build psycopg2 from source")
 def test_psycopg2_from_source_needs_libpq(capsys, tmp_path, cache):
     req = write_reqs(tmp_path, "psycopg2==2.9.9\n")

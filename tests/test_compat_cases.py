@@ -17,7 +17,8 @@ if str(ROOT) not in sys.path:
 from compat_tests import grid  # noqa: E402
 from compat_tests.cases import (CASES_DIR, CaseError, HostFacts, all_cases,  # noqa: E402
                                 load_case, registry_cases)
-from compat_tests.runner import Cell, judge  # noqa: E402
+from compat_tests.runner import Cell, classify, judge  # noqa: E402
+from compat_tests.runner import agreement as agreement_of  # noqa: E402
 from lambda_compat.runtimes import load_runtimes  # noqa: E402
 from lambda_compat.targets import Target  # noqa: E402
 
@@ -38,8 +39,9 @@ class FixedHost(HostFacts):
     def host_python(self, version):
         return tuple(version) in self.pythons
 
-    def native_build(self, version, target_machine, commands):
-        return self.native and self.machine == target_machine and tuple(version) in self.pythons
+    def native_build(self, version, arch, commands):
+        machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
+        return self.native and self.machine == machine and tuple(version) in self.pythons
 
 
 ALL = tuple((3, m) for m in range(8, 15))
@@ -74,28 +76,63 @@ def test_shipped_cases_load_and_cover_every_target_they_name():
                 assert case.applies_to(t.name), (case.name, t.name, "fast but not run")
 
 
-def test_expectations_follow_target_and_host():
+def test_expectations_follow_the_target_only():
     numpy = load_case(CASES_DIR / "numpy.yaml")
-    host = FixedHost("x86_64", ALL, True)
-    assert dict(numpy.expectation(target("python3.12/arm64"), host).versions) == \
-        {"numpy": ">=2"}
-    assert dict(numpy.expectation(target("python3.11/x86_64"), host).versions) == \
+    assert dict(numpy.expectation(target("python3.12/arm64")).versions) == {"numpy": ">=2"}
+    assert dict(numpy.expectation(target("python3.11/x86_64")).versions) == \
         {"numpy": ">=2.2,<2.3"}
-    assert dict(numpy.expectation(target("python3.8/x86_64"), host).versions) == \
-        {"numpy": "<1.25"}
+    assert dict(numpy.expectation(target("python3.8/x86_64")).versions) == {"numpy": "<1.25"}
     pg = load_case(CASES_DIR / "psycopg2.yaml")
-    rule = pg.expectation(target("python3.11/x86_64"), host)
-    assert (rule.verdict, rule.reason, rule.detail) == \
-        ("incompatible", "missing-system-library", "libpq.so.5")
-    assert pg.expectation(target("python3.11/arm64"), host).verdict == "missing"
-    assert pg.expectation(target("python3.11/arm64"), FixedHost("aarch64", ALL, True)).verdict \
-        == "incompatible"
+    rich, poor = FixedHost("x86_64", ALL, True), FixedHost("x86_64", (), False)
+    for name in ("python3.11/x86_64", "python3.11/arm64"):
+        rule = pg.expectation(target(name))
+        assert (rule.verdict, rule.reasons, rule.detail) == \
+            ("incompatible", ("missing-system-library",), "libpq.so.5")
+    # what this machine cannot do changes what the tool must answer, never the expectation
+    assert pg.here(target("python3.11/x86_64"), rich) is None
+    here = pg.here(target("python3.11/arm64"), rich)
+    assert (here.verdict, here.reasons) == ("missing", ("build-failed",))
+    assert pg.here(target("python3.11/x86_64"), poor).verdict == "missing"
+    assert pg.here(target("python3.11/arm64"), FixedHost("aarch64", ALL, True)) is None
     marker = load_case(CASES_DIR / "marker-arch.yaml")
-    assert marker.expectation(target("python3.12/arm64"), host).present == ("orjson", "idna")
-    assert marker.expectation(target("python3.12/x86_64"), host).absent == ("orjson",)
+    assert marker.expectation(target("python3.12/arm64")).present == ("orjson", "idna")
+    assert marker.expectation(target("python3.12/x86_64")).absent == ("orjson",)
     docopt = load_case(CASES_DIR / "docopt.yaml")
-    assert docopt.expectation(target("python3.14/x86_64"), FixedHost("x86_64", (), False)) \
-        .verdict == "missing"
+    assert docopt.expectation(target("python3.14/x86_64")).verdict == "compatible"
+    assert docopt.here(target("python3.14/x86_64"), poor).verdict == "missing"
+    assert docopt.here(target("python3.14/x86_64"), rich) is None
+
+
+def test_expectations_never_call_the_tools_interpreter_discovery(monkeypatch):
+    """Mutation guard: a tool that finds no interpreter must not change what is expected."""
+    from lambda_compat import interpreters
+    monkeypatch.setattr(interpreters, "find_interpreter", lambda *a, **k: None)
+    from compat_tests import local_env
+    local_env.local_pythons.cache_clear()
+    docopt = load_case(CASES_DIR / "docopt.yaml")
+    host = HostFacts.here()
+    version = sys.version_info[:2]
+    t = target(f"python{version[0]}.{version[1]}/x86_64")
+    assert docopt.expectation(t).verdict == "compatible"
+    # this very interpreter is a CPython of its version: the oracle must find one
+    assert local_env.has_python(version), local_env.local_pythons()
+    assert docopt.here(t, host) is None
+
+
+def test_a_case_that_makes_the_expectation_depend_on_this_machine_is_refused(tmp_path):
+    path = write_case(tmp_path, "schema: 1\ndescription: a case file\nrequirements: [x]\n"
+                                "expect:\n  - when: {host_python: true}\n"
+                                "    verdict: compatible\n  - verdict: missing\n"
+                                "    reason: no-wheel\n")
+    with pytest.raises(CaseError, match="may not depend on this machine.*unproven_here") as info:
+        load_case(path)
+    assert info.value.line == 5
+    path = write_case(tmp_path, "schema: 1\ndescription: a case file\nrequirements: [x]\n"
+                                "expect:\n  - verdict: compatible\nunproven_here:\n"
+                                "  - when: {python: '<3.10'}\n    verdict: missing\n"
+                                "    reason: no-wheel\n", name="d.yaml")
+    with pytest.raises(CaseError, match="host_python: false or native_build: false"):
+        load_case(path)
 
 
 # --------------------------------------------------------------------------- bad files
@@ -189,13 +226,71 @@ def test_judge_incompatible_needs_an_import_that_can_refute_it(tmp_path):
     host = cell(verdict="incompatible", reasons=["missing-system-library"], proof="host",
                 imported="ok", backend="host python")
     assert judge(case, rule, host) == [] and host.agreement == "not-refutable"
+    host.problems = []
+    assert classify(host) == "not-refutable" and "cannot refute" in host.evidence_note
     rootfs = cell(verdict="incompatible", reasons=["missing-system-library"], proof="rootfs",
                   imported="ok", backend="bwrap")
     assert any("every module imported" in p for p in judge(case, rule, rootfs))
     assert rootfs.agreement == "disagrees"
     failed = cell(verdict="incompatible", reasons=["missing-system-library"], proof="rootfs",
-                  imported="failed", backend="bwrap")
+                  imported="failed", backend="bwrap",
+                  messages=["psycopg2: _psycopg.so needs libpq.so.5, which the bundle does not "
+                            "contain and the runtime image does not have."],
+                  import_failures=["psycopg2: ImportError: libpq.so.5: cannot open shared "
+                                   "object file: No such file or directory"])
     assert judge(case, rule, failed) == [] and failed.agreement == "agrees"
+    assert classify(failed) == "proven"
+    # an import that fails for another reason does not confirm the missing library
+    other = cell(verdict="incompatible", reasons=["missing-system-library"], proof="rootfs",
+                 imported="failed", backend="bwrap", messages=failed.messages,
+                 import_failures=["psycopg2: SyntaxError: invalid syntax"])
+    assert judge(case, rule, other) == [
+        "predicted missing libpq.so.5, but the import failed for another reason: "
+        "psycopg2: SyntaxError: invalid syntax"]
+
+
+@pytest.mark.parametrize("reasons, proof, agreement", [
+    (["glibc-too-new"], "rootfs", "not-refutable"),      # stand-ins have a newer glibc
+    (["glibc-too-new"], "image", "disagrees"),
+    (["missing-system-library"], "host", "not-refutable"),  # the host has libpq
+    (["missing-system-library"], "rootfs", "disagrees"),
+    # one refutable code among unrefutable ones: the import contradicts the prediction
+    (["glibc-too-new", "missing-system-library"], "rootfs", "disagrees"),
+    (["missing-dependency"], "image", "not-refutable"),  # lazily imported, maybe
+    (["requires-python"], "image", "not-refutable"),
+    (["native-arch-mismatch"], "host", "disagrees"),      # any import refutes other codes
+])
+def test_refutable_codes_per_proof_level(reasons, proof, agreement):
+    c = cell(verdict="incompatible", reasons=reasons, proof=proof, imported="ok",
+             backend="x")
+    problems = agreement_of(c)
+    assert c.agreement == agreement and bool(problems) == (agreement == "disagrees")
+
+
+def test_every_cell_has_one_evidence_and_only_an_agreeing_import_proves(tmp_path):
+    case, rule = rule_of(tmp_path, "  - verdict: compatible\n")
+    static = cell(verdict="compatible", proof="static", backend_note="no stand-in root")
+    static.problems = judge(case, rule, static)
+    assert classify(static) == "unproven" and "no stand-in root" in static.evidence_note
+    crashed = cell(verdict="compatible", proof="static", imported="error",
+                   backend_note="rootfs backend failed to run: boom")
+    crashed.problems = judge(case, rule, crashed)
+    assert classify(crashed) == "unproven"
+    nothing = cell(verdict="compatible", proof="static", backend_note="nothing to import")
+    assert classify(nothing) == "unproven"
+    proven = cell(verdict="compatible", proof="rootfs", imported="ok", backend="bwrap")
+    proven.problems = judge(case, rule, proven)
+    assert classify(proven) == "proven"
+    wrong = cell(verdict="compatible", proof="rootfs", imported="failed", backend="bwrap")
+    wrong.problems = judge(case, rule, wrong)
+    assert classify(wrong) == "refuted"
+    case, missing_rule = rule_of(tmp_path, "  - verdict: missing\n    reason: build-failed\n")
+    missing = cell(verdict="missing", reasons=["build-failed"], backend_note="nothing was built")
+    missing.problems = judge(case, missing_rule, missing)
+    assert classify(missing) == "unproven"
+    # the case's unproven_here rule held: the tool answered what this machine allows
+    assert classify(missing, here=missing_rule) == "unproven"
+    assert missing.evidence_note.startswith("unproven here:")
 
 
 def test_judge_static_only_makes_no_agreement_claim(tmp_path):
@@ -211,7 +306,13 @@ def test_judge_verdict_reason_detail_bundle(tmp_path):
         ["verdict compatible != expected missing"]
     assert judge(case, rule, cell(verdict="missing", reasons=["build-failed"],
                                   messages=["glibc 2.26"])) == \
-        ["reason build-failed != expected glibc-too-new"]
+        ["reasons build-failed != expected glibc-too-new"]
+    # the whole set of blocking codes: an extra wrong code fails too
+    assert judge(case, rule, cell(verdict="missing", reasons=["glibc-too-new", "no-wheel"],
+                                  messages=["glibc 2.26"])) == \
+        ["reasons glibc-too-new, no-wheel != expected glibc-too-new"]
+    assert judge(case, rule, cell(verdict="missing", reasons=["glibc-too-new"],
+                                  messages=["glibc 2.26"])) == []
     assert "no finding mentions" in judge(case, rule, cell(
         verdict="missing", reasons=["glibc-too-new"], messages=["other"]))[0]
     case, rule = rule_of(tmp_path, "  - verdict: compatible\n    present: [a]\n"
@@ -225,10 +326,16 @@ def test_judge_verdict_reason_detail_bundle(tmp_path):
 def cells():
     return [
         dict(vars(cell(case="requests", verdict="compatible", proof="rootfs", imported="ok",
-                       backend="bwrap", outcome="passed"))),
+                       backend="bwrap", outcome="passed", agreement="agrees",
+                       evidence="proven"))),
         dict(vars(cell(case="requests", target="python3.12/arm64", arch="arm64",
-                       verdict="compatible", proof="static", outcome="passed",
+                       verdict="compatible", proof="static", outcome="skipped",
+                       evidence="unproven", evidence_note="no import: no stand-in",
                        backend_note="no stand-in for python3.12/arm64"))),
+        dict(vars(cell(case="psycopg2", target="python3.12/arm64", arch="arm64",
+                       verdict="incompatible", reasons=["glibc-too-new"], proof="rootfs",
+                       imported="ok", agreement="not-refutable", evidence="not-refutable",
+                       outcome="skipped"))),
         dict(vars(cell(case="psycopg2", verdict="incompatible",
                        reasons=["missing-system-library"], proof="rootfs", imported="failed",
                        outcome="failed", problems=["verdict incompatible != expected x"]))),
@@ -237,12 +344,13 @@ def cells():
 
 def test_grid_text_marks_static_cells_and_failures():
     text = grid.render_text(cells())
-    assert "ok·rfs" in text and "ok·st" in text and "!INC·rfs✗" in text
+    assert "requests  ok·rfs\n" in text and "ok·st?" in text and "!INC·rfs✗" in text
+    assert "INC·rfs~" in text
     assert "st = static only (no import ran; NOT a proven import)" in text
     assert "psycopg2 on python3.12/x86_64: expected compatible; predicted incompatible " \
            "(missing-system-library)" in text
-    assert "3 cells: 2 passed, 1 failed, 0 skipped; proof: 0 image, 2 rootfs, 0 host, " \
-           "1 static only" in text
+    assert "4 cells: 1 proven, 1 unproven, 1 refuted, 1 not-refutable; proof: 0 image, " \
+           "3 rootfs, 0 host, 1 static only" in text
 
 
 def test_grid_html_and_markdown():
@@ -251,17 +359,40 @@ def test_grid_html_and_markdown():
     assert 'class="failed"' in html and "<h2>arm64</h2>" in html
     md = grid.render_markdown(cells())
     assert "| requests | `ok·rfs` |" in md and "### Failed cells" in md
+    assert "1 proven, 1 unproven, 1 refuted, 1 not-refutable" in md
+    assert "1 proven, 1 unproven, 1 refuted, 1 not-refutable" in html
+
+
+def test_grid_counts_an_unproven_cell_failed_by_require_proof_as_unproven():
+    c = dict(vars(cell(verdict="missing", reasons=["build-failed"], outcome="failed",
+                       evidence="unproven", evidence_note="no import: nothing was built",
+                       problems=["unproven, and --require-proof image asks for proof: ..."])))
+    text = grid.render_text([c])
+    assert "1 cells: 0 proven, 1 unproven, 0 refuted, 0 not-refutable" in text
+    assert "1 not proven as --require-proof asked (failed)" in text
+    assert "!MISS·st?" in text and "failed cells:" in text
+    assert grid.failed(c)
+
+
+def test_grid_derives_evidence_for_results_without_it():
+    old = dict(vars(cell(verdict="compatible", proof="rootfs", imported="ok",
+                         agreement="agrees", outcome="passed")))
+    old.pop("evidence")
+    static = dict(old, proof="static", imported=None, agreement=None)
+    assert [grid.evidence_of(c) for c in (old, static, dict(old, outcome="failed"))] == \
+        ["proven", "unproven", "refuted"]
 
 
 def test_grid_merge_later_file_wins(tmp_path):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     first = cells()
     a.write_text(json.dumps(grid.results_document(first)))
-    second = [dict(first[2], outcome="passed", problems=[])]
+    second = [dict(first[3], outcome="passed", problems=[], evidence="proven")]
     b.write_text(json.dumps(grid.results_document(second)))
     merged = grid.load_results([a, b])
-    assert len(merged) == 3
-    assert {c["outcome"] for c in merged if c["case"] == "psycopg2"} == {"passed"}
+    assert len(merged) == 4
+    assert {c["outcome"] for c in merged if c["case"] == "psycopg2" and
+            c["arch"] == "x86_64"} == {"passed"}
     out = tmp_path / "g.html"
     assert grid.main(["merge", str(a), "--html", str(out)]) == 1  # a has a failed cell
     assert out.read_text().startswith("<!DOCTYPE html>")
@@ -296,7 +427,7 @@ def test_a_standin_image_is_not_the_lambda_image(tmp_path):
                 imported="ok", backend="docker public.ecr.aws/lambda/python:3.12-x86_64@sha256:0")
     assert judge(case, rule, real) and real.agreement == "disagrees"
     c = dict(vars(cell(verdict="compatible", proof="image", standin="stand-in", imported="ok",
-                       outcome="passed")))
+                       outcome="passed", agreement="agrees", evidence="proven")))
     assert grid.short(c) == "ok·simg"
     assert "1 stand-in image" in grid.render_text([c])
     assert "in image (stand-in)" in grid.describe(c)
@@ -305,11 +436,29 @@ def test_a_standin_image_is_not_the_lambda_image(tmp_path):
 def test_required_proof():
     from compat_tests.runner import proof_problems
     static = cell(verdict="compatible", proof="static", backend_note="no engine")
+    classify(static)
     assert proof_problems(static, None) == []
     assert proof_problems(static, "image") == [
-        "proof static is weaker than the required image (no engine)"]
+        "unproven, and --require-proof image asks for proof: no import: no engine"]
     simg = cell(verdict="compatible", proof="image", standin="x", imported="ok")
+    agreement_of(simg)
+    classify(simg)
     assert proof_problems(simg, "image") == ["proof rootfs is weaker than the required image"]
-    real = cell(verdict="incompatible", proof="image", imported="failed")
+    real = cell(verdict="incompatible", reasons=["glibc-too-new"], proof="image",
+                imported="failed")
+    agreement_of(real)
+    classify(real)
     assert proof_problems(real, "image") == []
-    assert proof_problems(cell(verdict="missing"), "image") == []  # nothing to import
+    # an expected-missing cell has nothing to import: unproven, so it fails too
+    missing = cell(verdict="missing", reasons=["build-failed"], backend_note="nothing was built")
+    classify(missing)
+    assert proof_problems(missing, "rootfs") == [
+        "unproven, and --require-proof rootfs asks for proof: no import: nothing was built"]
+    unrefuted = cell(verdict="incompatible", reasons=["glibc-too-new"], proof="rootfs",
+                     imported="ok")
+    agreement_of(unrefuted)
+    classify(unrefuted)
+    assert proof_problems(unrefuted, "rootfs")[0].startswith("not-refutable, and")
+    refuted = cell(verdict="compatible", problems=["verdict compatible != expected missing"])
+    classify(refuted)
+    assert proof_problems(refuted, "image") == []  # already a failure

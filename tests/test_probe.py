@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lambda_compat import probe
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import python_path, this_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "resolver" / "lambda_compat" / "probe.py"
@@ -27,22 +27,25 @@ KEYS = {"probe_version", "mode", "time", "machine", "python", "glibc", "libstdcx
 def test_output_shape_and_facts_on_the_oldest_python_here(tmp_path):
     """Runs as a standalone file on the oldest CPython available (Lambda images go to 3.8)."""
     for minor in range(8, 15):
-        interp = find_interpreter((3, minor), probe.platform.machine())
+        interp = python_path((3, minor))
         if interp is not None:
             break
     else:
         pytest.skip("no CPython 3.8+ interpreter found")
     out = tmp_path / "probe.json"
-    proc = subprocess.run([interp.path, "-I", str(PROBE), "-o", str(out)],
+    proc = subprocess.run([interp, "-I", str(PROBE), "-o", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert set(data) == KEYS
     assert data["mode"] == "cli" and data["probe_version"] == probe.PROBE_VERSION
-    assert data["python"]["version"] == "%d.%d" % interp.version[:2]
-    assert data["python"]["full_version"] == ".".join(map(str, interp.version))
-    assert data["python"]["soabi"].startswith(f"cpython-3{interp.version[1]}-")
-    assert data["machine"] == interp.machine
+    full = subprocess.run([interp, "-I", "-c", "import platform; "
+                           "print(platform.python_version())"],
+                          capture_output=True, text=True).stdout.strip()
+    assert data["python"]["version"] == f"3.{minor}"
+    assert data["python"]["full_version"] == full
+    assert data["python"]["soabi"].startswith(f"cpython-3{minor}-")
+    assert data["machine"] == this_machine()
     libc = subprocess.run(["getconf", "GNU_LIBC_VERSION"], capture_output=True,
                           text=True).stdout.split()
     if libc:

@@ -13,7 +13,7 @@ import pytest
 
 from lambda_compat import backends, binfmt, errors, sandbox, standin
 from lambda_compat.builder import get_target
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = binfmt.host_machine()
@@ -22,7 +22,7 @@ HOST_ARCH = "arm64" if HOST == "aarch64" else "x86_64"
 
 def _local_minor():
     for minor in (11, 12, 10, 13, 9, 8):
-        if find_interpreter((3, minor), HOST):
+        if has_python((3, minor), HOST):
             return minor
     pytest.skip("no local CPython 3.8-3.13")
 
