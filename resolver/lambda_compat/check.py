@@ -401,10 +401,12 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     if _backends is None:
         result.notes.append("static proof only: the dynamic backends are not installed")
         return
+    skipped: List[str] = []
     try:
         backend = _backends.select_backend(t, options.backend, image=options.image,
                                            rootfs=options.rootfs, python=options.python,
-                                           engine=options.engine)
+                                           engine=options.engine, ui=_TargetUI(ui, t),
+                                           skipped=skipped)
     except errors.BadInput:
         raise
     except errors.EnvironmentProblem as exc:
@@ -413,6 +415,11 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
         result.environment_problem = str(exc)
         result.notes.append(f"static proof only: {exc.message}")
         return
+    if skipped:
+        # available backends that could not be prepared: an environment problem, not a
+        # quiet step down to a weaker proof
+        result.environment_problem = "; ".join(skipped)
+        result.notes.extend(f"backend not usable: {line}" for line in skipped)
     if backend is None:
         result.notes.append(f"static proof only: no backend can run {t.name} here "
                             f"(see --backend, --rootfs, --image, --python)")
@@ -428,10 +435,10 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
                                  handler=options.handler, timeout=options.timeout)
     result.dynamic = dyn
     if dyn.error:
+        # never a silent step down to the static proof: the target says its backend broke
         msg = f"the {backend.proof} backend ({result.backend}) could not run: {dyn.error}"
         result.notes.append("static proof only: " + msg)
-        if options.backend != "auto":
-            result.environment_problem = msg
+        result.environment_problem = msg
         return
     result.proof = dyn.proof
     if getattr(dyn, "standin", None):

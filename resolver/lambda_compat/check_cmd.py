@@ -83,6 +83,11 @@ class _ProgressUI:
         elif kind == "check-target-done":
             text = (f"{name}: {data.get('verdict')} (proof: {data.get('proof')}, "
                     f"{data.get('seconds', 0):.1f} s)")
+        elif kind == "standin-build-start":
+            text = f"{name}: building stand-in root {data.get('name')} ({data.get('kind')})"
+        elif kind == "standin-build-done":
+            text = (f"{name}: stand-in root {data.get('name')} built in "
+                    f"{data.get('seconds', 0):.1f} s")
         elif kind == "dist-done" and data.get("phase") == "missing":
             text = f"{name}: {data.get('name')} missing"
         else:
