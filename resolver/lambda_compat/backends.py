@@ -97,6 +97,9 @@ class ImportOutcome:
     #: what the import printed (tail)
     output: Optional[str] = None
     seconds: Optional[float] = None
+    #: modules imported first because this one failed alone (``after``), and that failure
+    after: Tuple[str, ...] = ()
+    alone_error: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,8 @@ class Backend(Protocol):
     def import_modules(self, task_dir: Path, layer_dirs: Sequence[Path],
                        modules: Sequence[Tuple[str, str]], *, handler: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None,
-                       timeout: float = 120) -> DynamicResult: ...
+                       timeout: float = 120,
+                       after: Optional[Mapping[str, Sequence[str]]] = None) -> DynamicResult: ...
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -292,9 +296,11 @@ def _overall_timeout(timeout: float, jobs: int) -> float:
 
 def _spec(target: Target, sys_path: Sequence[str], modules: Sequence[Tuple[str, str]],
           handler: Optional[str], timeout: float, *, remap: str, keep_site: bool,
-          parallel: Optional[int] = None) -> str:
+          parallel: Optional[int] = None,
+          after: Optional[Mapping[str, Sequence[str]]] = None) -> str:
     return json.dumps({
         "sys_path": list(sys_path),
+        "after": {d: list(m) for d, m in (after or {}).items()},
         "remap": remap,
         "keep_site_packages": keep_site,
         "jobs": [[d, m] for d, m in modules],
@@ -336,7 +342,8 @@ def _parse(target: Target, proof: str, backend: str, modules: Sequence[Tuple[str
         return ImportOutcome(distribution=dist, module=module, ok=bool(r.get("ok")),
                              error=r.get("error"), reason=r.get("reason"),
                              detail=r.get("detail"), output=r.get("output"),
-                             seconds=r.get("seconds"))
+                             seconds=r.get("seconds"), after=tuple(r.get("after") or ()),
+                             alone_error=r.get("alone_error"))
 
     outcomes = tuple(outcome(d, m, r) for (d, m), r in zip(modules, results))
     handler_outcome = outcome("<handler>", handler, results[-1]) if handler else None
@@ -354,6 +361,7 @@ class _ProbeBackend:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self._after: Dict[str, Tuple[str, ...]] = {}
 
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -368,14 +376,18 @@ class _ProbeBackend:
     def import_modules(self, task_dir: Path, layer_dirs: Sequence[Path],
                        modules: Sequence[Tuple[str, str]], *, handler: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None,
-                       timeout: float = 120) -> DynamicResult:
+                       timeout: float = 120,
+                       after: Optional[Mapping[str, Sequence[str]]] = None) -> DynamicResult:
         """Import each ``(distribution, module)`` in a fresh child of the target interpreter.
 
         ``timeout`` bounds one import; the whole run is bounded by 60 s + timeout x (n+1).
         ``handler`` ("app.handler") also imports the handler's module and checks that the
-        attribute exists and is callable, with ``LAMBDA_COMPAT_CLI_MODE=1`` set.
+        attribute exists and is callable, with ``LAMBDA_COMPAT_CLI_MODE=1`` set. ``after``
+        maps a distribution to the modules of the distributions that depend on it: a module
+        of it that fails alone is tried again after importing those (see importprobe).
         """
         _check_handler(handler)
+        self._after = {str(d): tuple(str(m) for m in ms) for d, ms in (after or {}).items()}
         task, layers = _check_dirs(task_dir, layer_dirs)
         modules = [(str(d), str(m)) for d, m in modules]
         lambda_env = lambda_environment(self.target, handler=handler, extra=env)
@@ -478,7 +490,7 @@ class HostBackend(_ProbeBackend):
         with tempfile.TemporaryDirectory(prefix="lambda-compat-host-") as scratch:
             if self.confine:
                 spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                             remap="always", keep_site=False)
+                             remap="always", keep_site=False, after=self._after)
                 env = dict(env, HOME="/tmp", TMPDIR="/tmp")
                 view = self.libraries()
                 argv = sandbox.bwrap_argv(sandbox.Mounts(Path("/"), task, opt),
@@ -488,7 +500,7 @@ class HostBackend(_ProbeBackend):
                 cwd = None
             else:
                 spec = _spec(self.target, self.host_sys_path(task, opt), modules, handler,
-                             timeout, remap="always", keep_site=False)
+                             timeout, remap="always", keep_site=False, after=self._after)
                 home = Path(scratch, "home")
                 tmp = Path(scratch, "tmp")
                 home.mkdir()
@@ -679,7 +691,7 @@ class RootfsBackend(_ProbeBackend):
         assert self.root is not None and self.python is not None
         facts = _facts(self.target)
         spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                     remap="if-missing", keep_site=True)
+                     remap="if-missing", keep_site=True, after=self._after)
         command = [self.python, "-I", "-B", "-c", probe_source(), spec]
         mounts = sandbox.Mounts(self.root, task, opt, self.qemu)
         overall = _overall_timeout(timeout, len(modules))
@@ -878,7 +890,7 @@ class ContainerBackend(_ProbeBackend):
                                       hint="Move or copy it to a path without ':'.")
         facts = _facts(self.target)
         spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                     remap="if-missing", keep_site=True)
+                     remap="if-missing", keep_site=True, after=self._after)
         version = "%d.%d" % tuple(self.target.python_version)
         candidates = [self._python] if self._python else [
             f"/var/lang/bin/python{version}", f"/usr/bin/python{version}",

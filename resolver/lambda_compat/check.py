@@ -148,10 +148,7 @@ class TargetResult:
             d = self.dynamic
             dyn = {"backend": d.backend, "proof": d.proof, "python": d.python,
                    "error": d.error, "standin": getattr(d, "standin", None),
-                   "imports": [{"distribution": o.distribution, "module": o.module,
-                                "ok": o.ok, "error": o.error,
-                                "reason": getattr(o, "reason", None)}
-                               for o in _all_outcomes(d)]}
+                   "imports": [_import_json(o) for o in _all_outcomes(d)]}
         build = None
         if self.build is not None:
             b = self.build
@@ -432,7 +429,8 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     ui.event("check-import-start", target=t.name, backend=result.backend,
              modules=len(modules))
     dyn = backend.import_modules(task_dir, list(layer_dirs), list(modules),
-                                 handler=options.handler, timeout=options.timeout)
+                                 handler=options.handler, timeout=options.timeout,
+                                 after=static.after())
     result.dynamic = dyn
     if dyn.error:
         # never a silent step down to the static proof: the target says its backend broke
@@ -444,6 +442,12 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     if getattr(dyn, "standin", None):
         result.notes.append(f"the {dyn.proof} proof ran in a stand-in ({dyn.standin}), not in "
                             f"the runtime's own image: it proves less than the real image")
+    for o in dyn.outcomes:
+        if o.ok and getattr(o, "after", ()):
+            result.notes.append(
+                f"{o.module} refuses to be imported on its own ({_one_line(o.alone_error)}); "
+                f"it imported after {', '.join(o.after)}, which depend(s) on it, as it is "
+                f"used")
     static_errors: Dict[str, List[Finding]] = {}
     for f in static.findings:
         if f.severity == "error":
@@ -470,6 +474,15 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
                 f"{dist} imported in the {dyn.proof} proof, but the static check found "
                 f"{codes}; that environment is not the Lambda image (different libraries, "
                 f"newer glibc), so the static finding stands"))
+
+
+def _import_json(o) -> dict:
+    out = {"distribution": o.distribution, "module": o.module, "ok": o.ok, "error": o.error,
+           "reason": getattr(o, "reason", None)}
+    if getattr(o, "after", ()):
+        out["after"] = list(o.after)
+        out["alone_error"] = o.alone_error
+    return out
 
 
 def _all_outcomes(dyn) -> List[Any]:

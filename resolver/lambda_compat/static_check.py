@@ -77,6 +77,9 @@ class DistSummary:
     origin: str                   # "bundle" or "layer N (file)"
     modules: Tuple[str, ...]      # top-level modules the dynamic proof imports
     size: int
+    #: visible distributions that depend on this one (any extra): a module of it that refuses
+    #: to be imported alone is imported after theirs
+    dependents: Tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {"name": self.name, "version": self.version, "location": self.location,
@@ -102,6 +105,18 @@ class StaticReport:
     def modules(self) -> Tuple[Tuple[str, str], ...]:
         """(distribution, module) pairs to import, for a dynamic backend."""
         return tuple((d.name, m) for d in self.distributions for m in d.modules)
+
+    def after(self) -> Dict[str, Tuple[str, ...]]:
+        """distribution -> modules of the distributions that depend on it (the ``after`` of
+        :meth:`~lambda_compat.backends.Backend.import_modules`)."""
+        by_name = {d.name: d for d in self.distributions}
+        out: Dict[str, Tuple[str, ...]] = {}
+        for d in self.distributions:
+            mods = tuple(m for dep in d.dependents if dep in by_name
+                         for m in by_name[dep].modules if m not in d.modules)
+            if mods:
+                out[d.name] = mods
+        return out
 
 
 def _mb(n: int) -> str:
@@ -199,7 +214,9 @@ class StaticChecker:
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
         findings += self._check_native(target, hidden_dirs)
-        dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size)
+        dependents = _dependents(visible, target)
+        dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size,
+                                  dependents.get(d.key, ()))
                       for d in sorted(visible.values(), key=lambda d: d.key))
         return StaticReport(target=target, findings=tuple(_dedupe(findings)),
                             size=self.size_info(), distributions=dists)
@@ -472,6 +489,27 @@ class StaticChecker:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_EXTRA_IN_MARKER = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _dependents(visible: Dict[str, Distribution], target: Target) -> Dict[str, Tuple[str, ...]]:
+    """canonical name -> names of the visible distributions that require it, under any of
+    their extras (the bundle does not record which extras were asked for)."""
+    env = dict(target.marker_environment())
+    out: Dict[str, Set[str]] = {}
+    for key, d in visible.items():
+        extras = {""} | {e for r in d.requires_dist if r.marker is not None
+                         for e in _EXTRA_IN_MARKER.findall(str(r.marker))}
+        for req in d.requires_dist:
+            dep = canonicalize_name(req.name)
+            if dep == key or dep not in visible:
+                continue
+            if req.marker is not None and not any(
+                    req.marker.evaluate({**env, "extra": e}) for e in sorted(extras)):
+                continue
+            out.setdefault(dep, set()).add(d.name)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 def _dedupe(findings: Iterable[Finding]) -> List[Finding]:
     seen = set()
