@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import threading
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -23,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import elf
+from . import elf, libscan
 from .bundle import OPT, TASK, Bundle, Distribution
 from .targets import Target
 from .wheels import Finding, check_requires_python
@@ -136,6 +137,8 @@ class StaticChecker:
         self._size_parts = self._size_parts_by_group()
         self._lib_index = self._library_index()
         self._common = tuple(self._bundle_findings(empty_is_error))
+        self._loads: Optional[Dict[str, List[libscan.LibraryLoad]]] = None
+        self._loads_lock = threading.Lock()  # targets are checked in parallel threads
 
     # -- bundle-wide -----------------------------------------------------------------------
     def _bundle_findings(self, empty_is_error: bool) -> Iterable[Finding]:
@@ -214,6 +217,7 @@ class StaticChecker:
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
         findings += self._check_native(target, hidden_dirs)
+        findings += self._check_library_loads(visible, target)
         dependents = _dependents(visible, target)
         dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size,
                                   dependents.get(d.key, ()))
@@ -355,6 +359,44 @@ class StaticChecker:
             f"for this runtime).",
             f"Install {req.name} into the bundle with the rest (lambda-compat build resolves "
             f"the whole closure for the target).")
+
+    # -- libraries loaded from Python (ctypes, cffi) ---------------------------------------
+    def library_loads(self) -> Dict[str, List[libscan.LibraryLoad]]:
+        """distribution key -> the libraries its code loads at import (read once)."""
+        with self._loads_lock:
+            if self._loads is None:
+                self._loads = self._scan_library_loads()
+        return self._loads
+
+    def _scan_library_loads(self) -> Dict[str, List[libscan.LibraryLoad]]:
+        by_site: Dict[str, Dict[str, str]] = {}
+        for path, f in self.bundle.files.items():
+            if path.endswith(".py") and f.link is None:
+                by_site.setdefault(path.rpartition("/")[0], {})[path] = f.real
+        loads: Dict[str, List[libscan.LibraryLoad]] = {}
+        for d in self.bundle.distributions:
+            if d.placement != "site" or not d.modules:
+                continue
+            # the distribution's own modules: other distributions are scanned from theirs
+            tops = tuple(f"{d.site}/{m}" for m in d.modules)
+            own = {p: r for directory, files in by_site.items()
+                   if directory in tops or directory.startswith(tuple(t + "/" for t in tops))
+                   or directory == d.site
+                   for p, r in files.items()
+                   if directory != d.site or p[:-3] in tops}
+            loads[d.key] = libscan.scan_distribution(d.site, d.modules, own)
+        return loads
+
+    def _check_library_loads(self, visible: Dict[str, Distribution],
+                             target: Target) -> List[Finding]:
+        if target.facts is None:
+            return []
+        loads = self.library_loads()
+        out: List[Finding] = []
+        for key, d in sorted(visible.items()):
+            if loads.get(key):
+                out += libscan.judge(d.name, loads[key], target.facts, set(self._lib_index))
+        return out
 
     # -- shared objects --------------------------------------------------------------------
     def _check_native(self, target: Target, hidden_dirs: Tuple[str, ...]) -> List[Finding]:
