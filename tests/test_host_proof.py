@@ -101,7 +101,15 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
     view = _bundle.load(tmp_path / "task", [])
     check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
                    check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())
-    assert result.proof == "host"
+    # the host still proved it: said in a note, not an environment problem
+    assert result.proof == "host" and result.environment_problem is None
+    assert any("could not be built (test)" in n for n in result.notes)
+    # nothing else to fall back to: the target's environment problem
+    monkeypatch.setattr(backends, "_host_candidate", lambda t, python: (None, "no host"))
+    result = check.TargetResult(target=target)
+    check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
+                   check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())
+    assert result.proof == "static"
     assert "could not be built (test)" in result.environment_problem
 
 

@@ -412,12 +412,12 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
         result.environment_problem = str(exc)
         result.notes.append(f"static proof only: {exc.message}")
         return
-    if skipped:
-        # available backends that could not be prepared: an environment problem, not a
-        # quiet step down to a weaker proof
-        result.environment_problem = "; ".join(skipped)
-        result.notes.extend(f"backend not usable: {line}" for line in skipped)
+    # available backends that could not be prepared are said, never skipped quietly; when
+    # none of them leaves a dynamic proof, that is the target's environment problem
+    result.notes.extend(f"backend not usable: {line}" for line in skipped)
     if backend is None:
+        if skipped:
+            result.environment_problem = "; ".join(skipped)
         result.notes.append(f"static proof only: no backend can run {t.name} here "
                             f"(see --backend, --rootfs, --image, --python)")
         return
