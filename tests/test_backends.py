@@ -398,9 +398,17 @@ def test_libpq_extension_fails_in_standin_where_host_loader_passes(copy_root, ho
     assert in_root.error == ("ImportError: libpq.so.5: cannot open shared object file: "
                              "No such file or directory")
     if ctypes.util.find_library("pq"):
-        on_host = host_backend.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
-        # The host's loader found libpq; only the (fixture's) missing init function failed.
+        # Confined, the host shows only the interpreter's and the runtime's libraries: no
+        # libpq, as on Lambda, although this machine has it.
+        confined = HostBackend(host_target, host_backend.interpreter, confine=True)
+        on_host = confined.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
+        assert on_host.error == in_root.error
+        # Unconfined it borrows the machine's libpq; only the (fixture's) missing init
+        # function fails, and its description says all libraries are visible.
+        loose = HostBackend(host_target, host_backend.interpreter, confine=False)
+        on_host = loose.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
         assert "libpq" not in on_host.error and "PyInit__pq" in on_host.error
+        assert "all of the host's libraries are visible" in loose.describe()
 
 
 @pytest.mark.slow
