@@ -239,7 +239,11 @@ def scan_module(text: str, path: str) -> Optional[_Module]:
 # --------------------------------------------------------------------------- a distribution
 
 #: Words without which a module loads no library by name (a cheap first filter).
-_TRIGGER = re.compile(r"\b(?:CDLL|PyDLL|LoadLibrary|dlopen|find_library)\b")
+_TRIGGERS = ("CDLL", "PyDLL", "LoadLibrary", "dlopen", "find_library")
+
+
+def _mentions_loader(text: str) -> bool:
+    return any(word in text for word in _TRIGGERS)
 #: Import statements, read from the text (any indentation; cheaper than parsing every file).
 _IMPORT_TEXT = re.compile(
     r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^#\n;]*)"
@@ -326,6 +330,8 @@ def scan_distribution(site: str, modules: Sequence[str], files: Dict[str, str]
     and those that call the functions holding the loads are parsed.
     """
     tree = _Tree(site, files)
+    if not any(_mentions_loader(tree.text(p)) for p in files):
+        return []  # most distributions: nothing mentions a loader
     reached: List[str] = []
     seen: Set[str] = set()
     todo = [f for f in (tree.module_file(m) for m in modules) if f]
@@ -336,7 +342,7 @@ def scan_distribution(site: str, modules: Sequence[str], files: Dict[str, str]
         seen.add(path)
         reached.append(path)
         todo.extend(f for f in tree.imported(path) if f not in seen)
-    candidates = [p for p in reached if _TRIGGER.search(tree.text(p))]
+    candidates = [p for p in reached if _mentions_loader(tree.text(p))]
     parsed = {p: m for p in candidates for m in [tree.parse(p)] if m is not None and m.sites}
     if not parsed:
         return []
@@ -362,7 +368,9 @@ def _parse_callers(tree: _Tree, reached: Sequence[str], parsed: Dict[str, _Modul
         searched |= new
         pattern = re.compile(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, sorted(new))))
         for path in reached:
-            if path not in parsed and pattern.search(tree.text(path)):
+            text = tree.text(path)
+            if (path not in parsed and any(n in text for n in new)
+                    and pattern.search(text)):
                 mod = tree.parse(path)
                 if mod is not None:
                     parsed[path] = mod
