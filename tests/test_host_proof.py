@@ -138,3 +138,18 @@ def test_fresh_venv_install_gets_host_or_stronger_proof_for_its_own_python(tmp_p
         (t,) = json.loads(proc.stdout)["targets"]
         assert t["proof"] in ("host", "rootfs", "image"), t["notes"]
         assert t["environment_problem"] is None
+
+
+def test_an_unconfined_host_proof_says_it_may_borrow_libraries(capsys, tmp_path, monkeypatch):
+    interp = _local()
+    target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
+    monkeypatch.setattr(backends, "select_backend",
+                        lambda t, requested="auto", **kw: backends.HostBackend(
+                            t, interp, confine=False))
+    make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
+    code = cli.main(["check", str(tmp_path / "task"), "--runtime", target.runtime, "--arch",
+                     HOST_ARCH, "--format", "json"])
+    (t,) = json.loads(capsys.readouterr().out)["targets"]
+    assert code == 0 and t["proof"] == "host"
+    assert "all of the host's libraries are visible" in t["backend"]
+    assert any("may have borrowed" in n for n in t["notes"])

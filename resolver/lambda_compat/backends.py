@@ -972,9 +972,9 @@ def _auto_standin_candidate(target: Target, ui: Any = None):
         return None, (f"no stand-in root for {target.name} is built yet (a Debian {plan.suite} "
                       f"root: python -m lambda_compat.standin root --runtime {target.runtime} "
                       f"--arch {target.arch}, or --rootfs standin)")
-    if not sandbox.bwrap_works():
-        return None, f"no bwrap to run a stand-in root with ({sandbox.install_hint('bwrap')})"
-    return RootfsBackend(target, None, standin_kind="auto", runner="bwrap", ui=ui), None
+    if sandbox.first_runner() is None:
+        return None, f"no sandbox to run a stand-in root with ({sandbox.install_hint('bwrap')})"
+    return RootfsBackend(target, None, standin_kind="auto", ui=ui), None
 
 
 def _host_candidate(target: Target, python: Optional[str]):

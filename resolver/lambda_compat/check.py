@@ -439,6 +439,10 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
         result.environment_problem = msg
         return
     result.proof = dyn.proof
+    if getattr(backend, "confine", True) is False:
+        result.notes.append("the host proof ran unconfined (no bwrap): this machine's own "
+                            "libraries were visible, so an import that works may have "
+                            "borrowed one Lambda lacks")
     if getattr(dyn, "standin", None):
         result.notes.append(f"the {dyn.proof} proof ran in a stand-in ({dyn.standin}), not in "
                             f"the runtime's own image: it proves less than the real image")
