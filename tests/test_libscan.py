@@ -186,3 +186,18 @@ def test_real_packages_that_load_a_missing_library(capsys, tmp_path, requirement
     assert code == 1 and t["verdict"] == "incompatible"
     (f,) = [f for f in t["findings"] if f["code"] == "missing-system-library"]
     assert library in f["message"] and f["severity"] == "error"
+
+
+def test_an_auditwheel_copy_under_a_hashed_name_satisfies_the_load(tmp_path):
+    make_dist(tmp_path, "geosish", files={
+        "geosish/__init__.py": "import ctypes\n_lib = ctypes.CDLL('libgeos_c.so.1')\n",
+        "geosish.libs/libgeos_c-a68605fd.so.1.16.0": b"not really ELF"})
+    assert _static(tmp_path, AL2) == []
+
+
+def test_a_versioned_name_needs_that_version_in_the_runtime(tmp_path):
+    # AL2 records libssl.so.10 (OpenSSL 1.0.2); a load of libssl.so.3 finds nothing there
+    make_dist(tmp_path, "sslish", files={
+        "sslish/__init__.py": "import ctypes\n_lib = ctypes.CDLL('libssl.so.3')\n"})
+    (f,) = _static(tmp_path, AL2)
+    assert "libssl.so.3" in f.message and "does not have it" in f.message

@@ -467,9 +467,14 @@ def _stem(name: str) -> str:
 
 
 def _present(name: str, kind: str, facts, bundled: Set[str]) -> bool:
+    """In the runtime's library set (a versioned name exactly: ``libssl.so.10`` is not
+    ``libssl.so.3``), or in the bundle under any version or auditwheel's hashed name
+    (``libgeos_c-a68605fd.so.1.16.0`` for ``libgeos_c.so.1``): code that finds a bundled copy
+    loads it by path."""
+    stem = _stem(name)
+    if any(b.startswith((stem + ".so", stem + "-", stem + "_")) and ".so" in b
+           for b in bundled):
+        return True
     if kind == "find_library" or name.endswith(".so"):
-        stem = name[:-3] if name.endswith(".so") else name
-        return (any(s.startswith(stem + ".so") for s in facts.sonames)
-                or any(b.startswith((stem + ".so", stem + "-", stem + "_")) and ".so" in b
-                       for b in bundled))
-    return name in facts.sonames or name in bundled
+        return any(s.startswith(stem + ".so") for s in facts.sonames)
+    return name in facts.sonames
