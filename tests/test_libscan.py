@@ -201,3 +201,35 @@ def test_a_versioned_name_needs_that_version_in_the_runtime(tmp_path):
         "sslish/__init__.py": "import ctypes\n_lib = ctypes.CDLL('libssl.so.3')\n"})
     (f,) = _static(tmp_path, AL2)
     assert "libssl.so.3" in f.message and "does not have it" in f.message
+
+
+def test_a_load_only_under_a_condition_at_import_is_a_warning(tmp_path):
+    # numba style: a function that loads an optional library, called at import only when an
+    # environment variable is set; pyvips style: a fallback in an except handler
+    make_dist(tmp_path, "condish", files={"condish/__init__.py": textwrap.dedent("""\
+        import ctypes, os
+        def _launch():
+            return ctypes.CDLL("libtbb.so.12")
+        if os.environ.get("CONDISH_THREADS"):
+            _launch()
+        try:
+            import _condish_binary
+        except ImportError:
+            lib = ctypes.CDLL("libvips.so.42")
+        """)})
+    found = _static(tmp_path, AL2)
+    assert sorted((f.severity, "libtbb" in f.message, "libvips" in f.message)
+                  for f in found) == [("warning", False, True), ("warning", True, False)]
+    assert all("only under a condition" in f.message for f in found)
+
+
+def test_a_platform_test_for_linux_is_not_a_condition(tmp_path):
+    make_dist(tmp_path, "platish", files={"platish/__init__.py": textwrap.dedent("""\
+        import ctypes, sys
+        if sys.platform == "darwin":
+            lib = ctypes.CDLL("libmagic.1.dylib")
+        elif sys.platform.startswith("linux"):
+            lib = ctypes.CDLL("libmagic.so.1")
+        """)})
+    (f,) = _static(tmp_path, AL2)
+    assert f.severity == "error" and "libmagic.so.1" in f.message

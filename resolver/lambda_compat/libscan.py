@@ -20,10 +20,12 @@ names it uses and how sure that is:
     the name is computed and no library name is written nearby: it cannot be determined.
 
 *At import time* is approximated: the modules reachable from a distribution's top-level
-modules through module-level imports (relative and absolute, within its own directory), and
-in them the module-level code, class bodies and the functions whose name is called from
-import-time code (matched by name, so a little more than the truth). Code under a
-``sys.platform``/``os.name`` test for Windows or macOS is skipped.
+modules through imports outside functions (relative and absolute, within its own
+directory), and in them the module-level code, class bodies and the plain functions whose
+name is called from import-time code (matched by name, so a little more than the truth;
+methods never count). Code under a ``sys.platform``/``os.name`` test for Windows or macOS is
+skipped; a load reached only through a module-level condition (an ``if`` other than a
+platform test, an ``except`` handler) is marked ``conditional``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,6 +63,8 @@ class LibraryLoad:
     call: str                  # e.g. "ctypes.CDLL", "ffi.dlopen", "find_library"
     name: Optional[str]        # soname (literal/inferred), "libX" stem (find_library), None
     kind: str                  # literal | find_library | inferred | computed
+    #: reached only through a condition at import (``if``/``except`` at module level)
+    conditional: bool = False
 
     def describe(self) -> str:
         where = f"{self.file}:{self.line}"
@@ -79,9 +83,10 @@ class LibraryLoad:
 class _Module:
     imports: List[Tuple[int, str, Tuple[str, ...]]] = field(default_factory=list)
     calls_at_import: Set[str] = field(default_factory=set)
+    calls_at_import_cond: Set[str] = field(default_factory=set)
     calls_in: Dict[str, Set[str]] = field(default_factory=dict)
     sites: List[Tuple[Optional[str], LibraryLoad]] = field(default_factory=list)
-    literals: List[Tuple[Optional[str], int, str]] = field(default_factory=list)
+    literals: List[Tuple[Optional[str], int, str, bool]] = field(default_factory=list)
     constants: Dict[str, str] = field(default_factory=dict)
 
 
@@ -109,6 +114,13 @@ def _strings(node: ast.AST) -> Iterable[str]:
             yield sub.value
 
 
+def _about_platform_test(test: ast.AST) -> bool:
+    """A test on sys.platform / os.name / platform.system() (maybe negated or combined)."""
+    return any(_dotted(n.func if isinstance(n, ast.Call) else n).endswith(
+        ("sys.platform", "os.name", "platform.system"))
+        for n in ast.walk(test) if isinstance(n, (ast.Attribute, ast.Call)))
+
+
 def _not_linux_test(test: ast.AST) -> bool:
     """``sys.platform == "win32"``, ``os.name == "nt"``, ``sys.platform in (...)``,
     ``sys.platform.startswith("win")``: a branch Lambda never takes."""
@@ -133,18 +145,32 @@ class _Visitor(ast.NodeVisitor):
     def __init__(self, path: str, mod: _Module) -> None:
         self.path, self.mod = path, mod
         self.function: Optional[str] = None
+        self.in_class = False
+        self.cond = 0   # depth of module-level conditions around the current node
 
     # -- scopes ----------------------------------------------------------------------------
     def _function(self, node) -> None:
         for d in node.decorator_list:
             self.visit(d)
-        outer, self.function = self.function, (self.function or node.name)
+        # a method runs when something calls it on an instance, which cannot be told by
+        # name (every class has its "build" or "load"): it never counts as import time
+        name = self.function or ("<method>" if self.in_class else node.name)
+        outer, outer_class = self.function, self.in_class
+        self.function, self.in_class = name, False
         self.mod.calls_in.setdefault(self.function, set())
         for stmt in node.body:
             self.visit(stmt)
-        self.function = outer
+        self.function, self.in_class = outer, outer_class
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in list(node.decorator_list) + list(node.bases) + [k.value for k in node.keywords]:
+            self.visit(expr)
+        outer, self.in_class = self.in_class, True
+        for stmt in node.body:
+            self.visit(stmt)
+        self.in_class = outer
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         outer, self.function = self.function, self.function or "<lambda>"
@@ -153,11 +179,22 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_If(self, node: ast.If) -> None:
         self.visit(node.test)
+        # a platform test is decided on Lambda (Linux): its branches are not conditions
+        platform = _about_platform_test(node.test)
+        step = 0 if platform or self.function is not None else 1
+        self.cond += step
         if not _not_linux_test(node.test):
             for stmt in node.body:
                 self.visit(stmt)
         for stmt in node.orelse:
             self.visit(stmt)
+        self.cond -= step
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        step = 1 if self.function is None else 0
+        self.cond += step
+        self.generic_visit(node)
+        self.cond -= step
 
     # -- facts -----------------------------------------------------------------------------
     def visit_Import(self, node: ast.Import) -> None:
@@ -180,18 +217,21 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and _SONAME.match(node.value):
-            self.mod.literals.append((self.function, node.lineno, node.value))
+            self.mod.literals.append((self.function, node.lineno, node.value, self.cond > 0))
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _call_name(node.func)
         if name:
             if self.function is None:
-                self.mod.calls_at_import.add(name)
+                (self.mod.calls_at_import_cond if self.cond else self.mod.calls_at_import
+                 ).add(name)
             else:
                 self.mod.calls_in.setdefault(self.function, set()).add(name)
         if name in _LOADERS or name == _FIND:
             site = self._site(node, name)
             if site is not None:
+                if self.cond:
+                    site = replace(site, conditional=True)
                 self.mod.sites.append((self.function, site))
         self.generic_visit(node)
 
@@ -250,6 +290,31 @@ _IMPORT_TEXT = re.compile(
     r"|import[ \t]+([^#\n;]+))", re.M)
 
 
+_DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]")
+
+
+def _outside_functions(text: str) -> str:
+    """``text`` without the lines inside function bodies (by indentation; a line of a
+    multi-line string that starts further left ends the function early: a little more)."""
+    out = []
+    inside: Optional[int] = None   # indentation of the enclosing def, if any
+    for line in text.splitlines():
+        stripped = line.lstrip(" \t")
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(stripped)
+        if inside is not None and indent <= inside:
+            inside = None
+        if inside is not None:
+            continue
+        m = _DEF_LINE.match(line)
+        if m:
+            inside = indent
+            continue
+        out.append(line)
+    return "\n".join(out)
+
+
 class _Tree:
     """The .py files of one distribution (Lambda paths -> host paths) under ``site``."""
 
@@ -287,8 +352,9 @@ class _Tree:
         return ".".join(parts[:-1])
 
     def imports(self, path: str) -> Iterable[Tuple[int, str, Tuple[str, ...]]]:
-        """The module's imports, from its text (function-level ones too: a little more)."""
-        for m in _IMPORT_TEXT.finditer(self.text(path)):
+        """The module's imports outside functions, read from its text."""
+        text = _outside_functions(self.text(path))
+        for m in _IMPORT_TEXT.finditer(text):
             if m.group(4) is not None:
                 for part in m.group(4).split(","):
                     name = part.strip().split(" ")[0].strip("\\ ")
@@ -347,8 +413,8 @@ def scan_distribution(site: str, modules: Sequence[str], files: Dict[str, str]
     if not parsed:
         return []
     _parse_callers(tree, reached, parsed)
-    live = _import_time_functions(list(parsed.values()))
-    return _loads(parsed, live)
+    certain, live = _import_time_functions(list(parsed.values()))
+    return _loads(parsed, certain, live)
 
 
 def _parse_callers(tree: _Tree, reached: Sequence[str], parsed: Dict[str, _Module]) -> None:
@@ -376,10 +442,12 @@ def _parse_callers(tree: _Tree, reached: Sequence[str], parsed: Dict[str, _Modul
                     parsed[path] = mod
 
 
-def _loads(parsed: Dict[str, _Module], live: Set[str]) -> List[LibraryLoad]:
+def _loads(parsed: Dict[str, _Module], certain: Set[str], live: Set[str]
+           ) -> List[LibraryLoad]:
     out: List[LibraryLoad] = []
     for path, mod in parsed.items():
-        sites = [s for fn, s in mod.sites if fn is None or fn in live]
+        sites = [s if fn is None or fn in certain else replace(s, conditional=True)
+                 for fn, s in mod.sites if fn is None or fn in live]
         if not sites:
             continue
         named = [s for s in sites if s.kind != "computed"]
@@ -388,28 +456,34 @@ def _loads(parsed: Dict[str, _Module], live: Set[str]) -> List[LibraryLoad]:
         if computed:
             loaders = [c for c in computed if not c.call.endswith(_FIND)]
             call = (loaders or computed)[0].call
-            inferred = [LibraryLoad(path, line, call, _SONAME.match(v).group(1), "inferred")
-                        for fn, line, v in mod.literals if fn is None or fn in live]
+            only_if = all(c.conditional for c in computed)
+            inferred = [LibraryLoad(path, line, call, _SONAME.match(v).group(1), "inferred",
+                                    conditional=only_if or cond or (
+                                        fn is not None and fn not in certain))
+                        for fn, line, v, cond in mod.literals if fn is None or fn in live]
         out += named + inferred
         if computed and not inferred and not named:
             out.append(computed[0])
     return out
 
 
-def _import_time_functions(mods: Sequence[_Module]) -> Set[str]:
-    """Names of functions called (transitively, matched by name) from import-time code."""
-    live: Set[str] = set()
-    for m in mods:
-        live |= m.calls_at_import
-    changed = True
-    while changed:
-        changed = False
-        for m in mods:
-            for fn, calls in m.calls_in.items():
-                if fn in live and not calls <= live:
-                    live |= calls
-                    changed = True
-    return live
+def _import_time_functions(mods: Sequence[_Module]) -> Tuple[Set[str], Set[str]]:
+    """Names of functions called (transitively, matched by name) from import-time code:
+    (from unconditional code only, from any)."""
+    def closure(start: Set[str]) -> Set[str]:
+        live = set(start)
+        changed = True
+        while changed:
+            changed = False
+            for m in mods:
+                for fn, calls in m.calls_in.items():
+                    if fn in live and not calls <= live:
+                        live |= calls
+                        changed = True
+        return live
+
+    certain = closure({n for m in mods for n in m.calls_at_import})
+    return certain, closure(certain | {n for m in mods for n in m.calls_at_import_cond})
 
 
 # --------------------------------------------------------------------------- judging
@@ -420,8 +494,9 @@ def judge(dist: str, loads: Sequence[LibraryLoad], facts, bundled: Set[str]) -> 
     A library is there when the bundle has a file of that name (any directory: code that
     loads by path finds it; a ``find_library`` stem matches any ``libX*.so*``) or the
     runtime's recorded library set has it. Anything else is ``missing-system-library``, an
-    error, with how the name was found; a load whose name cannot be determined is an
-    ``unresolved-library-load`` warning.
+    error (a warning when the load happens only under a condition at import), with how the
+    name was found; a load whose name cannot be determined is an ``unresolved-library-load``
+    warning.
     """
     from .wheels import Finding
     out: List[Finding] = []
@@ -444,20 +519,24 @@ def judge(dist: str, loads: Sequence[LibraryLoad], facts, bundled: Set[str]) -> 
     for _, group in sorted(by_name.items()):
         if any(_present(g.name, g.kind, facts, bundled) for g in group):
             continue
-        first = min(group, key=lambda g: {"literal": 0, "find_library": 1}.get(g.kind, 2))
+        first = min(group, key=lambda g: (g.conditional, {"literal": 0,
+                                                           "find_library": 1}.get(g.kind, 2)))
         name = first.name
         lib = name if first.kind != "find_library" else f"{name}.so.*"
         known_absent = facts.is_known_absent(name) or any(
             facts.is_known_absent(s) for s in (name + ".so", name + ".so.0"))
         more = f" (and {len(group) - 1} more place(s))" if len(group) > 1 else ""
+        when = ("at import, but only under a condition (an if or except at module level, or "
+                "a function only such code calls)" if first.conditional else "at import")
         out.append(Finding(
             "missing-system-library", dist, first.file,
-            f"{dist} loads {lib} at import: {first.describe()}{more}; the bundle does not "
+            f"{dist} loads {lib} {when}: {first.describe()}{more}; the bundle does not "
             f"contain it and the runtime image "
             + ("does not have it." if known_absent else
                "is not known to have it (it is not among the libraries recorded for it)."),
             f"Ship {lib} (and what it needs) in the bundle's lib/ directory or a layer's "
-            f"lib/ (both on LD_LIBRARY_PATH), or use a package that bundles it."))
+            f"lib/ (both on LD_LIBRARY_PATH), or use a package that bundles it.",
+            severity="warning" if first.conditional else "error"))
     return out
 
 
