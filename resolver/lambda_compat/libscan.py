@@ -81,7 +81,6 @@ class LibraryLoad:
 
 @dataclass
 class _Module:
-    imports: List[Tuple[int, str, Tuple[str, ...]]] = field(default_factory=list)
     calls_at_import: Set[str] = field(default_factory=set)
     calls_at_import_cond: Set[str] = field(default_factory=set)
     calls_in: Dict[str, Set[str]] = field(default_factory=dict)
@@ -197,16 +196,6 @@ class _Visitor(ast.NodeVisitor):
         self.cond -= step
 
     # -- facts -----------------------------------------------------------------------------
-    def visit_Import(self, node: ast.Import) -> None:
-        if self.function is None:
-            for alias in node.names:
-                self.mod.imports.append((0, alias.name, ()))
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        if self.function is None:
-            self.mod.imports.append((node.level, node.module or "",
-                                     tuple(a.name for a in node.names)))
-
     def visit_Assign(self, node: ast.Assign) -> None:
         if (self.function is None and isinstance(node.value, ast.Constant)
                 and isinstance(node.value.value, str)):
