@@ -253,7 +253,8 @@ def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendCh
     if not modules:
         cell.backend_note = "nothing to import"
         return
-    result = backend.import_modules(bundle, [], modules, timeout=choice.timeout)
+    result = backend.import_modules(bundle, [], modules, timeout=choice.timeout,
+                                    after=static_report.after())
     cell.backend = result.backend
     if result.error is not None:
         cell.imported = "error"

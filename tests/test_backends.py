@@ -304,13 +304,24 @@ def test_host_needs_the_exact_version(host_target):
         select_backend(other, "host", python=python_path(host_target.python_version))
 
 
-def test_auto_without_engine_or_root_is_host_or_none(host_target):
+@needs_bwrap
+def test_auto_without_engine_or_root_is_a_standin_root_then_host_or_none(host_target):
+    # auto prefers a stand-in root (a copy of the local interpreter, built on first use)
     backend = select_backend(host_target, "auto", engine="no-such-engine-lc")
-    assert isinstance(backend, HostBackend)
+    assert isinstance(backend, RootfsBackend) and backend.standin
     names = [b.proof for b in available_backends(host_target, engine="no-such-engine-lc")]
-    assert names == ["host"]
+    assert names == ["rootfs", "host"]
     foreign = get_target("python3.12", FOREIGN_ARCH)
     assert select_backend(foreign, "auto", engine="no-such-engine-lc") is None
+
+
+def test_auto_without_a_standin_is_host_and_says_why(host_target, monkeypatch):
+    monkeypatch.setattr(standin, "plan_standin", lambda target, kind="auto": (None, "no plan"))
+    backend = select_backend(host_target, "auto", engine="no-such-engine-lc")
+    assert isinstance(backend, HostBackend)
+    status = {n: why for n, b, why in backends.backend_status(host_target,
+                                                               engine="no-such-engine-lc")}
+    assert status["rootfs"] == "no plan"
 
 
 def test_rootfs_path_that_does_not_exist_is_bad_input(host_target, tmp_path):
@@ -387,9 +398,17 @@ def test_libpq_extension_fails_in_standin_where_host_loader_passes(copy_root, ho
     assert in_root.error == ("ImportError: libpq.so.5: cannot open shared object file: "
                              "No such file or directory")
     if ctypes.util.find_library("pq"):
-        on_host = host_backend.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
-        # The host's loader found libpq; only the (fixture's) missing init function failed.
+        # Confined, the host shows only the interpreter's and the runtime's libraries: no
+        # libpq, as on Lambda, although this machine has it.
+        confined = HostBackend(host_target, host_backend.interpreter, confine=True)
+        on_host = confined.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
+        assert on_host.error == in_root.error
+        # Unconfined it borrows the machine's libpq; only the (fixture's) missing init
+        # function fails, and its description says all libraries are visible.
+        loose = HostBackend(host_target, host_backend.interpreter, confine=False)
+        on_host = loose.import_modules(task, [], [("psycopg2-like", "_pq")]).outcome("_pq")
         assert "libpq" not in on_host.error and "PyInit__pq" in on_host.error
+        assert "all of the host's libraries are visible" in loose.describe()
 
 
 @pytest.mark.slow
@@ -570,11 +589,12 @@ def test_auto_never_pulls(host_target):
     _podman()
     backend = select_backend(host_target, "auto", engine="podman",
                              image="localhost/lc-no-such-image:never")
-    assert isinstance(backend, HostBackend)  # the container could not run: next strongest
+    # the container could not run: next strongest, the stand-in root
+    assert isinstance(backend, RootfsBackend)
     status = {name: (b, why) for name, b, why in backends.backend_status(
         host_target, engine="podman", image="localhost/lc-no-such-image:never")}
     assert status["container"][0] is not None  # the engine answers; the image is the problem
-    assert "docker export" in status["rootfs"][1]
+    assert "docker export" in backends._rootfs_candidate(host_target, None)[1]
 
 
 @pytest.mark.container

@@ -11,7 +11,7 @@ import zipfile
 import jsonschema
 import pytest
 
-from lambda_compat import check, cli
+from lambda_compat import check, cli, sandbox
 from lambda_compat.install import install_all
 from compat_tests.local_env import python_path
 
@@ -286,18 +286,35 @@ def test_import_failure_that_static_missed_is_a_disagreement(capsys, tmp_path):
 
 @needs_py312
 @pytest.mark.skipif(ctypes.util.find_library("pq") is None, reason="host has no libpq5")
-def test_host_import_of_a_libpq_module_does_not_overrule_the_static_check(capsys, tmp_path):
+@pytest.mark.skipif(not sandbox.bwrap_works(), reason="needs bwrap to confine the host")
+def test_host_import_does_not_borrow_the_hosts_libpq(capsys, tmp_path):
     make_dist(tmp_path, "pqmod", files={"_pqmod.abi3.so": CHECK / "_pqmod.abi3.so"},
               tags=["cp39-abi3-manylinux_2_17_x86_64"])
     code, data, _ = run_json(capsys, tmp_path, "--runtime", "3.12", "--arch", "x86_64",
                              "--backend", "host")
     (t,) = data["targets"]
-    # the host has libpq, so the import works there ...
-    assert t["dynamic"]["imports"] == [{"distribution": "pqmod", "module": "_pqmod",
-                                        "ok": True, "error": None, "reason": None}]
-    # ... but Lambda has not: the verdict stays incompatible and the report says why
+    # this host has libpq, Lambda has not: the confined host shows only the runtime's
+    # libraries, so the import fails here as it does on Lambda, and both proofs agree
+    (imp,) = t["dynamic"]["imports"]
+    assert not imp["ok"] and "libpq.so.5" in imp["error"]
     assert code == 1 and t["verdict"] == "incompatible" and t["proof"] == "host"
-    assert [f["code"] for f in t["findings"]] == ["missing-system-library"]
+    assert sorted(f["code"] for f in t["findings"]) == ["import-failed",
+                                                        "missing-system-library"]
+    assert t["disagreements"] == []
+    assert "only the interpreter's and the runtime's libraries" in t["backend"]
+
+
+@needs_py312
+def test_host_import_that_works_does_not_overrule_a_static_error(capsys, tmp_path):
+    # Requires-Python excludes 3.12: a static error, although the module imports
+    make_dist(tmp_path, "futurist", files={"futurist/__init__.py": "X = 1\n"},
+              requires_python=">=3.13")
+    code, data, _ = run_json(capsys, tmp_path, "--runtime", "3.12", "--arch", "x86_64",
+                             "--backend", "host")
+    (t,) = data["targets"]
+    assert t["dynamic"]["imports"][0]["ok"]
+    assert code == 1 and t["verdict"] == "incompatible" and t["proof"] == "host"
+    assert [f["code"] for f in t["findings"]] == ["requires-python"]
     (d,) = t["disagreements"]
     assert (d["static"], d["dynamic"]) == ("error", "ok")
     assert "static finding stands" in d["detail"]

@@ -97,6 +97,9 @@ class ImportOutcome:
     #: what the import printed (tail)
     output: Optional[str] = None
     seconds: Optional[float] = None
+    #: modules imported first because this one failed alone (``after``), and that failure
+    after: Tuple[str, ...] = ()
+    alone_error: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,8 @@ class Backend(Protocol):
     def import_modules(self, task_dir: Path, layer_dirs: Sequence[Path],
                        modules: Sequence[Tuple[str, str]], *, handler: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None,
-                       timeout: float = 120) -> DynamicResult: ...
+                       timeout: float = 120,
+                       after: Optional[Mapping[str, Sequence[str]]] = None) -> DynamicResult: ...
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -292,9 +296,11 @@ def _overall_timeout(timeout: float, jobs: int) -> float:
 
 def _spec(target: Target, sys_path: Sequence[str], modules: Sequence[Tuple[str, str]],
           handler: Optional[str], timeout: float, *, remap: str, keep_site: bool,
-          parallel: Optional[int] = None) -> str:
+          parallel: Optional[int] = None,
+          after: Optional[Mapping[str, Sequence[str]]] = None) -> str:
     return json.dumps({
         "sys_path": list(sys_path),
+        "after": {d: list(m) for d, m in (after or {}).items()},
         "remap": remap,
         "keep_site_packages": keep_site,
         "jobs": [[d, m] for d, m in modules],
@@ -336,7 +342,8 @@ def _parse(target: Target, proof: str, backend: str, modules: Sequence[Tuple[str
         return ImportOutcome(distribution=dist, module=module, ok=bool(r.get("ok")),
                              error=r.get("error"), reason=r.get("reason"),
                              detail=r.get("detail"), output=r.get("output"),
-                             seconds=r.get("seconds"))
+                             seconds=r.get("seconds"), after=tuple(r.get("after") or ()),
+                             alone_error=r.get("alone_error"))
 
     outcomes = tuple(outcome(d, m, r) for (d, m), r in zip(modules, results))
     handler_outcome = outcome("<handler>", handler, results[-1]) if handler else None
@@ -354,6 +361,7 @@ class _ProbeBackend:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self._after: Dict[str, Tuple[str, ...]] = {}
 
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -368,14 +376,18 @@ class _ProbeBackend:
     def import_modules(self, task_dir: Path, layer_dirs: Sequence[Path],
                        modules: Sequence[Tuple[str, str]], *, handler: Optional[str] = None,
                        env: Optional[Mapping[str, str]] = None,
-                       timeout: float = 120) -> DynamicResult:
+                       timeout: float = 120,
+                       after: Optional[Mapping[str, Sequence[str]]] = None) -> DynamicResult:
         """Import each ``(distribution, module)`` in a fresh child of the target interpreter.
 
         ``timeout`` bounds one import; the whole run is bounded by 60 s + timeout x (n+1).
         ``handler`` ("app.handler") also imports the handler's module and checks that the
-        attribute exists and is callable, with ``LAMBDA_COMPAT_CLI_MODE=1`` set.
+        attribute exists and is callable, with ``LAMBDA_COMPAT_CLI_MODE=1`` set. ``after``
+        maps a distribution to the modules of the distributions that depend on it: a module
+        of it that fails alone is tried again after importing those (see importprobe).
         """
         _check_handler(handler)
+        self._after = {str(d): tuple(str(m) for m in ms) for d, ms in (after or {}).items()}
         task, layers = _check_dirs(task_dir, layer_dirs)
         modules = [(str(d), str(m)) for d, m in modules]
         lambda_env = lambda_environment(self.target, handler=handler, extra=env)
@@ -406,7 +418,13 @@ class _ProbeBackend:
 # --------------------------------------------------------------------------- host
 
 class HostBackend(_ProbeBackend):
-    """A local interpreter of the target's exact version and architecture."""
+    """A local interpreter of the target's exact version and architecture.
+
+    Confined (bwrap), it sees a read-only view of the host in which the shared libraries are
+    only the interpreter's own and the runtime's (:mod:`lambda_compat.hostlibs`): a library
+    the bundle loads that Lambda lacks is missing here too. Unconfined it sees them all, and
+    says so.
+    """
 
     proof = "host"
 
@@ -414,19 +432,42 @@ class HostBackend(_ProbeBackend):
                  confine: Optional[bool] = None) -> None:
         super().__init__(target)
         self.interpreter = interpreter
-        #: the executable itself (a pyenv shim is a shell script that would run in the sandbox)
+        #: the installation's own executable: not a pyenv shim (a shell script that would run
+        #: in the sandbox), not a venv's bin/pythonX.Y (a link into another prefix, or a copy
+        #: that needs its pyvenv.cfg)
         self.executable = _real_executable(interpreter.path)
         if confine is None:
             confine = sandbox.bwrap_works() and self._confinable()
         self.confine = confine
+        self._libraries: Optional[Any] = None
 
     def _confinable(self) -> bool:
         prefix = os.path.realpath(self.executable)
         return not any(prefix == p or prefix.startswith(p + "/")
-                       for p in ("/opt", "/tmp", "/var/task", "/proc", "/dev"))
+                       for p in ("/opt", "/var/task", "/proc", "/dev"))
+
+    def _extra_binds(self) -> List[str]:
+        """The installation, when it lives where the sandbox shows a fresh directory (/tmp)."""
+        real = os.path.realpath(self.executable)
+        if real == "/tmp" or real.startswith("/tmp/"):
+            prefix = os.path.dirname(os.path.dirname(real))
+            return [prefix] if prefix not in ("/", "/tmp") else [os.path.dirname(real)]
+        return []
+
+    def libraries(self):
+        """The library view (:class:`~lambda_compat.hostlibs.HostLibraries`) or None."""
+        if self._libraries is None:
+            from .hostlibs import host_libraries
+            self._libraries = host_libraries(self.executable, _facts(self.target)) or False
+        return self._libraries or None
 
     def describe(self) -> str:
-        how = "bwrap, read-only /var/task" if self.confine else "unconfined"
+        if self.confine:
+            how = "bwrap, read-only /var/task, " + (
+                "only the interpreter's and the runtime's libraries"
+                if self.libraries() is not None else "all of the host's libraries")
+        else:
+            how = "unconfined: all of the host's libraries are visible"
         return f"host {self.executable} ({how})"
 
     def host_sys_path(self, task: Path, opt: Path) -> List[str]:
@@ -449,14 +490,17 @@ class HostBackend(_ProbeBackend):
         with tempfile.TemporaryDirectory(prefix="lambda-compat-host-") as scratch:
             if self.confine:
                 spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                             remap="always", keep_site=False)
+                             remap="always", keep_site=False, after=self._after)
                 env = dict(env, HOME="/tmp", TMPDIR="/tmp")
+                view = self.libraries()
                 argv = sandbox.bwrap_argv(sandbox.Mounts(Path("/"), task, opt),
-                                          argv_python + [spec])
+                                          argv_python + [spec],
+                                          extra_binds=self._extra_binds(),
+                                          libraries=view.filter() if view else None)
                 cwd = None
             else:
                 spec = _spec(self.target, self.host_sys_path(task, opt), modules, handler,
-                             timeout, remap="always", keep_site=False)
+                             timeout, remap="always", keep_site=False, after=self._after)
                 home = Path(scratch, "home")
                 tmp = Path(scratch, "tmp")
                 home.mkdir()
@@ -468,11 +512,25 @@ class HostBackend(_ProbeBackend):
             return _run(argv, env=env, cwd=cwd, timeout=_overall_timeout(timeout, len(modules)))
 
 
+_BASE_EXECUTABLE = (
+    "import os, sys\n"
+    "name = 'python%d.%d' % sys.version_info[:2]\n"
+    "base = os.path.join(sys.base_prefix, 'bin', name)\n"
+    "print(base if os.path.isfile(base) else os.path.realpath(sys.executable))\n"
+)
+
+
 @functools.lru_cache(maxsize=None)
 def _real_executable(path: str) -> str:
-    """``sys.executable`` of the interpreter at ``path`` (resolves pyenv/asdf shims)."""
+    """The installation's own executable behind ``path``.
+
+    Resolves pyenv/asdf shims (``sys.executable`` of what runs) and virtual environments:
+    run with ``-I -S``, a venv's interpreter reports its base installation's prefix, whose
+    ``bin/pythonX.Y`` is used (a venv's ``bin/python3.11`` is a symlink into another prefix,
+    or a copy that only works next to its ``pyvenv.cfg``, and site-packages are never used).
+    """
     try:
-        proc = subprocess.run([path, "-I", "-S", "-c", "import sys; print(sys.executable)"],
+        proc = subprocess.run([path, "-I", "-S", "-c", _BASE_EXECUTABLE],
                               capture_output=True, text=True, timeout=60,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
@@ -546,8 +604,10 @@ class RootfsBackend(_ProbeBackend):
     proof = "rootfs"
 
     def __init__(self, target: Target, root: Optional[Path], *, runner: Optional[str] = None,
-                 standin_kind: Optional[str] = None, cache_dir: Optional[Path] = None) -> None:
+                 standin_kind: Optional[str] = None, cache_dir: Optional[Path] = None,
+                 ui: Any = None) -> None:
         super().__init__(target)
+        self.ui = ui
         self.root = Path(root).resolve() if root is not None else None
         self.runner = runner or sandbox.first_runner()
         self.standin_kind = standin_kind  # build/find a stand-in in prepare() when root is None
@@ -605,7 +665,7 @@ class RootfsBackend(_ProbeBackend):
         if self.root is None:
             from . import standin
             root = standin.ensure_standin(self.target, kind=self.standin_kind or "auto",
-                                          cache_dir=self.cache_dir)
+                                          cache_dir=self.cache_dir, ui=self.ui)
             self.root = root.path
             self._inspect()
         self._prepared = True
@@ -631,7 +691,7 @@ class RootfsBackend(_ProbeBackend):
         assert self.root is not None and self.python is not None
         facts = _facts(self.target)
         spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                     remap="if-missing", keep_site=True)
+                     remap="if-missing", keep_site=True, after=self._after)
         command = [self.python, "-I", "-B", "-c", probe_source(), spec]
         mounts = sandbox.Mounts(self.root, task, opt, self.qemu)
         overall = _overall_timeout(timeout, len(modules))
@@ -830,7 +890,7 @@ class ContainerBackend(_ProbeBackend):
                                       hint="Move or copy it to a path without ':'.")
         facts = _facts(self.target)
         spec = _spec(self.target, facts.sys_path, modules, handler, timeout,
-                     remap="if-missing", keep_site=True)
+                     remap="if-missing", keep_site=True, after=self._after)
         version = "%d.%d" % tuple(self.target.python_version)
         candidates = [self._python] if self._python else [
             f"/var/lang/bin/python{version}", f"/usr/bin/python{version}",
@@ -871,7 +931,10 @@ def _container_candidate(target: Target, image: Optional[str], engine: Optional[
     return ContainerBackend(target, exe, image), None
 
 
-def _rootfs_candidate(target: Target, rootfs: Optional[Union[str, Path]]):
+def _rootfs_candidate(target: Target, rootfs: Optional[Union[str, Path]], *,
+                      auto: bool = False, ui: Any = None):
+    if rootfs is None and auto:
+        return _auto_standin_candidate(target, ui)
     if rootfs is None:
         return None, ("no root directory given (pass an unpacked image root, e.g. from "
                       "`docker export`, or 'standin' for a lambda-compat stand-in root)")
@@ -883,7 +946,7 @@ def _rootfs_candidate(target: Target, rootfs: Optional[Union[str, Path]]):
             return None, why
         if sandbox.first_runner() is None:
             return None, f"no sandbox: {sandbox.install_hint('bwrap')}"
-        return RootfsBackend(target, None, standin_kind=kind), None
+        return RootfsBackend(target, None, standin_kind=kind, ui=ui), None
     path = Path(rootfs)
     if not path.is_dir():
         raise errors.BadInput(f"{path}: the root directory does not exist.",
@@ -892,6 +955,26 @@ def _rootfs_candidate(target: Target, rootfs: Optional[Union[str, Path]]):
         return RootfsBackend(target, path), None
     except BackendUnavailable as e:
         return None, str(e)
+
+
+def _auto_standin_candidate(target: Target, ui: Any = None):
+    """``auto`` without a root: a stand-in root when one can be had cheaply.
+
+    A copy of a local interpreter is built on first use (seconds) and cached; a Debian root
+    (root privileges, the network, minutes) is used only once it has been built
+    (``python -m lambda_compat.standin root`` or ``--rootfs standin``).
+    """
+    from . import standin
+    plan, why = standin.plan_standin(target, kind="auto")
+    if plan is None:
+        return None, why
+    if plan.kind != "copy" and standin.find_standin(target, kind="auto") is None:
+        return None, (f"no stand-in root for {target.name} is built yet (a Debian {plan.suite} "
+                      f"root: python -m lambda_compat.standin root --runtime {target.runtime} "
+                      f"--arch {target.arch}, or --rootfs standin)")
+    if sandbox.first_runner() is None:
+        return None, f"no sandbox to run a stand-in root with ({sandbox.install_hint('bwrap')})"
+    return RootfsBackend(target, None, standin_kind="auto", ui=ui), None
 
 
 def _host_candidate(target: Target, python: Optional[str]):
@@ -908,10 +991,14 @@ def _host_candidate(target: Target, python: Optional[str]):
     return HostBackend(target, interp), None
 
 
-def _candidates(target: Target, image, rootfs, python, engine, only: Optional[str] = None):
-    """(name, backend or None, why-not), strongest first; lazily, so "host" never asks docker."""
+def _candidates(target: Target, image, rootfs, python, engine, only: Optional[str] = None,
+                ui: Any = None):
+    """(name, backend or None, why-not), strongest first; lazily, so "host" never asks docker.
+
+    ``only=None`` is ``auto``: there the rootfs backend without a root is a stand-in root.
+    """
     makers = (("container", lambda: _container_candidate(target, image, engine)),
-              ("rootfs", lambda: _rootfs_candidate(target, rootfs)),
+              ("rootfs", lambda: _rootfs_candidate(target, rootfs, auto=only is None, ui=ui)),
               ("host", lambda: _host_candidate(target, python)))
     for name, make in makers:
         if only is None or name == only:
@@ -941,14 +1028,19 @@ def available_backends(target: Target, *, image: Optional[str] = None,
 
 def select_backend(target: Target, requested: str = "auto", *, image: Optional[str] = None,
                    rootfs: Optional[Union[str, Path]] = None, python: Optional[str] = None,
-                   engine: Optional[str] = None) -> Optional[Backend]:
+                   engine: Optional[str] = None, ui: Any = None,
+                   skipped: Optional[List[str]] = None) -> Optional[Backend]:
     """The backend to prove ``target`` with, prepared; None for "static" or when auto finds none.
 
     An explicitly requested backend that cannot run raises :class:`BackendUnavailable`
     saying what is missing and how to get it. "auto" tries container, rootfs, host in turn
     and takes the first one that prepares; its container must already have the image (an
     explicit "container" pulls it). ``rootfs`` is a directory, or "standin" (or
-    "standin:copy|unpack|debootstrap") for a cached lambda-compat stand-in built on first use.
+    "standin:copy|unpack|debootstrap") for a cached lambda-compat stand-in built on first use;
+    under "auto" without a root, a stand-in root is preferred to the host when one can be had
+    (a copy of a local interpreter, built on first use; a Debian root once built). ``ui``
+    receives the stand-in build's progress events; ``skipped`` (a list) receives, under
+    "auto", one line per backend that was available but could not be prepared.
     """
     if requested not in REQUESTS:
         raise errors.BadInput(f"Unknown backend {requested!r}.",
@@ -956,7 +1048,7 @@ def select_backend(target: Target, requested: str = "auto", *, image: Optional[s
     if requested == "static":
         return None
     candidates = _candidates(target, image, rootfs, python, engine,
-                             only=None if requested == "auto" else requested)
+                             only=None if requested == "auto" else requested, ui=ui)
     if requested == "auto":
         for _, backend, _ in candidates:
             if backend is None:
@@ -967,7 +1059,9 @@ def select_backend(target: Target, requested: str = "auto", *, image: Optional[s
                 backend.pull = False
             try:
                 backend.prepare()
-            except errors.EnvironmentProblem:
+            except errors.EnvironmentProblem as e:
+                if skipped is not None and not isinstance(backend, ContainerBackend):
+                    skipped.append(f"{backend.proof}: {e.message}")
                 continue
             return backend
         return None

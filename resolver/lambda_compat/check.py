@@ -152,10 +152,7 @@ class TargetResult:
             d = self.dynamic
             dyn = {"backend": d.backend, "proof": d.proof, "python": d.python,
                    "error": d.error, "standin": getattr(d, "standin", None),
-                   "imports": [{"distribution": o.distribution, "module": o.module,
-                                "ok": o.ok, "error": o.error,
-                                "reason": getattr(o, "reason", None)}
-                               for o in _all_outcomes(d)]}
+                   "imports": [_import_json(o) for o in _all_outcomes(d)]}
         build = None
         if self.build is not None:
             b = self.build
@@ -405,10 +402,12 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     if _backends is None:
         result.notes.append("static proof only: the dynamic backends are not installed")
         return
+    skipped: List[str] = []
     try:
         backend = _backends.select_backend(t, options.backend, image=options.image,
                                            rootfs=options.rootfs, python=options.python,
-                                           engine=options.engine)
+                                           engine=options.engine, ui=_TargetUI(ui, t),
+                                           skipped=skipped)
     except errors.BadInput:
         raise
     except errors.EnvironmentProblem as exc:
@@ -417,7 +416,12 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
         result.environment_problem = str(exc)
         result.notes.append(f"static proof only: {exc.message}")
         return
+    # available backends that could not be prepared are said, never skipped quietly; when
+    # none of them leaves a dynamic proof, that is the target's environment problem
+    result.notes.extend(f"backend not usable: {line}" for line in skipped)
     if backend is None:
+        if skipped:
+            result.environment_problem = "; ".join(skipped)
         result.notes.append(f"static proof only: no backend can run {t.name} here "
                             f"(see --backend, --rootfs, --image, --python)")
         return
@@ -429,18 +433,29 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
     ui.event("check-import-start", target=t.name, backend=result.backend,
              modules=len(modules))
     dyn = backend.import_modules(task_dir, list(layer_dirs), list(modules),
-                                 handler=options.handler, timeout=options.timeout)
+                                 handler=options.handler, timeout=options.timeout,
+                                 after=static.after())
     result.dynamic = dyn
     if dyn.error:
+        # never a silent step down to the static proof: the target says its backend broke
         msg = f"the {backend.proof} backend ({result.backend}) could not run: {dyn.error}"
         result.notes.append("static proof only: " + msg)
-        if options.backend != "auto":
-            result.environment_problem = msg
+        result.environment_problem = msg
         return
     result.proof = dyn.proof
+    if getattr(backend, "confine", True) is False:
+        result.notes.append("the host proof ran unconfined (no bwrap): this machine's own "
+                            "libraries were visible, so an import that works may have "
+                            "borrowed one Lambda lacks")
     if getattr(dyn, "standin", None):
         result.notes.append(f"the {dyn.proof} proof ran in a stand-in ({dyn.standin}), not in "
                             f"the runtime's own image: it proves less than the real image")
+    for o in dyn.outcomes:
+        if o.ok and getattr(o, "after", ()):
+            result.notes.append(
+                f"{o.module} refuses to be imported on its own ({_one_line(o.alone_error)}); "
+                f"it imported after {', '.join(o.after)}, which depend(s) on it, as it is "
+                f"used")
     static_errors: Dict[str, List[Finding]] = {}
     for f in static.findings:
         if f.severity == "error":
@@ -467,6 +482,15 @@ def _dynamic(result: TargetResult, static: StaticReport, task_dir: Path,
                 f"{dist} imported in the {dyn.proof} proof, but the static check found "
                 f"{codes}; that environment is not the Lambda image (different libraries, "
                 f"newer glibc), so the static finding stands"))
+
+
+def _import_json(o) -> dict:
+    out = {"distribution": o.distribution, "module": o.module, "ok": o.ok, "error": o.error,
+           "reason": getattr(o, "reason", None)}
+    if getattr(o, "after", ()):
+        out["after"] = list(o.after)
+        out["alone_error"] = o.alone_error
+    return out
 
 
 def _all_outcomes(dyn) -> List[Any]:

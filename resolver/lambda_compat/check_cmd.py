@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, TextIO
+
 
 from . import errors
 from .check import CheckInput, CheckOptions, run_check, select_targets

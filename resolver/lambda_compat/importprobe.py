@@ -17,6 +17,12 @@ The spec (one JSON object) says:
     host's, which must never leak into a check);
 ``jobs``
     ``[[distribution, module], ...]``;
+``after``
+    ``{distribution: [module, ...]}``: the modules of the distributions that depend on it. A
+    module whose import fails alone is tried once more in a fresh child that first imports
+    these (their own failures are reported by their own jobs): some modules refuse to be
+    imported on their own by design (``psycopg_binary`` wants ``psycopg`` first), and are
+    only ever used through the distributions that depend on them;
 ``handler``
     ``"module.function"`` (Lambda's syntax, ``dir/module.function`` allowed) or null;
 ``timeout``
@@ -155,6 +161,11 @@ def _child(job, result_w, output_w):
 
     started = time.monotonic()
     result = {"ok": True, "reason": None, "error": None, "detail": None}
+    for first in job.get("after", ()):
+        try:
+            importlib.import_module(first)
+        except BaseException:  # its own job reports it
+            pass
     try:
         if job["kind"] == "module":
             importlib.import_module(job["module"])
@@ -321,6 +332,27 @@ def run_jobs(jobs, parallel):
     return results
 
 
+def retry_failed_after_dependents(jobs, results, after, parallel):
+    """Import again, after their dependents, the modules that failed alone (see ``after``).
+
+    A module that then imports is reported ``ok`` with ``after`` (what was imported first)
+    and ``alone_error`` (why it failed alone); one that fails again keeps its first result.
+    """
+    retries = []
+    for index, (job, result) in enumerate(zip(jobs, results)):
+        first = [m for m in after.get(job.get("distribution"), ()) if m != job.get("module")]
+        if job["kind"] == "module" and result.get("reason") == "import-error" and first:
+            retries.append((index, dict(job, after=first)))
+    if not retries:
+        return
+    again = run_jobs([job for _, job in retries], parallel)
+    for (index, job), result in zip(retries, again):
+        if result.get("ok"):
+            result["after"] = job["after"]
+            result["alone_error"] = results[index].get("error")
+            results[index] = result
+
+
 def _libc():
     try:
         return os.confstr("CS_GNU_LIBC_VERSION")
@@ -362,6 +394,7 @@ def main(argv):
     parallel = max(1, int(spec.get("parallel", 1)))
     started = time.monotonic()
     results = run_jobs(jobs, parallel)
+    retry_failed_after_dependents(jobs, results, spec.get("after") or {}, parallel)
     report = dict(about, **{
         "version": 1,
         "sys_path": path,

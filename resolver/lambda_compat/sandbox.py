@@ -13,17 +13,42 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Set
+from typing import AbstractSet, Iterable, List, Optional, Sequence, Set
 
 #: In order of preference. chroot (root only) before proot: proot cannot make the bundle
 #: read-only, so it runs on a private copy and cannot refuse writes the way Lambda does.
 RUNNERS = ("bwrap", "chroot", "proot")
 #: Where an explicitly started qemu is made visible inside the sandbox.
 QEMU_IN_SANDBOX = "/.lambda-compat-qemu"
+
+
+#: A shared library's file name: ``libfoo.so``, ``libfoo.so.1``, ``libfoo.so.1.2.3``.
+_LIBRARY_NAME = re.compile(r"\.so(\.[0-9][0-9.]*)?$")
+
+
+@dataclass(frozen=True)
+class LibraryFilter:
+    """Shared libraries to leave out of a view of the host's root.
+
+    In each directory of ``dirs`` (real paths, no symlink in them), a file or symlink whose
+    name is a shared library's is shown only if its real path is in ``allowed``; everything
+    else (subdirectories, other files) is shown as it is.
+    """
+
+    dirs: AbstractSet[str]
+    allowed: AbstractSet[str]
+
+    def hides(self, directory: str, entry: "os.DirEntry[str]") -> bool:
+        if directory not in self.dirs or not _LIBRARY_NAME.search(entry.name):
+            return False
+        if entry.is_dir():
+            return False
+        return os.path.realpath(entry.path) not in self.allowed
 
 
 @dataclass(frozen=True)
@@ -87,16 +112,21 @@ def install_hint(name: str) -> str:
 
 # --------------------------------------------------------------------------- bwrap
 
-def _bind_except(src: str, dest: str, holes: Set[str]) -> List[str]:
+def _bind_except(src: str, dest: str, holes: Set[str],
+                 libraries: Optional[LibraryFilter] = None) -> List[str]:
     """bwrap arguments showing ``src`` at ``dest`` read-only, except at ``holes``.
 
     Directories on the way to a hole are rebuilt on bwrap's own tmpfs root (entries bound one
     by one), so mount points never have to exist in the (read-only) source. That keeps a root
-    without ``/var/task`` usable and lets the host's ``/`` serve as a root.
+    without ``/var/task`` usable and lets the host's ``/`` serve as a root. With
+    ``libraries``, the library directories it names are rebuilt the same way, without the
+    shared libraries it hides.
     """
     if dest in holes:
         return []
-    if not any(h.startswith(dest.rstrip("/") + "/") for h in holes):
+    inner = set(holes) | (set(libraries.dirs) if libraries else set())
+    prefix = dest.rstrip("/") + "/"
+    if dest not in inner and not any(h.startswith(prefix) for h in inner):
         return ["--ro-bind", src, dest]
     args: List[str] = [] if dest == "/" else ["--dir", dest]
     try:
@@ -105,26 +135,31 @@ def _bind_except(src: str, dest: str, holes: Set[str]) -> List[str]:
         return args
     for entry in entries:
         child = (dest.rstrip("/") + "/" + entry.name)
-        if child in holes:
+        if child in holes or (libraries is not None and libraries.hides(dest, entry)):
             continue
         if entry.is_symlink():
             args += ["--symlink", os.readlink(entry.path), child]
         elif entry.is_dir(follow_symlinks=False):
-            args += _bind_except(entry.path, child, holes)
+            args += _bind_except(entry.path, child, holes, libraries)
         else:
             args += ["--ro-bind", entry.path, child]
     return args
 
 
 def bwrap_argv(mounts: Mounts, command: Sequence[str], *, share_net: bool = False,
-               extra_binds: Sequence[str] = ()) -> List[str]:
-    """``bwrap … command``; the environment is the calling process's (pass it via ``env``)."""
+               extra_binds: Sequence[str] = (),
+               libraries: Optional[LibraryFilter] = None) -> List[str]:
+    """``bwrap … command``; the environment is the calling process's (pass it via ``env``).
+
+    ``extra_binds`` are shown read-only at their own path (after ``/tmp`` is made fresh, so a
+    path under ``/tmp`` works); ``libraries`` leaves shared libraries out of the root's view.
+    """
     holes = {"/proc", "/dev", "/tmp", "/opt", "/var/task", "/sys"}
     argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-all",
             "--new-session"]
     if share_net:
         argv.append("--share-net")
-    argv += _bind_except(str(mounts.root), "/", holes)
+    argv += _bind_except(str(mounts.root), "/", holes, libraries)
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
              "--ro-bind-try", "/sys", "/sys",
              "--ro-bind", str(mounts.task), "/var/task",

@@ -204,20 +204,22 @@ def find_standin(target: Target, *, kind: str = "auto",
 
 
 def ensure_standin(target: Target, *, kind: str = "auto", cache_dir: Optional[Path] = None,
-                   mirror: Optional[str] = None) -> StandinRoot:
+                   mirror: Optional[str] = None, ui=None) -> StandinRoot:
     """The stand-in root for ``target``, built and cached on first use.
 
-    Raises BackendUnavailable (an EnvironmentProblem) when none can be made here.
+    Raises BackendUnavailable (an EnvironmentProblem) when none can be made here. ``ui``
+    receives ``standin-build-start`` / ``standin-build-done`` when a root is really built.
     """
     plan, why = plan_standin(target, kind)
     if plan is None:
         raise errors.BackendUnavailable(why + ".", hint="Install a local interpreter of the "
                                         "version (pyenv install X.Y) or use a supported version.")
-    return build_standin(plan, target=target, cache_dir=cache_dir, mirror=mirror)
+    return build_standin(plan, target=target, cache_dir=cache_dir, mirror=mirror, ui=ui)
 
 
 def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
-                  cache_dir: Optional[Path] = None, mirror: Optional[str] = None) -> StandinRoot:
+                  cache_dir: Optional[Path] = None, mirror: Optional[str] = None,
+                  ui=None) -> StandinRoot:
     base = roots_dir(cache_dir)
     base.mkdir(parents=True, exist_ok=True)
     final = base / plan.name
@@ -234,6 +236,9 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
             shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{plan.name}-", dir=base))
         started = time.monotonic()
+        if ui is not None:
+            ui.event("standin-build-start", name=plan.name, kind=plan.kind,
+                     **({"target": target.name} if target is not None else {}))
         try:
             if plan.kind == "copy":
                 assert plan.interpreter is not None
@@ -248,6 +253,10 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
+        if ui is not None:
+            ui.event("standin-build-done", name=plan.name, kind=plan.kind,
+                     seconds=info.build_seconds, path=str(final),
+                     **({"target": target.name} if target is not None else {}))
     return StandinRoot(final, info)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import threading
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -23,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import elf
+from . import elf, libscan
 from .bundle import OPT, TASK, Bundle, Distribution
 from .targets import Target
 from .wheels import Finding, check_requires_python
@@ -77,6 +78,9 @@ class DistSummary:
     origin: str                   # "bundle" or "layer N (file)"
     modules: Tuple[str, ...]      # top-level modules the dynamic proof imports
     size: int
+    #: visible distributions that depend on this one (any extra): a module of it that refuses
+    #: to be imported alone is imported after theirs
+    dependents: Tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return {"name": self.name, "version": self.version, "location": self.location,
@@ -103,6 +107,18 @@ class StaticReport:
         """(distribution, module) pairs to import, for a dynamic backend."""
         return tuple((d.name, m) for d in self.distributions for m in d.modules)
 
+    def after(self) -> Dict[str, Tuple[str, ...]]:
+        """distribution -> modules of the distributions that depend on it (the ``after`` of
+        :meth:`~lambda_compat.backends.Backend.import_modules`)."""
+        by_name = {d.name: d for d in self.distributions}
+        out: Dict[str, Tuple[str, ...]] = {}
+        for d in self.distributions:
+            mods = tuple(m for dep in d.dependents if dep in by_name
+                         for m in by_name[dep].modules if m not in d.modules)
+            if mods:
+                out[d.name] = mods
+        return out
+
 
 def _mb(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
@@ -121,6 +137,8 @@ class StaticChecker:
         self._size_parts = self._size_parts_by_group()
         self._lib_index = self._library_index()
         self._common = tuple(self._bundle_findings(empty_is_error))
+        self._loads: Optional[Dict[str, List[libscan.LibraryLoad]]] = None
+        self._loads_lock = threading.Lock()  # targets are checked in parallel threads
 
     # -- bundle-wide -----------------------------------------------------------------------
     def _bundle_findings(self, empty_is_error: bool) -> Iterable[Finding]:
@@ -199,7 +217,10 @@ class StaticChecker:
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
         findings += self._check_native(target, hidden_dirs)
-        dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size)
+        findings += self._check_library_loads(visible, target)
+        dependents = _dependents(visible, target)
+        dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size,
+                                  dependents.get(d.key, ()))
                       for d in sorted(visible.values(), key=lambda d: d.key))
         return StaticReport(target=target, findings=tuple(_dedupe(findings)),
                             size=self.size_info(), distributions=dists)
@@ -339,6 +360,44 @@ class StaticChecker:
             f"Install {req.name} into the bundle with the rest (lambda-compat build resolves "
             f"the whole closure for the target).")
 
+    # -- libraries loaded from Python (ctypes, cffi) ---------------------------------------
+    def library_loads(self) -> Dict[str, List[libscan.LibraryLoad]]:
+        """distribution key -> the libraries its code loads at import (read once)."""
+        with self._loads_lock:
+            if self._loads is None:
+                self._loads = self._scan_library_loads()
+        return self._loads
+
+    def _scan_library_loads(self) -> Dict[str, List[libscan.LibraryLoad]]:
+        by_site: Dict[str, Dict[str, str]] = {}
+        for path, f in self.bundle.files.items():
+            if path.endswith(".py") and f.link is None:
+                by_site.setdefault(path.rpartition("/")[0], {})[path] = f.real
+        loads: Dict[str, List[libscan.LibraryLoad]] = {}
+        for d in self.bundle.distributions:
+            if d.placement != "site" or not d.modules:
+                continue
+            # the distribution's own modules: other distributions are scanned from theirs
+            tops = tuple(f"{d.site}/{m}" for m in d.modules)
+            own = {p: r for directory, files in by_site.items()
+                   if directory in tops or directory.startswith(tuple(t + "/" for t in tops))
+                   or directory == d.site
+                   for p, r in files.items()
+                   if directory != d.site or p[:-3] in tops}
+            loads[d.key] = libscan.scan_distribution(d.site, d.modules, own)
+        return loads
+
+    def _check_library_loads(self, visible: Dict[str, Distribution],
+                             target: Target) -> List[Finding]:
+        if target.facts is None:
+            return []
+        loads = self.library_loads()
+        out: List[Finding] = []
+        for key, d in sorted(visible.items()):
+            if loads.get(key):
+                out += libscan.judge(d.name, loads[key], target.facts, set(self._lib_index))
+        return out
+
     # -- shared objects --------------------------------------------------------------------
     def _check_native(self, target: Target, hidden_dirs: Tuple[str, ...]) -> List[Finding]:
         b = self.bundle
@@ -472,6 +531,27 @@ class StaticChecker:
 
 
 # --------------------------------------------------------------------------- helpers
+
+_EXTRA_IN_MARKER = re.compile(r"""\bextra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _dependents(visible: Dict[str, Distribution], target: Target) -> Dict[str, Tuple[str, ...]]:
+    """canonical name -> names of the visible distributions that require it, under any of
+    their extras (the bundle does not record which extras were asked for)."""
+    env = dict(target.marker_environment())
+    out: Dict[str, Set[str]] = {}
+    for key, d in visible.items():
+        extras = {""} | {e for r in d.requires_dist if r.marker is not None
+                         for e in _EXTRA_IN_MARKER.findall(str(r.marker))}
+        for req in d.requires_dist:
+            dep = canonicalize_name(req.name)
+            if dep == key or dep not in visible:
+                continue
+            if req.marker is not None and not any(
+                    req.marker.evaluate({**env, "extra": e}) for e in sorted(extras)):
+                continue
+            out.setdefault(dep, set()).add(d.name)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 def _dedupe(findings: Iterable[Finding]) -> List[Finding]:
     seen = set()

@@ -195,6 +195,13 @@ class ProgressUI:
         self._say(f"{target}: {data.get('verdict')} (proof: {data.get('proof')}, "
                   f"{_duration(data.get('seconds', 0))})", style="green" if ok else "red")
 
+    def _on_standin_build_start(self, target: str, data: dict) -> None:
+        self._set(target, "building stand-in root", f"{data.get('name')} ({data.get('kind')})")
+
+    def _on_standin_build_done(self, target: str, data: dict) -> None:
+        self._say(f"{self._prefix(target)}stand-in root {data.get('name')} built in "
+                  f"{_duration(data.get('seconds', 0))}")
+
     def _on_package_start(self, target: str, data: dict) -> None:
         self._say(f"packaging {data['project']} for {data['target']}", bold=True)
 
