@@ -157,6 +157,8 @@ def render_text(report: CheckReport, colour: bool) -> str:
         f"{p} for {_targets_text(n, names)}" for p, n in proofs.items()) + ")"
     summary += f" in {report.seconds:.1f} s"
     out.append(paint(summary, "32" if report.ok else "31"))
+    for skipped in report.skipped:
+        out.append(paint(f"not checked: {skipped.message}", "2"))
     return "\n".join(out)
 
 

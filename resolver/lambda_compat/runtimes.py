@@ -32,6 +32,8 @@ from .errors import RegistryError, UnknownTarget
 
 __all__ = [
     "ARCHITECTURES",
+    "Capability",
+    "LibraryFact",
     "RuntimeFacts",
     "RuntimeRegistry",
     "load_runtimes",
@@ -54,9 +56,16 @@ _OS_NAMES = {"al2": "Amazon Linux 2", "al2023": "Amazon Linux 2023"}
 
 #: Groups of a target, in file order. Each is a mapping with ``src`` and optional marks.
 _GROUPS = ("python", "os", "libstdcxx", "image", "sys_path", "shared_libraries",
-           "lifecycle", "preinstalled")
+           "capabilities", "lifecycle", "preinstalled")
+#: Groups a target may leave out.
+_OPTIONAL_GROUPS = frozenset({"capabilities"})
+#: Library lists of ``shared_libraries`` and the status each gives a soname.
+_LIBRARY_LISTS = (("sonames", "present"), ("inferred_sonames", "present"),
+                  ("unverified_sonames", "unverified"), ("absent", "absent"))
+#: What ``capabilities`` records: the runtime's own sqlite3 and ssl modules' libraries.
+CAPABILITIES = ("sqlite", "openssl")
 _MARKS = ("inferred", "derived", "unverified")
-_META_KEYS = frozenset(("src", "note") + _MARKS)
+_META_KEYS = frozenset(("src", "note", "cite") + _MARKS)
 _LIFECYCLE_ORDER = ("released", "deprecation", "block_function_create", "block_function_update")
 
 SCHEMA_FILENAME = "runtimes.schema.json"
@@ -64,6 +73,47 @@ RUNTIMES_FILENAME = "runtimes.yaml"
 
 
 # --------------------------------------------------------------------------- data classes
+
+@dataclass(frozen=True)
+class LibraryFact:
+    """What the registry says about one soname on one target, and on what evidence.
+
+    ``status`` is ``present`` (seen, or inferred: then ``inferred`` is True), ``absent``,
+    ``unverified`` (nobody has checked either way) or ``unknown`` (the registry does not
+    mention it). ``entry`` is the list item that matched (a glob for some absent entries).
+    """
+
+    soname: str
+    status: str
+    sources: tuple[str, ...] = ()
+    inferred: bool = False
+    entry: Optional[str] = None
+    list_name: Optional[str] = None
+
+    def describe(self, target: str) -> str:
+        """``registry/runtimes.yaml python3.11/x86_64 shared_libraries.unverified_sonames:
+        libexpat.so.1 (S6, S24)`` -- the fact, where it is recorded and its sources."""
+        where = f"registry/runtimes.yaml {target}"
+        if self.list_name is None:
+            return f"{where} shared_libraries: {self.soname} is not recorded"
+        src = f" ({', '.join(self.sources)})" if self.sources else ""
+        entry = self.entry if self.entry == self.soname else f"{self.entry} (matches {self.soname})"
+        return f"{where} shared_libraries.{self.list_name}: {entry}{src}"
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A version the runtime's own modules provide (``sqlite``: sqlite3, ``openssl``: ssl)."""
+
+    name: str
+    value: Optional[str]
+    status: str                       # sourced | derived | inferred | unverified
+    sources: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """A value to judge by: recorded, and not marked unverified."""
+        return self.value is not None and self.status != "unverified"
 
 @dataclass(frozen=True)
 class RuntimeFacts:
@@ -98,6 +148,18 @@ class RuntimeFacts:
     sources: tuple[str, ...]
     #: The subset of ``sonames`` that is expected but was not seen on an image.
     inferred_sonames: frozenset[str] = frozenset()
+    #: Names (globs allowed) whose presence nobody has verified either way.
+    unverified_sonames: frozenset[str] = frozenset()
+    #: ``(soname or glob, sources)`` of the library facts with their own citations; the
+    #: others cite ``library_src`` (the group's ``src``).
+    library_cite: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    library_src: tuple[str, ...] = ()
+    #: ``sqlite`` / ``openssl`` capabilities of the runtime's own modules.
+    capabilities: tuple[Capability, ...] = ()
+    block_function_create: datetime.date | None = None
+    block_function_update: datetime.date | None = None
+    #: The day the lifecycle dates were last read from their source.
+    lifecycle_read: datetime.date | None = None
 
     @property
     def machine(self) -> str:
@@ -123,9 +185,37 @@ class RuntimeFacts:
                 return status
         raise KeyError(f"{self.name} has no key {dotted_key!r}")
 
+    def accepts_updates(self, today: datetime.date) -> bool:
+        """True while functions on this runtime can still be updated (before the block-update
+        date; True when that date is unknown): such a runtime still needs checking."""
+        return self.block_function_update is None or today < self.block_function_update
+
     def is_known_absent(self, soname: str) -> bool:
         """True if ``soname`` matches an entry (possibly a glob) of ``absent_sonames``."""
         return any(fnmatch.fnmatchcase(soname, pattern) for pattern in self.absent_sonames)
+
+    def library_fact(self, soname: str) -> LibraryFact:
+        """The registry's fact about ``soname`` here: present, absent, unverified or unknown."""
+        lists = (("sonames", self.sonames - self.inferred_sonames, "present"),
+                 ("inferred_sonames", self.inferred_sonames, "present"),
+                 ("unverified_sonames", self.unverified_sonames, "unverified"),
+                 ("absent", self.absent_sonames, "absent"))
+        for list_name, entries, status in lists:
+            for entry in sorted(entries):
+                if entry == soname or fnmatch.fnmatchcase(soname, entry):
+                    cite = dict(self.library_cite)
+                    sources = cite.get(entry) or cite.get(soname) or self.library_src
+                    return LibraryFact(soname, status, tuple(sources),
+                                       inferred=list_name == "inferred_sonames",
+                                       entry=entry, list_name=list_name)
+        return LibraryFact(soname, "unknown", tuple(self.library_src))
+
+    def capability(self, name: str) -> Capability:
+        """The ``capabilities`` fact ``name`` (a null, unverified one when not recorded)."""
+        for c in self.capabilities:
+            if c.name == name:
+                return c
+        return Capability(name, None, "unverified")
 
 
 @dataclass(frozen=True)
@@ -477,6 +567,8 @@ class _Checker:
     # -- provenance and citations
     def check_groups(self, t: _Map) -> None:
         for name in _GROUPS:
+            if name not in t and name in _OPTIONAL_GROUPS:
+                continue
             group = t[name]
             for i, key in enumerate(group["src"]):
                 if key not in self.sources:
@@ -584,11 +676,27 @@ class _Checker:
             self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",
                       sl.key_lines.get("inferred_sonames", sl.line), t)
         absent = sl["absent"]
-        for i, pattern in enumerate(absent):
-            clash = [s for s in present if fnmatch.fnmatchcase(s, pattern)]
-            if clash:
-                self.fail(f"shared_libraries.absent entry {pattern!r} matches present "
-                          f"soname(s) {clash}", absent.item_lines[i], t)
+        unverified = sl.get("unverified_sonames") or _Seq()
+        for key, items in (("absent", absent), ("unverified_sonames", unverified)):
+            others = [("present", present)] + ([("unverified", list(unverified))]
+                                               if key == "absent" else [])
+            for i, pattern in enumerate(items):
+                for status, names in others:
+                    clash = [s for s in names if s == pattern or fnmatch.fnmatchcase(s, pattern)]
+                    if clash:
+                        self.fail(f"shared_libraries.{key} entry {pattern!r} matches {status} "
+                                  f"soname(s) {clash}; a soname has one status",
+                                  items.item_lines[i], t)
+        cite = sl.get("cite") or {}
+        listed = set(present) | set(absent) | set(unverified)
+        for name, keys in cite.items():
+            line = cite.key_lines.get(name, sl.line)
+            if name not in listed:
+                self.fail(f"shared_libraries.cite names {name!r}, which no library list of "
+                          f"this target has", line, t)
+            for key in keys:
+                if key not in self.sources:
+                    self.fail(f"shared_libraries.cite.{name} cites unknown source {key!r}", line, t)
 
     # -- lifecycle
     def check_lifecycle(self, t: _Map) -> None:
@@ -614,6 +722,8 @@ class _Checker:
         provenance: List[Tuple[str, str]] = []
         cited: set = set()
         for name in _GROUPS:
+            if name not in t and name in _OPTIONAL_GROUPS:
+                continue
             group = t[name]
             cited.update(group["src"])
             status = {key: mark for mark in _MARKS for key in group.get(mark, ())}
@@ -649,4 +759,20 @@ class _Checker:
             provenance=tuple(provenance),
             sources=tuple(sorted(cited, key=_source_order)),
             inferred_sonames=inferred,
+            unverified_sonames=frozenset(sl.get("unverified_sonames") or ()),
+            library_cite=tuple((str(k), tuple(v)) for k, v in (sl.get("cite") or {}).items()),
+            library_src=tuple(sl["src"]),
+            capabilities=_capabilities(t.get("capabilities")),
+            block_function_create=day(lc["block_function_create"]),
+            block_function_update=day(lc["block_function_update"]),
+            lifecycle_read=day(lc.get("read")),
         )
+
+
+def _capabilities(group: Optional[Dict[str, Any]]) -> Tuple[Capability, ...]:
+    if not group:
+        return ()
+    status = {key: mark for mark in _MARKS for key in group.get(mark, ())}
+    return tuple(Capability(name, None if group.get(name) is None else str(group[name]),
+                            status.get(name, "sourced"), tuple(group["src"]))
+                 for name in CAPABILITIES if name in group)
