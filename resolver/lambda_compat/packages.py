@@ -48,7 +48,13 @@ KINDS: Mapping[str, str] = {
     "platform-tag-without-native-code": (
         "the build always tags the wheel for the build machine (a custom bdist_wheel, "
         "has_ext_modules forced true, Root-Is-Purelib false) although it holds no native code"),
+    "runtime-capability": (
+        "the package needs more of the runtime itself than some runtimes have (a newer "
+        "sqlite3 or ssl library in the runtime's own Python), and refuses to import or fails "
+        "there although its metadata says it installs; `needs` says what, `fix` how to ship it"),
 }
+#: Kinds whose entries vouch for a platform-tagged wheel (the builder's allowlist).
+ALLOWLIST_KINDS = ("optional-extension-pure-fallback", "platform-tag-without-native-code")
 
 PACKAGES_DIR = "packages"
 SCHEMA_FILE = Path("schema") / "package.schema.json"
@@ -58,7 +64,7 @@ CHANGELOG_FILE = "CHANGELOG.md"
 VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})\.(\d+)$")
 #: Field order of a dumped entry (the order CONTRIBUTING.md shows).
 FIELD_ORDER = ("name", "versions", "targets", "kind", "explanation", "imports", "smoke",
-               "evidence", "references")
+               "needs", "fix", "evidence", "references")
 
 
 # --------------------------------------------------------------------------- values
@@ -99,10 +105,19 @@ class PackageEntry:
     arches: Optional[Tuple[str, ...]] = None    # None: every architecture
     smoke: Optional[str] = None                # a statement run after the imports
     references: Tuple[str, ...] = ()
+    #: ``targets`` given as runtime/arch pairs (``python3.12/x86_64``); None: runtimes/arches.
+    pairs: Optional[Tuple[str, ...]] = None
+    #: runtime-capability: capability -> PEP 440 specifier (``{"sqlite": ">=3.35"}``).
+    needs: Tuple[Tuple[str, str], ...] = ()
+    #: runtime-capability: the fix (``distribution`` to ship, ``text`` how to use it).
+    fix_distribution: Optional[str] = None
+    fix_text: Optional[str] = None
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 
     def applies_to(self, target: Target) -> bool:
+        if self.pairs is not None:
+            return f"{target.runtime}/{target.arch}" in self.pairs
         return ((self.runtimes is None or target.runtime in self.runtimes)
                 and (self.arches is None or target.arch in self.arches))
 
@@ -122,6 +137,8 @@ class PackageEntry:
         return f"{self.name} {self.versions}"
 
     def targets_text(self) -> str:
+        if self.pairs is not None:
+            return ", ".join(self.pairs)
         runtimes = ",".join(self.runtimes) if self.runtimes else "all runtimes"
         arches = ",".join(self.arches) if self.arches else "all arches"
         return f"{runtimes} / {arches}"
@@ -129,7 +146,9 @@ class PackageEntry:
     def to_data(self) -> Dict[str, Any]:
         """The entry as the YAML mapping it was read from (field order of FIELD_ORDER)."""
         data: Dict[str, Any] = {"name": self.name, "versions": str(self.versions)}
-        if self.runtimes is not None or self.arches is not None:
+        if self.pairs is not None:
+            data["targets"] = list(self.pairs)
+        elif self.runtimes is not None or self.arches is not None:
             data["targets"] = {}
             if self.runtimes is not None:
                 data["targets"]["runtimes"] = list(self.runtimes)
@@ -140,6 +159,10 @@ class PackageEntry:
         data["imports"] = list(self.imports)
         if self.smoke is not None:
             data["smoke"] = self.smoke
+        if self.needs:
+            data["needs"] = dict(self.needs)
+        if self.fix_distribution is not None:
+            data["fix"] = {"distribution": self.fix_distribution, "text": self.fix_text}
         data["evidence"] = [e.to_data() for e in self.evidence]
         if self.references:
             data["references"] = list(self.references)
@@ -168,9 +191,12 @@ class PackageRegistry:
     entries: Tuple[PackageEntry, ...]
     root: str = ""
 
-    def find(self, name: str, version: str, target: Target) -> Optional[PackageEntry]:
-        """The entry that vouches for ``name`` ``version`` on ``target``, if any."""
-        return next((e for e in self.entries if e.matches(name, version, target)), None)
+    def find(self, name: str, version: str, target: Target,
+             kinds: Sequence[str] = ALLOWLIST_KINDS) -> Optional[PackageEntry]:
+        """The entry of one of ``kinds`` (by default: one that vouches for a platform-tagged
+        wheel) for ``name`` ``version`` on ``target``, if any."""
+        return next((e for e in self.entries
+                     if e.kind in kinds and e.matches(name, version, target)), None)
 
     def get(self, name: str) -> Optional[PackageEntry]:
         key = canonicalize_name(name)
@@ -509,6 +535,10 @@ def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any, path:
                     message = ("missing evidence: every entry names the versions and targets "
                                "its compat test proved, the test and the date "
                                "(see CONTRIBUTING.md, 'Adding a registry entry')")
+                elif key == "targets":
+                    message = ("missing targets: list the runtime/arch pairs the evidence "
+                               "proves, e.g. targets: [python3.12/x86_64] (an entry without "
+                               "them would claim every target)")
                 else:
                     message = f"{where}: missing required field {key!r}"
                 out.append(RegistryProblem(path, line, message))
@@ -575,6 +605,10 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
     if problems:
         return None, sorted(problems, key=lambda p: (p.line or 0, p.message))
     targets = data.get("targets") or {}
+    pairs = tuple(targets) if isinstance(targets, list) else None
+    if pairs is not None:
+        targets = {}
+    fix = data.get("fix") or {}
     entry = PackageEntry(
         name=data["name"], versions=SpecifierSet(data["versions"]), kind=data["kind"],
         explanation=" ".join(data["explanation"].split()),
@@ -587,6 +621,9 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
         arches=tuple(targets["arches"]) if "arches" in targets else None,
         smoke=data.get("smoke"),
         references=tuple(data.get("references", ())),
+        pairs=pairs,
+        needs=tuple((str(k), str(v)) for k, v in (data.get("needs") or {}).items()),
+        fix_distribution=fix.get("distribution"), fix_text=fix.get("text"),
         path=path, line=_line(node, ["name"]) or 1)
     return entry, []
 
@@ -622,6 +659,15 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
     known_arches = sorted({a for _, a in known})
     targets = data.get("targets")
     runtimes = arches = None
+    pairs: Optional[List[str]] = None
+    if isinstance(targets, list):
+        pairs = [t for t in targets if isinstance(t, str) and "/" in t]
+        for i, t in enumerate(targets):
+            if isinstance(t, str) and "/" in t and tuple(t.split("/", 1)) not in known:
+                close = _suggest_target(*t.split("/", 1), known)
+                add(["targets", i], f"targets[{i}]: unknown target {t!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
     if isinstance(targets, dict):
         runtimes = targets.get("runtimes")
         arches = targets.get("arches")
@@ -672,7 +718,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                         + (f"; did you mean {close[0]!r}?" if close else "")
                         + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
                 elif ((isinstance(runtimes, list) and runtime not in runtimes)
-                      or (isinstance(arches, list) and arch not in arches)):
+                      or (isinstance(arches, list) and arch not in arches)
+                      or (pairs is not None and t not in pairs)):
                     add(["evidence", i, "targets", j],
                         f"evidence[{i}].targets[{j}]: {t} is outside the entry's targets")
             date = ev.get("date")
@@ -686,6 +733,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                     if day > datetime.date.today() + datetime.timedelta(days=1):
                         add(["evidence", i, "date"],
                             f"evidence[{i}].date: {date} is in the future")
+    _scope_problems(data, spec, known, pairs, runtimes, arches, add)
+    _capability_problems(data, add)
     imports = data.get("imports")
     if isinstance(imports, list):
         for i, module in enumerate(imports):
@@ -698,6 +747,97 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
         except SyntaxError as e:
             add(["smoke"], f"smoke: not valid Python ({e.msg})")
     return out
+
+
+def _evidence_versions(data: Dict[str, Any]) -> List[Version]:
+    out = []
+    for ev in data.get("evidence") or ():
+        if not isinstance(ev, dict):
+            continue
+        for v in ev.get("versions") or ():
+            if not isinstance(v, str):
+                continue        # the schema reports it (an unquoted 1.17 is not "1.17")
+            try:
+                out.append(Version(v))
+            except InvalidVersion:
+                pass
+    return out
+
+
+def _scope_problems(data: Dict[str, Any], spec: Optional[SpecifierSet],
+                    known: FrozenSet[Tuple[str, str]], pairs: Optional[List[str]],
+                    runtimes: Any, arches: Any, add: Any) -> List[RegistryProblem]:
+    """A claim no wider than its evidence: the version range starts at the oldest proven
+    version and ends at the newest (``<=``); the targets are ones the evidence names.
+
+    Reported through ``add`` (which records them); returns nothing itself.
+    """
+    proven = _evidence_versions(data)
+    written = data.get("versions")
+    if spec is not None and str(spec) and proven:
+        oldest, newest = min(proven), max(proven)
+        lower = [c for c in spec if c.operator in (">=", ">", "==", "===", "~=")]
+        upper = [c for c in spec if c.operator in ("<=", "==", "===")]
+        bounds = []
+        for c in lower:
+            try:
+                bounds.append(Version(c.version.rstrip(".*")))
+            except InvalidVersion:
+                pass
+        if not lower or (bounds and max(bounds) < oldest):
+            add(["versions"], f"versions: {written} starts below {oldest}, the oldest version "
+                              f"its evidence proves; start the range at >={oldest} (an older "
+                              f"release needs its own evidence)")
+        if not upper:
+            add(["versions"], f"versions: {written} admits versions newer than {newest}, the "
+                              f"newest its evidence proves; end the range at <={newest} (a "
+                              f"newer release needs its own evidence)")
+    evidence_targets = {t for ev in data.get("evidence") or () if isinstance(ev, dict)
+                        for t in ev.get("targets") or () if isinstance(t, str)}
+    if "targets" not in data or not evidence_targets:
+        return []            # the schema reports the missing field / the empty evidence
+    if pairs is not None:
+        claimed = set(pairs)
+    else:
+        rts = runtimes if isinstance(runtimes, list) else sorted({r for r, _ in known})
+        ars = arches if isinstance(arches, list) else sorted({a for _, a in known})
+        # unknown names are reported on their own
+        claimed = {f"{r}/{a}" for r in rts for a in ars if (r, a) in known}
+    unproven = sorted(claimed - evidence_targets, key=lambda t: (_runtime_key(t), t))
+    if unproven:
+        add(["targets"], f"targets: {len(unproven)} target(s) no evidence proves "
+                         f"({', '.join(unproven[:6])}{' ...' if len(unproven) > 6 else ''}); "
+                         f"list only the runtime/arch pairs the evidence names")
+    return []
+
+
+def _capability_problems(data: Dict[str, Any], add: Any) -> List[RegistryProblem]:
+    """runtime-capability entries say what they need and how to fix it; others do not."""
+    from .runtimes import CAPABILITIES
+    capability = data.get("kind") == "runtime-capability"
+    needs, fix = data.get("needs"), data.get("fix")
+    if capability:
+        if not isinstance(needs, dict) or not needs:
+            add(["kind"], "a runtime-capability entry says what it needs: needs: {sqlite: "
+                          "'>=3.35'} (capabilities: " + ", ".join(CAPABILITIES) + ")")
+        if not isinstance(fix, dict):
+            add(["kind"], "a runtime-capability entry names its fix: fix: {distribution: "
+                          "NAME, text: how to use it}")
+    elif needs is not None or fix is not None:
+        add(["needs" if needs is not None else "fix"],
+            f"{'needs' if needs is not None else 'fix'}: only runtime-capability entries "
+            f"have it")
+    if isinstance(needs, dict):
+        for key, value in needs.items():
+            if key not in CAPABILITIES:
+                add(["needs", key], f"needs.{key}: unknown capability (known: "
+                                    f"{', '.join(CAPABILITIES)})")
+                continue
+            try:
+                SpecifierSet(str(value))
+            except InvalidSpecifier:
+                add(["needs", key], f"needs.{key}: {value!r} is not a PEP 440 specifier set")
+    return []
 
 
 def _suggest_target(runtime: str, arch: Optional[str],

@@ -25,6 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import elf
 from .bundle import OPT, TASK, Bundle, Distribution
+from .capabilities import capability_findings
 from .targets import Target
 from .wheels import Finding, check_requires_python
 
@@ -198,6 +199,7 @@ class StaticChecker:
         for d in visible.values():
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
+        findings += capability_findings(visible.values(), target)
         findings += self._check_native(target, hidden_dirs)
         dists = tuple(DistSummary(d.name, d.version, d.site, d.origin, d.modules, d.size)
                       for d in sorted(visible.values(), key=lambda d: d.key))
