@@ -17,7 +17,7 @@ naming the fact to verify; a bundle that already holds the fix's distribution ge
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional
+from typing import Any, Iterable, List, Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -75,7 +75,8 @@ def capability_findings(distributions: Iterable, target: Target) -> List[Finding
 
 def _judge(d, entry, name: str, spec: SpecifierSet, target: Target, registry_version: str,
            fix_present: bool) -> Optional[Finding]:
-    cap = target.facts.capability(name)
+    facts: Any = target.facts
+    cap = facts.capability(name)
     where = f"registry/runtimes.yaml {target.name} capabilities.{name}"
     claim = (f"{d.name} {d.version} needs the runtime's {name} {spec} (registry entry "
              f"{entry.label}, {entry.kind}; registry {registry_version})")

@@ -664,7 +664,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
         pairs = [t for t in targets if isinstance(t, str) and "/" in t]
         for i, t in enumerate(targets):
             if isinstance(t, str) and "/" in t and tuple(t.split("/", 1)) not in known:
-                close = _suggest_target(*t.split("/", 1), known)
+                rt, ar = t.split("/", 1)
+                close = _suggest_target(rt, ar, known)
                 add(["targets", i], f"targets[{i}]: unknown target {t!r}"
                     + (f"; did you mean {close[0]!r}?" if close else "")
                     + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
