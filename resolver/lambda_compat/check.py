@@ -346,12 +346,14 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
         layers = [_bundle.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
         if inp.kind == "requirements":
             reqs = inp.path
-            if not reqs.is_file():
+            if reqs is None or not reqs.is_file():
                 raise errors.BadInput(f"{reqs}: no such requirements file.",
                                       hint="Check the path.")
 
+            req_file: Path = reqs
+
             def one(sel: SelectedTarget) -> TargetResult:
-                return _check_requirements(reqs, layers, sel, options, ws, ui)
+                return _check_requirements(req_file, layers, sel, options, ws, ui)
         else:
             task = _bundle.open_input(inp.path, "bundle", ws) if inp.path else None
             if task is None:

@@ -150,7 +150,7 @@ def render_text(report: CheckReport, colour: bool) -> str:
               f"compatible"
     if good and len(good) < len(targets):
         summary += ": " + ", ".join(t.target.name for t in good)
-    proofs = {}
+    proofs: Dict[str, List[str]] = {}
     for t in targets:
         proofs.setdefault(t.proof, []).append(t.target.name)
     summary += " (proof: " + "; ".join(

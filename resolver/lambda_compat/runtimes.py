@@ -368,12 +368,16 @@ class _Map(dict):
     """A mapping that remembers the line of its node and of each key (1-based)."""
 
     __slots__ = ("line", "key_lines")
+    line: int
+    key_lines: Dict[Any, int]
 
 
 class _Seq(list):
     """A sequence that remembers the line of its node and of each item (1-based)."""
 
     __slots__ = ("line", "item_lines")
+    line: int
+    item_lines: List[int]
 
 
 class _DuplicateKey(Exception):
@@ -384,7 +388,10 @@ class _DuplicateKey(Exception):
         self.first_line = first_line
 
 
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+
+
+class _LineLoader(_BaseLoader):
     pass
 
 
@@ -676,7 +683,9 @@ class _Checker:
             self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",
                       sl.key_lines.get("inferred_sonames", sl.line), t)
         absent = sl["absent"]
-        unverified = sl.get("unverified_sonames") or _Seq()
+        unverified: _Seq = sl.get("unverified_sonames") or _Seq()
+        if not hasattr(unverified, "item_lines"):
+            unverified.item_lines = []
         for key, items in (("absent", absent), ("unverified_sonames", unverified)):
             others = [("present", present)] + ([("unverified", list(unverified))]
                                                if key == "absent" else [])
@@ -687,7 +696,7 @@ class _Checker:
                         self.fail(f"shared_libraries.{key} entry {pattern!r} matches {status} "
                                   f"soname(s) {clash}; a soname has one status",
                                   items.item_lines[i], t)
-        cite = sl.get("cite") or {}
+        cite: _Map = sl.get("cite") or _Map()
         listed = set(present) | set(absent) | set(unverified)
         for name, keys in cite.items():
             line = cite.key_lines.get(name, sl.line)

@@ -419,14 +419,14 @@ class StaticChecker:
                                       ("CXXABI_", facts.cxxabi_max, "libstdcxx-too-new"),
                                       ("GCC_", facts.gcc_max, "libgcc-too-new")):
             lib = _TOOLCHAIN_LIBS[prefix]
-            need = _max_from(info, prefix, lib)
-            if not need or not ceiling or tuple(need) <= tuple(ceiling):
+            needed = _max_from(info, prefix, lib)
+            if not needed or not ceiling or tuple(needed) <= tuple(ceiling):
                 continue
             if self._found(lib, search):
                 continue  # a bundled copy of the library serves it
             out.append(Finding(
                 code, dist, path,
-                f"{base} needs {prefix}{_v(need)} from {lib}; the runtime's {lib} provides "
+                f"{base} needs {prefix}{_v(needed)} from {lib}; the runtime's {lib} provides "
                 f"up to {prefix}{_v(ceiling)}.",
                 f"Install a manylinux wheel of {dist} (built with an older toolchain), or ship "
                 f"a newer {lib} in the bundle's lib/ directory."))
