@@ -295,8 +295,13 @@ def test_refresh_pull_request_triggers_ci_and_marks_partial_probes():
     assert set(job["needs"]) == {"plan", "probe"}
     pr = next(s for s in job["steps"] if "create-pull-request" in s.get("uses", ""))
     assert pr["with"]["token"] == "${{ secrets.REFRESH_PR_TOKEN || github.token }}"
-    assert pr["with"]["draft"] == "${{ steps.coverage.outputs.partial == 'true' }}"
+    assert pr["with"]["draft"] == ("${{ steps.coverage.outputs.partial == 'true' || "
+                                   "steps.lifecycle.outputs.ok != 'true' }}")
     assert "PARTIAL" in pr["with"]["title"] and "partial" in pr["with"]["labels"]
+    lifecycle = next(s for s in job["steps"] if s.get("id") == "lifecycle")
+    assert "lambda-runtimes.html" in lifecycle["run"]
+    assert "python -m lambda_compat.lifecycle_merge" in lifecycle["run"]
+    assert "::error::" in lifecycle["run"] and "ok=false" in lifecycle["run"]
     dispatch = next(s for s in job["steps"] if "gh workflow run" in s.get("run", ""))
     assert "HAS_TOKEN != 'true'" in dispatch["if"]
     assert "gh workflow run ci.yml" in dispatch["run"]
