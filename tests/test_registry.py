@@ -422,14 +422,15 @@ def test_build_help_documents_no_binary(capsys):
 
 # --------------------------------------------------------------------------- the builder
 
-def optional_ext_registry(root: Path, extra: str = "", versions: str = ">=1.0",
-                          proven: str = "1.0") -> Path:
+def optional_ext_registry(root: Path, versions: str = ">=1.0,<=1.0", proven: str = "1.0",
+                          targets: str = "[python3.11/x86_64, python3.11/arm64]") -> Path:
+    # evidence-tight, as validate requires: the range and targets its evidence names
     text = ("name: lc-optional-ext\n"
-            f"versions: '{versions}'\n{extra}"
+            f"versions: '{versions}'\ntargets: {targets}\n"
             "kind: optional-extension-pure-fallback\n"
             "explanation: The C speedup is optional; without a compiler it installs pure "
             "Python.\nimports: [lc_optional_ext]\n"
-            f"evidence:\n- versions: ['{proven}']\n  targets: [python3.11/x86_64]\n"
+            f"evidence:\n- versions: ['{proven}']\n  targets: {targets}\n"
             f"  test: {TEST_ID}\n  date: '2026-11-21'\n")
     return make_registry(root, {"lc-optional-ext.yaml": text}, version="2026.11.21.3")
 
@@ -447,15 +448,16 @@ def test_builder_accepts_because_of_the_entry_and_not_without_it(tmp_path, share
     (d,) = with_entry.distributions
     assert with_entry.ok and d.phase == "registry", d.attempts
     assert with_entry.registry_version == "2026.11.21.3"
-    assert d.registry_entry == ("lc-optional-ext >=1.0 (optional-extension-pure-fallback; "
+    assert d.registry_entry == ("lc-optional-ext <=1.0,>=1.0 (optional-extension-pure-fallback; "
                                 "lc-optional-ext.yaml; registry 2026.11.21.3)")
     assert with_entry.to_json()["distributions"][0]["registry_entry"] == d.registry_entry
     assert d.file.endswith("-linux_x86_64.whl") and not list((tmp_path / "a").rglob("*.so"))
     # The same build: entry removed, entry for other versions, entry for another arch.
     for name, registry in (
             ("removed", make_registry(tmp_path / "r2", {}, version="2026.11.21.4")),
-            ("versions", optional_ext_registry(tmp_path / "r3", versions=">=2.0", proven="2.0")),
-            ("arch", optional_ext_registry(tmp_path / "r4", "targets:\n  arches: [x86_64]\n"))):
+            ("versions", optional_ext_registry(tmp_path / "r3", versions=">=2.0,<=2.0",
+                                               proven="2.0")),
+            ("arch", optional_ext_registry(tmp_path / "r4", targets="[python3.11/x86_64]"))):
         report = run(registry, name)
         (d,) = report.distributions
         assert not report.ok and d.phase == "missing", name
