@@ -41,7 +41,8 @@ ALL = "test_registry_entry or test_runtime_capability_entry"
 #: Everything the registry workflow must run for: the data, what proves it, what validates
 #: it, and the workflow's own machinery.
 WATCHED = tuple(dict.fromkeys(("registry/",) + PROVE_ALL + DATA + (
-    "resolver/lambda_compat/registry_cmd.py", "compat_tests/registry_changes.py",
+    "resolver/lambda_compat/registry_cmd.py", "resolver/lambda_compat/registry_claims.py",
+    "compat_tests/registry_changes.py",
     ".github/workflows/registry.yml")))
 
 

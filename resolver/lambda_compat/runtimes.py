@@ -23,12 +23,12 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import jsonschema
-import yaml
 
 from .errors import RegistryError, UnknownTarget
+from .runtimes_yaml import LineMap, LineSeq, dotted, line_of, read_yaml
 
 __all__ = [
     "ARCHITECTURES",
@@ -362,127 +362,11 @@ def _load_default() -> RuntimeRegistry:
 load_runtimes.cache_clear = _load_default.cache_clear  # type: ignore[attr-defined]
 
 
-# --------------------------------------------------------------------------- YAML with lines
-
-class _Map(dict):
-    """A mapping that remembers the line of its node and of each key (1-based)."""
-
-    __slots__ = ("line", "key_lines")
-    line: int
-    key_lines: Dict[Any, int]
-
-
-class _Seq(list):
-    """A sequence that remembers the line of its node and of each item (1-based)."""
-
-    __slots__ = ("line", "item_lines")
-    line: int
-    item_lines: List[int]
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first_line: int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.line = line
-        self.first_line = first_line
-
-
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
-
-
-class _LineLoader(_BaseLoader):
-    pass
-
-
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
-    data = _Map()
-    data.line = node.start_mark.line + 1
-    data.key_lines = {}
-    yield data
-    explicit: Dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in explicit:
-                raise _DuplicateKey(key, line, explicit[key])
-            explicit[key] = line
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                "found an unhashable key", key_node.start_mark) from None
-        data[key] = loader.construct_object(value_node)
-        data.key_lines[key] = key_node.start_mark.line + 1
-
-
-def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode):
-    data = _Seq()
-    data.line = node.start_mark.line + 1
-    data.item_lines = [child.start_mark.line + 1 for child in node.value]
-    yield data
-    data.extend(loader.construct_object(child) for child in node.value)
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-
-
-def _read_yaml(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise RegistryError(f"cannot read the runtime registry: {e.strerror or e}", path=path) from None
-    except UnicodeDecodeError as e:
-        raise RegistryError(f"the runtime registry is not UTF-8 text: {e.reason}", path=path) from None
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as e:
-        raise RegistryError(f"duplicate key {e.key!r} (first given on line {e.first_line})",
-                            path=path, line=e.line) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
-        raise RegistryError(f"invalid YAML: {problem or e}", path=path,
-                            line=mark.line + 1 if mark is not None else None) from None
-    except yaml.YAMLError as e:
-        raise RegistryError(f"invalid YAML: {e}", path=path) from None
-
-
-def _line_of(data: Any, parts: Iterable[Any]) -> Optional[int]:
-    """Line of the value at ``parts`` (the key's line for mapping values)."""
-    node = data
-    line = getattr(data, "line", None)
-    for part in parts:
-        if isinstance(node, _Map) and part in node:
-            line = node.key_lines.get(part, line)
-            node = node[part]
-        elif isinstance(node, _Seq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.item_lines[part]
-            node = node[part]
-        else:
-            break
-    return line
-
-
-def _dotted(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
 # --------------------------------------------------------------------------- loading
 
 def _load(path: str) -> RuntimeRegistry:
     validator = _schema(str(registry_dir() / "schema" / SCHEMA_FILENAME))
-    data = _read_yaml(path)
+    data = read_yaml(path)
     _validate_schema(validator, data, path)
     return _Checker(data, path).build()
 
@@ -492,15 +376,15 @@ def _validate_schema(validator: Any, data: Any, path: str) -> None:
     if error is None:
         return
     parts = list(error.absolute_path)
-    line = _line_of(data, parts)
+    line = line_of(data, parts)
     instance = error.instance
     # Point at the offending key, not at the mapping, for unknown keys.
-    if error.validator == "additionalProperties" and isinstance(instance, _Map):
+    if error.validator == "additionalProperties" and isinstance(instance, LineMap):
         allowed = set(error.schema.get("properties", {}))
         extra = [k for k in instance if k not in allowed]
         if extra:
             line = instance.key_lines.get(extra[0], line)
-    where = _dotted(parts) or "top level"
+    where = dotted(parts) or "top level"
     target = _target_label(data, parts)
     message = error.message
     if isinstance(instance, (datetime.date, datetime.datetime)):
@@ -532,12 +416,12 @@ def _source_order(key: str) -> Tuple[int, str]:
 class _Checker:
     """Cross-field invariants; builds the registry once they hold."""
 
-    def __init__(self, data: _Map, path: str) -> None:
+    def __init__(self, data: LineMap, path: str) -> None:
         self.data = data
         self.path = path
         self.sources = data["sources"]
 
-    def fail(self, message: str, line: Optional[int], target: Optional[_Map] = None) -> None:
+    def fail(self, message: str, line: Optional[int], target: Optional[LineMap] = None) -> None:
         if target is not None:
             message = f"target {target['runtime']}/{target['arch']}: {message}"
         raise RegistryError(message, path=self.path, line=line)
@@ -572,7 +456,7 @@ class _Checker:
         )
 
     # -- provenance and citations
-    def check_groups(self, t: _Map) -> None:
+    def check_groups(self, t: LineMap) -> None:
         for name in _GROUPS:
             if name not in t and name in _OPTIONAL_GROUPS:
                 continue
@@ -595,7 +479,7 @@ class _Checker:
                     marked[key] = mark
 
     # -- python
-    def check_python(self, t: _Map) -> None:
+    def check_python(self, t: LineMap) -> None:
         py = t["python"]
         line = lambda k: py.key_lines.get(k, py.line)  # noqa: E731
         version = py["version"]
@@ -628,7 +512,7 @@ class _Checker:
                       line("executable"), t)
 
     # -- os
-    def check_os(self, t: _Map, glibc_by_os: Dict[str, Tuple[str, str, int]]) -> None:
+    def check_os(self, t: LineMap, glibc_by_os: Dict[str, Tuple[str, str, int]]) -> None:
         o = t["os"]
         if _OS_NAMES[o["id"]] != o["name"]:
             self.fail(f"os.id {o['id']!r} does not match os.name {o['name']!r}",
@@ -641,7 +525,7 @@ class _Checker:
         glibc_by_os.setdefault(o["id"], (o["glibc"], f"{t['runtime']}/{t['arch']}", glibc_line))
 
     # -- image
-    def check_image(self, t: _Map) -> None:
+    def check_image(self, t: LineMap) -> None:
         im = t["image"]
         version = t["python"]["version"]
         tag = im["name"].rsplit(":", 1)[-1]
@@ -655,7 +539,7 @@ class _Checker:
                       env.key_lines.get("AWS_EXECUTION_ENV", env.line), t)
 
     # -- sys.path
-    def check_sys_path(self, t: _Map) -> None:
+    def check_sys_path(self, t: LineMap) -> None:
         order = t["sys_path"]["order"]
         want = _version_tuple(t["python"]["version"])
         for i, entry in enumerate(order):
@@ -665,7 +549,7 @@ class _Checker:
                               order.item_lines[i], t)
 
     # -- shared libraries
-    def check_shared_libraries(self, t: _Map) -> None:
+    def check_shared_libraries(self, t: LineMap) -> None:
         sl = t["shared_libraries"]
         present = list(sl["sonames"]) + list(sl.get("inferred_sonames", ()))
         other = [a for a in ARCHITECTURES if a != t["arch"]]
@@ -683,7 +567,7 @@ class _Checker:
             self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",
                       sl.key_lines.get("inferred_sonames", sl.line), t)
         absent = sl["absent"]
-        unverified: _Seq = sl.get("unverified_sonames") or _Seq()
+        unverified: LineSeq = sl.get("unverified_sonames") or LineSeq()
         if not hasattr(unverified, "item_lines"):
             unverified.item_lines = []
         for key, items in (("absent", absent), ("unverified_sonames", unverified)):
@@ -696,7 +580,7 @@ class _Checker:
                         self.fail(f"shared_libraries.{key} entry {pattern!r} matches {status} "
                                   f"soname(s) {clash}; a soname has one status",
                                   items.item_lines[i], t)
-        cite: _Map = sl.get("cite") or _Map()
+        cite: LineMap = sl.get("cite") or LineMap()
         listed = set(present) | set(absent) | set(unverified)
         for name, keys in cite.items():
             line = cite.key_lines.get(name, sl.line)
@@ -708,7 +592,7 @@ class _Checker:
                     self.fail(f"shared_libraries.cite.{name} cites unknown source {key!r}", line, t)
 
     # -- lifecycle
-    def check_lifecycle(self, t: _Map) -> None:
+    def check_lifecycle(self, t: LineMap) -> None:
         lc = t["lifecycle"]
         dates: List[Tuple[str, datetime.date]] = []
         for key in _LIFECYCLE_ORDER:
@@ -725,7 +609,7 @@ class _Checker:
             dates.append((key, day))
 
     # -- result
-    def facts(self, t: _Map) -> RuntimeFacts:
+    def facts(self, t: LineMap) -> RuntimeFacts:
         py, o, cxx, im = t["python"], t["os"], t["libstdcxx"], t["image"]
         sl, lc = t["shared_libraries"], t["lifecycle"]
         provenance: List[Tuple[str, str]] = []
