@@ -63,6 +63,10 @@ def test_merge_updates_the_target_and_marks_provenance(runtimes):
     # the runtime's sqlite3 / ssl versions, as the probe read them
     assert after.capability("sqlite").value == "3.40.0"
     assert after.capability("sqlite").status == "sourced"
+    assert after.capability("openssl").value == "3.0.8"
+    assert before.capability("expat").value is None
+    assert (after.capability("expat").value, after.capability("expat").status) == ("2.5.0",
+                                                                                  "sourced")
     # an absent pattern contradicted by the probe (libcrypt.so.1 is not libcrypt.so.2) stays
     assert after.is_known_absent("libpq.so.5")
     # the probe source is cited by the groups it observed and names the date

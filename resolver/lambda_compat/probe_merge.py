@@ -189,13 +189,17 @@ class _Merger:
             self._set(entry, "image", "digest", p.digest, label)
 
     def _merge_capabilities(self, entry: Any, probe: Dict[str, Any], label: str) -> None:
-        """``capabilities.sqlite`` / ``.openssl`` from the runtime's own sqlite3 and ssl."""
+        """``capabilities`` (sqlite, openssl, zlib, expat) from the runtime's own modules."""
         found = {}
         if probe.get("sqlite") and re.fullmatch(r"[0-9]+(\.[0-9]+)+", str(probe["sqlite"])):
             found["sqlite"] = str(probe["sqlite"])
         m = re.match(r"OpenSSL ([0-9]+\.[0-9]+\.[0-9]+[a-z]*)", str(probe.get("openssl") or ""))
         if m:
             found["openssl"] = m.group(1)
+        for key in ("zlib", "expat"):
+            value = str(probe.get(key) or "")
+            if re.fullmatch(r"[0-9]+(\.[0-9]+)+", value):
+                found[key] = value
         if not found:
             return
         if "capabilities" not in entry:

@@ -62,8 +62,9 @@ _OPTIONAL_GROUPS = frozenset({"capabilities"})
 #: Library lists of ``shared_libraries`` and the status each gives a soname.
 _LIBRARY_LISTS = (("sonames", "present"), ("inferred_sonames", "present"),
                   ("unverified_sonames", "unverified"), ("absent", "absent"))
-#: What ``capabilities`` records: the runtime's own sqlite3 and ssl modules' libraries.
-CAPABILITIES = ("sqlite", "openssl")
+#: What ``capabilities`` records: the library versions of the runtime's own sqlite3, ssl, zlib
+#: and pyexpat modules.
+CAPABILITIES = ("sqlite", "openssl", "zlib", "expat")
 _MARKS = ("inferred", "derived", "unverified")
 _META_KEYS = frozenset(("src", "note", "cite") + _MARKS)
 _LIFECYCLE_ORDER = ("released", "deprecation", "block_function_create", "block_function_update")
@@ -103,7 +104,8 @@ class LibraryFact:
 
 @dataclass(frozen=True)
 class Capability:
-    """A version the runtime's own modules provide (``sqlite``: sqlite3, ``openssl``: ssl)."""
+    """A version the runtime's own modules provide (``sqlite``: sqlite3, ``openssl``: ssl,
+    ``zlib``: zlib, ``expat``: pyexpat)."""
 
     name: str
     value: Optional[str]
