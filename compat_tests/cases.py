@@ -336,6 +336,10 @@ def registry_cases(registry: Optional[Path] = None, *, all_versions: bool = Fals
             raise CaseError(path, f"registry entry unreadable: {exc}") from None
         if not isinstance(data, dict) or "name" not in data:
             raise CaseError(path, "registry entry without a name")
+        if data.get("kind") == "runtime-capability":
+            # not a "builds and imports" claim: proven by test_runtime_capabilities.py from
+            # the project's real wheels, on every target of its evidence
+            continue
         name = canonicalize_name(str(data["name"]))
         evidence = data.get("evidence")
         targets_of: Dict[str, List[str]] = {}

@@ -16,7 +16,14 @@ reason). The summary line counts each; only proven cells are passes on evidence.
 
 Command line (the nightly workflow's merge job)::
 
-    python -m compat_tests.grid merge results/*.json --html grid.html --markdown summary.md
+    python -m compat_tests.grid merge results/*.json --html grid.html --markdown summary.md \
+        --expect-matrix "$MATRIX"
+
+``--expect-matrix`` takes the job matrix the nightly's plan job produced
+(``compat_tests.workflow_matrix``: ``{"include": [{"runtime": ..., "arch": ...}, ...]}``):
+a runtime x arch of that matrix with no cell in any result file (its job failed before it
+wrote results: an image pull, a setup step, a cancelled runner) is a *missing target*, listed
+in every rendering and failing the merge, never silently absent from the grid.
 """
 
 from __future__ import annotations
@@ -312,26 +319,66 @@ def load_results(paths: Iterable[Path]) -> List[dict]:
     return list(merged.values())
 
 
+def expected_targets(matrix_json: str) -> List[Tuple[str, str]]:
+    """(runtime, arch) of every job of a workflow_matrix ``matrix`` JSON document."""
+    try:
+        data = json.loads(matrix_json)
+        return [(str(e["runtime"]), str(e["arch"])) for e in data["include"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"--expect-matrix: not a job matrix ({exc}); pass the plan job's "
+                         f"output of python -m compat_tests.workflow_matrix")
+
+
+def missing_targets(cells: Sequence[dict], expected: Iterable[Tuple[str, str]]
+                    ) -> List[Tuple[str, str]]:
+    """The expected (runtime, arch) pairs no cell covers, in matrix order."""
+    have = {(c["runtime"], c["arch"]) for c in cells}
+    return [t for t in expected if t not in have]
+
+
+def missing_text(missing: Sequence[Tuple[str, str]]) -> str:
+    return (f"MISSING TARGETS ({len(missing)}): " + ", ".join(f"{r}/{a}" for r, a in missing)
+            + " -- their jobs wrote no results (image pull, setup or runner failure); "
+              "the matrix is incomplete")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compat_tests.grid",
                                      description="Merge compat results into one grid.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("merge", help="merge --compat-json result files")
-    m.add_argument("results", nargs="+", type=Path)
+    m.add_argument("results", nargs="*", type=Path)
+    m.add_argument("--expect-matrix", metavar="JSON",
+                   help="the job matrix the results should cover; a target with no cell fails")
     m.add_argument("--html", type=Path, help="write the HTML grid here")
     m.add_argument("--markdown", type=Path, help="write the Markdown grid here")
     m.add_argument("--json", type=Path, help="write the merged results here")
     m.add_argument("--title", default="lambda-compat compat matrix")
     args = parser.parse_args(argv)
+    if not args.results and args.expect_matrix is None:
+        parser.error("no result files (and no --expect-matrix to report them missing against)")
     cells = load_results(args.results)
+    missing = (missing_targets(cells, expected_targets(args.expect_matrix))
+               if args.expect_matrix is not None else [])
+    meta = {"missing_targets": [f"{r}/{a}" for r, a in missing]} if missing else None
     if args.html:
-        write_atomic(args.html, render_html(cells, args.title))
+        page = render_html(cells, args.title)
+        if missing:
+            page = page.replace("<body>", f"<body><p class=\"missing\"><strong>"
+                                          f"{html.escape(missing_text(missing))}</strong></p>", 1)
+        write_atomic(args.html, page)
     if args.markdown:
-        write_atomic(args.markdown, render_markdown(cells, args.title))
+        text = render_markdown(cells, args.title)
+        if missing:
+            text += f"\n**{missing_text(missing)}**\n"
+        write_atomic(args.markdown, text)
     if args.json:
-        write_atomic(args.json, json.dumps(results_document(cells), indent=1, sort_keys=True))
+        write_atomic(args.json, json.dumps(results_document(cells, meta), indent=1,
+                                           sort_keys=True))
     print(render_text(cells))
-    return 1 if any(failed(c) for c in cells) else 0
+    if missing:
+        print(missing_text(missing))
+    return 1 if missing or any(failed(c) for c in cells) else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,10 @@
 ``python -m compat_tests.registry_changes check-version --base SHA``
     exits 1, saying ``registry/VERSION:1: ...``, when registry data changed since ``SHA`` but
     ``registry/VERSION`` was not bumped above the base's.
+``python -m compat_tests.registry_changes paths``
+    prints the ``on.pull_request.paths`` filter of ``.github/workflows/registry.yml``: every
+    path below (``WATCHED``), so that no change that can change a proof skips the workflow
+    (tests/test_registry.py checks the workflow's filter is exactly this list).
 
 Changed files are ``git diff --name-only BASE...HEAD`` (what the pull request itself changed).
 """
@@ -26,10 +30,29 @@ ENTRY = re.compile(r"^registry/packages/([a-z0-9]+(?:-[a-z0-9]+)*)\.yaml$")
 #: Changes that can change the outcome of every entry's compat test.
 PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/packages.py",
              "resolver/lambda_compat/builder.py", "resolver/lambda_compat/sdist_build.py",
-             "resolver/lambda_compat/wheels.py", "compat_tests/test_registry_entries.py")
+             "resolver/lambda_compat/wheels.py", "resolver/lambda_compat/static_check.py",
+             "resolver/lambda_compat/capabilities.py", "compat_tests/test_registry_entries.py",
+             "compat_tests/test_runtime_capabilities.py")
 #: Changes that are registry data: they need a VERSION bump.
 DATA = ("registry/packages/", "registry/schema/package.schema.json")
-ALL = "test_registry_entry"
+#: The compat test files that prove entries (allowlist kinds; runtime-capability).
+PROOF_TESTS = ("compat_tests/test_registry_entries.py", "compat_tests/test_runtime_capabilities.py")
+ALL = "test_registry_entry or test_runtime_capability_entry"
+#: Everything the registry workflow must run for: the data, what proves it, what validates
+#: it, and the workflow's own machinery.
+WATCHED = tuple(dict.fromkeys(("registry/",) + PROVE_ALL + DATA + (
+    "resolver/lambda_compat/registry_cmd.py", "resolver/lambda_compat/registry_claims.py",
+    "compat_tests/registry_changes.py",
+    ".github/workflows/registry.yml")))
+
+
+def workflow_paths(watched: Sequence[str] = WATCHED) -> List[str]:
+    """``on.pull_request.paths`` globs for ``watched`` (a directory prefix becomes ``dir/**``),
+    minus the ones another glob already covers."""
+    globs = [p + "**" if p.endswith("/") else p for p in watched]
+    dirs = [p for p in watched if p.endswith("/")]
+    return [g for g in globs
+            if not any(g != d + "**" and g.startswith(d) for d in dirs)]
 
 
 def _git(root: Path, *args: str) -> str:
@@ -83,9 +106,15 @@ def version_problems(base: str, changed: Sequence[str], root: Path = ROOT) -> Li
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m compat_tests.registry_changes")
-    p.add_argument("action", choices=["selection", "check-version"])
-    p.add_argument("--base", required=True, help="the pull request's base commit")
+    p.add_argument("action", choices=["selection", "check-version", "paths"])
+    p.add_argument("--base", help="the pull request's base commit")
     args = p.parse_args(argv)
+    if args.action == "paths":
+        for path in workflow_paths():
+            print(f'      - "{path}"')
+        return 0
+    if not args.base:
+        p.error("--base is required for selection and check-version")
     changed = changed_files(args.base)
     if args.action == "selection":
         print(f"selection={selection(changed)}")

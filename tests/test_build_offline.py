@@ -179,7 +179,8 @@ def test_optional_extension_needs_registry_entry(tmp_path, shared_cache):
     (reg / "packages").mkdir()
     (reg / "VERSION").write_text("2026.01.01.7\n")
     (reg / "packages" / "lc-optional-ext.yaml").write_text(
-        "name: lc-optional-ext\nversions: '>=1.0'\nkind: optional-extension-pure-fallback\n"
+        "name: lc-optional-ext\nversions: '>=1.0,<=1.0'\ntargets: [python3.11/arm64]\n"
+        "kind: optional-extension-pure-fallback\n"
         "explanation: The C speedup is optional; without a compiler it installs pure Python.\n"
         "imports: [lc_optional_ext]\n"
         "evidence:\n- versions: ['1.0']\n  targets: [python3.11/arm64]\n"

@@ -50,40 +50,71 @@ def test_schema_is_valid():
 
 # --------------------------------------------------------------------------- targets
 
-def test_default_targets_are_the_supported_ones_on_the_given_day():
+def test_default_targets_are_the_runtimes_still_accepting_updates():
+    """Default set: every runtime whose functions can still be updated (block-update date not
+    reached), deprecated ones included and flagged; the others are listed as skipped."""
     import datetime
-    day = datetime.date(2026, 11, 21)
-    names = [s.target.name for s in check.select_targets(today=day)]
-    assert names == ["python3.12/x86_64", "python3.12/arm64", "python3.13/x86_64",
-                     "python3.13/arm64", "python3.14/x86_64", "python3.14/arm64"]
-    earlier = [s.target.name for s in check.select_targets(today=datetime.date(2025, 1, 1))]
-    assert len(earlier) == 12 and earlier[0] == "python3.9/x86_64"
+    day = datetime.date(2026, 12, 2)
+    chosen = check.select_targets(today=day)
+    names = [s.target.name for s in chosen]
+    assert names == [f"python3.{m}/{a}" for m in range(9, 15) for a in ("x86_64", "arm64")]
+    assert {s.target.runtime for s in chosen if s.deprecated} == {"python3.9", "python3.10"}
+    assert not any(s.blocked for s in chosen)
+    (skipped,) = chosen.skipped
+    assert (skipped.runtime, skipped.arches, skipped.reason) == (
+        "python3.8", ("x86_64", "arm64"), "updates-blocked")
+    assert skipped.block_function_update == datetime.date(2025, 3, 31)
+    assert "can no longer be updated since 2025-03-31" in skipped.message
+    # python3.10 until its block-update date (2027-01-15), python3.11 while deprecated
+    assert "python3.10/x86_64" in [s.target.name for s in
+                                   check.select_targets(today=datetime.date(2027, 1, 14))]
+    later = check.select_targets(today=datetime.date(2027, 1, 15))
+    assert "python3.10" not in {s.target.runtime for s in later}
+    assert [s.runtime for s in later.skipped] == ["python3.8", "python3.10"]
+    deprecated_311 = check.select_targets(["3.11"], today=datetime.date(2027, 7, 1))
+    assert all(s.deprecated and not s.blocked for s in deprecated_311)
     every = check.select_targets(today=day, include_deprecated=True)
-    assert len(every) == 14 and sum(s.deprecated for s in every) == 8
-    narrowed = check.select_targets(["3.11", "python3.13"], ["aarch64"], today=day)
-    assert [(s.target.name, s.deprecated) for s in narrowed] == [
-        ("python3.11/arm64", True), ("python3.13/arm64", False)]
+    assert len(every) == 14 and every.skipped == ()
+    assert sum(s.blocked for s in every) == 2
+    narrowed = check.select_targets(["3.8", "python3.13"], ["aarch64"], today=day)
+    assert [(s.target.name, s.deprecated, s.blocked) for s in narrowed] == [
+        ("python3.8/arm64", True, True), ("python3.13/arm64", False, False)]
+    assert narrowed.skipped == ()
 
 
 def test_matrix_over_default_targets(capsys, native_bundle):
-    code, data, _ = run_json(capsys, native_bundle, "--backend", "static", "--date", TODAY)
+    code, data, _ = run_json(capsys, native_bundle, "--backend", "static", "--date",
+                             "2026-12-02")
     assert code == 1
     verdicts = {(t["runtime"], t["arch"]): t["verdict"] for t in data["targets"]}
-    assert verdicts == {("python3.12", "x86_64"): "compatible",
-                        ("python3.12", "arm64"): "incompatible",
-                        ("python3.13", "x86_64"): "incompatible",
-                        ("python3.13", "arm64"): "incompatible",
-                        ("python3.14", "x86_64"): "incompatible",
-                        ("python3.14", "arm64"): "incompatible"}
+    assert verdicts == {(f"python3.{m}", a): "incompatible"
+                        for m in range(9, 15) for a in ("x86_64", "arm64")
+                        } | {("python3.12", "x86_64"): "compatible"}
     assert all(t["proof"] == "static" and t["dynamic"] is None for t in data["targets"])
     by = {(t["runtime"], t["arch"]): {f["code"] for f in t["findings"]} for t in data["targets"]}
     assert by[("python3.12", "arm64")] == {"wrong-arch", "incompatible-tags"}
     assert by[("python3.13", "x86_64")] == {"python-abi-mismatch", "incompatible-tags"}
+    assert "deprecated-runtime" in by[("python3.10", "x86_64")]
+    assert "deprecated-runtime" not in by[("python3.11", "x86_64")]
     assert data["verdict"] == "incompatible" and data["input"]["kind"] == "directory"
-    t312 = data["targets"][0]
+    t312 = next(t for t in data["targets"] if t["runtime"] == "python3.12")
     assert [d["name"] for d in t312["distributions"]] == ["lc-native", "lc-pure"]
     assert t312["distributions"][0]["modules"] == ["lc_native"]
     assert t312["size"]["unzipped_limit"] == 262144000
+    # what the default set left out, and why
+    assert [(s["runtime"], s["arches"], s["reason"], s["block_function_update"])
+            for s in data["skipped"]] == [("python3.8", ["x86_64", "arm64"],
+                                           "updates-blocked", "2025-03-31")]
+
+
+def test_text_lists_the_runtimes_left_out(capsys, native_bundle, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    code, out, _ = run(capsys, native_bundle, "--backend", "static", "--arch", "x86_64",
+                       "--date", "2026-12-02")
+    assert code == 1
+    assert ("not checked: python3.8 (x86_64): functions can no longer be updated since "
+            "2025-03-31; name it with --runtime, or add --include-deprecated") in out
+    assert "python3.10" in out.splitlines()[2] and "python3.11" in out.splitlines()[2]
 
 
 def test_exit_0_when_compatible_everywhere_checked(capsys, native_bundle):
@@ -97,9 +128,11 @@ def test_explicit_deprecated_runtime_is_checked_and_says_so(capsys, native_bundl
     code, data, _ = run_json(capsys, native_bundle, "--runtime", "python3.8", "--arch",
                              "x86_64", "--backend", "static", "--date", TODAY)
     (t,) = data["targets"]
-    assert t["deprecated"] is True
+    assert t["deprecated"] is True and t["updates_blocked"] is True
     assert any(f["code"] == "deprecated-runtime" and f["severity"] == "warning"
+               and "can no longer be updated (since 2025-03-31)" in f["message"]
                for f in t["findings"])
+    assert data["skipped"] == []
 
 
 # --------------------------------------------------------------------------- text

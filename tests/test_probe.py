@@ -20,7 +20,7 @@ from compat_tests.local_env import python_path, this_machine
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = ROOT / "resolver" / "lambda_compat" / "probe.py"
 KEYS = {"probe_version", "mode", "time", "machine", "python", "glibc", "libstdcxx", "libgcc",
-        "openssl", "os_release", "library_dirs", "sonames", "ld_so_cache_entries", "sys_path",
+        "openssl", "sqlite", "zlib", "expat", "os_release", "library_dirs", "sonames", "ld_so_cache_entries", "sys_path",
         "env", "distributions", "errors"}
 
 
@@ -51,6 +51,12 @@ def test_output_shape_and_facts_on_the_oldest_python_here(tmp_path):
     if libc:
         assert data["glibc"] == libc[1]
     assert "libc.so.6" in data["sonames"]
+    # the runtime's own sqlite3 and ssl library versions, read by the interpreter itself
+    own = subprocess.run([interp.path, "-I", "-c", "import sqlite3, ssl, zlib, pyexpat; "
+                          "print(sqlite3.sqlite_version); print(ssl.OPENSSL_VERSION); "
+                          "print(zlib.ZLIB_RUNTIME_VERSION); print(pyexpat.EXPAT_VERSION)"],
+                         capture_output=True, text=True).stdout.splitlines()
+    assert [data["sqlite"], data["openssl"], data["zlib"], "expat_" + data["expat"]] == own
     # the script's own directory is not part of the runtime's sys.path
     assert str(PROBE.parent) not in data["sys_path"]
     assert data["errors"] == []

@@ -50,9 +50,23 @@ def test_merge_updates_the_target_and_marks_provenance(runtimes):
     assert after.provenance_of("python.full_version") == "sourced"
     assert after.image_digest == digest
     assert {"libcrypt.so.2", "libexpat.so.1", "libuuid.so.1"} <= after.sonames
-    # inferred sonames the probe saw are no longer inferred; the unseen one stays inferred
+    # inferred sonames the probe saw are no longer inferred; the unseen ones stay inferred
+    seen = set(json.loads(FIXTURE.read_text())["probe"]["sonames"])
     assert "libssl.so.3" not in after.inferred_sonames
-    assert after.inferred_sonames == frozenset({"libxml2.so.2"})
+    assert "libxml2.so.2" in after.inferred_sonames
+    assert after.inferred_sonames == before.inferred_sonames - seen
+    # the probe settles the unverified sonames: libcrypt.so.2 found, readline/gdbm absent
+    assert before.library_fact("libcrypt.so.2").status == "unverified"
+    assert after.library_fact("libcrypt.so.2").status == "present"
+    assert after.library_fact("libreadline.so.8").status == "absent"
+    assert after.unverified_sonames == frozenset()
+    # the runtime's sqlite3 / ssl versions, as the probe read them
+    assert after.capability("sqlite").value == "3.40.0"
+    assert after.capability("sqlite").status == "sourced"
+    assert after.capability("openssl").value == "3.0.8"
+    assert before.capability("expat").value is None
+    assert (after.capability("expat").value, after.capability("expat").status) == ("2.5.0",
+                                                                                  "sourced")
     # an absent pattern contradicted by the probe (libcrypt.so.1 is not libcrypt.so.2) stays
     assert after.is_known_absent("libpq.so.5")
     # the probe source is cited by the groups it observed and names the date

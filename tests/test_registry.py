@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
@@ -30,7 +30,8 @@ from conftest import fixture_config, write_reqs
 from lambda_compat import errors
 from lambda_compat.builder import BuildConfig, _with_no_binary, build_dependencies, get_target
 from lambda_compat.cli import main
-from lambda_compat.packages import (KINDS, Evidence, PackageEntry, PackageRegistry,
+from lambda_compat.packages import (ALLOWLIST_KINDS, KINDS, Evidence, PackageEntry,
+                                    PackageRegistry,
                                     changelog_versions, check_registry, dump_entry,
                                     known_targets, load_packages, parse_entry,
                                     tags_fit_except_platform)
@@ -45,9 +46,11 @@ RUNTIMES = sorted({r for r, _ in KNOWN}, key=lambda r: int(r.split(".")[1]))
 TEST_ID = "compat_tests/test_registry_entries.py::test_registry_entry"
 if str(ROOT) not in sys.path:  # compat_tests.registry_changes
     sys.path.insert(0, str(ROOT))
+from compat_tests import registry_changes  # noqa: E402
 
 
-def entry_text(name="pyyaml", versions=">=6.0.2,<7", extra="", evidence=None) -> str:
+def entry_text(name="pyyaml", versions=">=6.0.3,<=6.0.3", extra="", evidence=None,
+               targets="targets: [python3.12/x86_64, python3.12/arm64]\n") -> str:
     evidence = evidence if evidence is not None else (
         "evidence:\n"
         "  - versions: ['6.0.3']\n"
@@ -57,7 +60,8 @@ def entry_text(name="pyyaml", versions=">=6.0.2,<7", extra="", evidence=None) ->
     return (f"name: {name}\nversions: '{versions}'\nkind: optional-extension-pure-fallback\n"
             "explanation: setup.py declares an optional extension; without a compiler the\n"
             "  wheel is pure Python but keeps the platform tag.\n"
-            f"imports: [yaml]\n{extra}{evidence}")
+            f"imports: [yaml]\n{extra}{evidence}"
+            + ("" if "targets:" in extra else targets))
 
 
 def make_registry(root: Path, files: dict, version="2026.11.21.0", changelog=True) -> Path:
@@ -200,6 +204,7 @@ def test_every_problem_is_reported_not_just_the_first():
         ("pyyaml.yaml", 8, "evidence[0].versions[0]"),     # 5.4.1 outside >=6.0.2,<7
         ("pyyaml.yaml", 10, "evidence[0].test"),           # not a compat test id
         ("pyyaml.yaml", 11, "evidence[0].date"),           # month 13
+        ("wrapt.yaml", 3, "targets"),                      # python3.12/arm64 unproven
         ("wrapt.yaml", 4, "targets.runtimes[1]"),          # python3.2
         ("wrapt.yaml", 10, "evidence[0].versions[0]"),     # unquoted 1.17
         ("wrapt.yaml", 14, "refrences"),                   # misspelt field
@@ -216,7 +221,7 @@ def test_validate_json_and_github_formats(capsys, monkeypatch):
                  "--format", "json"]) == 2
     doc = json.loads(capsys.readouterr().out)
     jsonschema.validate(doc, schema)
-    assert doc["ok"] is False and len(doc["problems"]) == 6
+    assert doc["ok"] is False and len(doc["problems"]) == 7
     assert doc["problems"][0]["path"] == "fixtures/registries/many-problems/packages/pyyaml.yaml"
     assert main(["registry", "validate", "--format", "json"]) == 0
     ok = json.loads(capsys.readouterr().out)
@@ -284,11 +289,11 @@ def test_duplicate_keys_and_unquoted_dates(tmp_path):
 
 
 def test_evidence_must_fall_inside_the_claim(tmp_path):
-    text = entry_text(extra="targets:\n  arches: [x86_64]\n")
+    text = entry_text(extra="targets: [python3.12/x86_64]\n")
     entry, problems = parse_entry(text, "e.yaml")
     assert entry is None
     assert [(p.line, p.message) for p in problems] == [
-        (11, "evidence[0].targets[1]: python3.12/arm64 is outside the entry's targets")]
+        (10, "evidence[0].targets[1]: python3.12/arm64 is outside the entry's targets")]
     future = (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
     entry, problems = parse_entry(entry_text().replace("2026-11-21", future), "e.yaml")
     assert [p.message for p in problems] == [f"evidence[0].date: {future} is in the future"]
@@ -352,13 +357,14 @@ def test_tags_fit_except_platform():
 def test_list_and_show(tmp_path, capsys):
     root = make_registry(tmp_path / "r", {
         "pyyaml.yaml": entry_text(),
-        "wrapt.yaml": entry_text(name="wrapt", versions=">=1.14,<2").replace(
+        "wrapt.yaml": entry_text(name="wrapt", versions=">=1.16.0,<=1.17.2").replace(
             "'6.0.3'", "'1.17.2', '1.16.0'")})
     assert main(["registry", "list", "--registry", str(root)]) == 0
     out = capsys.readouterr().out
     assert "registry 2026.11.21.0" in out and "2 entries" in out
-    assert re.search(r"^wrapt\s+<2,>=1.14\s+optional-extension-pure-fallback\s+all runtimes / "
-                     r"all arches\s+4 cases \(1.16.0, 1.17.2\)$", out, re.M), out
+    assert re.search(r"^wrapt\s+<=1.17.2,>=1.16.0\s+optional-extension-pure-fallback\s+"
+                     r"python3.12/x86_64, python3.12/arm64\s+4 cases \(1.16.0, 1.17.2\)$",
+                     out, re.M), out
     schema = json.loads((SCHEMAS / "registry-entries.schema.json").read_text())
     assert main(["registry", "list", "--registry", str(root), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -368,7 +374,7 @@ def test_list_and_show(tmp_path, capsys):
             "test": TEST_ID} in doc["entries"][1]["cases"]
     assert main(["registry", "show", "PyYAML", "--registry", str(root)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("pyyaml <7,>=6.0.2") and KINDS["optional-extension-pure-fallback"] in out
+    assert out.startswith("pyyaml <=6.0.3,>=6.0.3") and KINDS["optional-extension-pure-fallback"] in out
     assert f"by {TEST_ID}" in out
     assert main(["registry", "show", "wrapt", "--registry", str(root), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -433,14 +439,15 @@ def test_build_help_documents_no_binary(capsys):
 
 # --------------------------------------------------------------------------- the builder
 
-def optional_ext_registry(root: Path, extra: str = "", versions: str = ">=1.0",
-                          proven: str = "1.0") -> Path:
+def optional_ext_registry(root: Path, versions: str = ">=1.0,<=1.0", proven: str = "1.0",
+                          targets: str = "[python3.11/x86_64, python3.11/arm64]") -> Path:
+    # evidence-tight, as validate requires: the range and targets its evidence names
     text = ("name: lc-optional-ext\n"
-            f"versions: '{versions}'\n{extra}"
+            f"versions: '{versions}'\ntargets: {targets}\n"
             "kind: optional-extension-pure-fallback\n"
             "explanation: The C speedup is optional; without a compiler it installs pure "
             "Python.\nimports: [lc_optional_ext]\n"
-            f"evidence:\n- versions: ['{proven}']\n  targets: [python3.11/x86_64]\n"
+            f"evidence:\n- versions: ['{proven}']\n  targets: {targets}\n"
             f"  test: {TEST_ID}\n  date: '2026-11-21'\n")
     return make_registry(root, {"lc-optional-ext.yaml": text}, version="2026.11.21.3")
 
@@ -458,15 +465,16 @@ def test_builder_accepts_because_of_the_entry_and_not_without_it(tmp_path, share
     (d,) = with_entry.distributions
     assert with_entry.ok and d.phase == "registry", d.attempts
     assert with_entry.registry_version == "2026.11.21.3"
-    assert d.registry_entry == ("lc-optional-ext >=1.0 (optional-extension-pure-fallback; "
+    assert d.registry_entry == ("lc-optional-ext <=1.0,>=1.0 (optional-extension-pure-fallback; "
                                 "lc-optional-ext.yaml; registry 2026.11.21.3)")
     assert with_entry.to_json()["distributions"][0]["registry_entry"] == d.registry_entry
     assert d.file.endswith("-linux_x86_64.whl") and not list((tmp_path / "a").rglob("*.so"))
     # The same build: entry removed, entry for other versions, entry for another arch.
     for name, registry in (
             ("removed", make_registry(tmp_path / "r2", {}, version="2026.11.21.4")),
-            ("versions", optional_ext_registry(tmp_path / "r3", versions=">=2.0", proven="2.0")),
-            ("arch", optional_ext_registry(tmp_path / "r4", "targets:\n  arches: [x86_64]\n"))):
+            ("versions", optional_ext_registry(tmp_path / "r3", versions=">=2.0,<=2.0",
+                                               proven="2.0")),
+            ("arch", optional_ext_registry(tmp_path / "r4", targets="[python3.11/x86_64]"))):
         report = run(registry, name)
         (d,) = report.distributions
         assert not report.ok and d.phase == "missing", name
@@ -520,30 +528,24 @@ module_st = st.from_regex(r"[a-z_][a-z0-9_]{0,10}(\.[a-z_][a-z0-9_]{0,6})?", ful
 
 @st.composite
 def entries(draw):
-    lo, hi = sorted(draw(st.lists(versions_st, min_size=2, max_size=2, unique=True)))
-    spec = f">={_version(lo)},<{_version(hi)}"
-    proven = draw(st.lists(versions_st.filter(lambda v: lo <= v < hi), min_size=1, max_size=3,
-                           unique=True))
-    runtimes = draw(st.none() | st.lists(st.sampled_from(RUNTIMES), min_size=1, unique=True)
-                    .map(tuple))
-    arches = draw(st.none() | st.lists(st.sampled_from(["x86_64", "arm64"]), min_size=1,
-                                       unique=True).map(tuple))
-    allowed = [t for t in TARGETS if (runtimes is None or t.split("/")[0] in runtimes)
-               and (arches is None or t.split("/")[1] in arches)]
-    assume(allowed)
+    # A claim no wider than its evidence: from the oldest to the newest proven version, on
+    # exactly the targets the evidence names.
+    proven = draw(st.lists(versions_st, min_size=1, max_size=3, unique=True))
+    spec = f">={_version(min(proven))},<={_version(max(proven))}"
     evidence = tuple(
         Evidence(versions=tuple(_version(v) for v in proven),
-                 targets=tuple(draw(st.lists(st.sampled_from(allowed), min_size=1,
+                 targets=tuple(draw(st.lists(st.sampled_from(TARGETS), min_size=1,
                                              unique=True))),
                  test=TEST_ID,
                  date=draw(st.dates(datetime.date(2020, 1, 1),
                                     datetime.date.today())).isoformat())
         for _ in range(draw(st.integers(1, 3))))
+    pairs = tuple(sorted({t for ev in evidence for t in ev.targets}))
     return PackageEntry(
         name=draw(name_st), versions=SpecifierSet(spec),
-        kind=draw(st.sampled_from(list(KINDS))), explanation=draw(explanation_st),
+        kind=draw(st.sampled_from(list(ALLOWLIST_KINDS))), explanation=draw(explanation_st),
         imports=tuple(draw(st.lists(module_st, min_size=1, max_size=3, unique=True))),
-        evidence=evidence, runtimes=runtimes, arches=arches,
+        evidence=evidence, pairs=pairs,
         smoke=draw(st.none() | st.sampled_from(["assert True", "x = {'a': 1}\nassert x"])),
         references=tuple(draw(st.lists(st.from_regex(r"https://[a-z]{1,10}\.org/[a-z0-9/]{0,12}",
                                                      fullmatch=True), max_size=2, unique=True))))
@@ -566,9 +568,8 @@ def test_property_matching_follows_specifier_and_targets(entry, probe, target_na
     target = get_target(runtime, arch)
     lo, hi = (Version(s.version) for s in sorted(entry.versions, key=lambda s: s.operator,
                                                  reverse=True))
-    in_range = lo <= Version(_version(probe)) < hi
-    in_targets = ((entry.runtimes is None or runtime in entry.runtimes)
-                  and (entry.arches is None or arch in entry.arches))
+    in_range = lo <= Version(_version(probe)) <= hi
+    in_targets = target_name in entry.pairs
     assert entry.matches(entry.name, _version(probe), target) == (in_range and in_targets)
     assert entry.matches(entry.name.upper().replace("-", "_"), _version(probe), target) == \
         (in_range and in_targets)
@@ -734,11 +735,46 @@ def _workflow() -> dict:
     return data
 
 
+def _matches(glob: str, path: str) -> bool:
+    """GitHub's paths filter semantics for the globs used here (``**``: any depth)."""
+    import fnmatch
+    if glob.endswith("/**"):
+        return path.startswith(glob[:-2])
+    return fnmatch.fnmatchcase(path, glob)
+
+
+def test_registry_workflow_paths_are_the_codes_list():
+    """registry.yml's paths filter is exactly registry_changes.WATCHED, and every file whose
+    change makes the workflow prove entries (PROVE_ALL, DATA) triggers it: the builder,
+    sdist_build and wheels invalidate every entry, so a change to them cannot skip the proofs."""
+    paths = _workflow()["on"]["pull_request"]["paths"]
+    assert paths == registry_changes.workflow_paths()
+    for prefix in registry_changes.PROVE_ALL + registry_changes.DATA + \
+            registry_changes.PROOF_TESTS:
+        example = prefix + "x.json" if prefix.endswith("/") else prefix
+        assert any(_matches(g, example) for g in paths), f"{example} would skip the workflow"
+        assert registry_changes.selection([example]) == registry_changes.ALL or \
+            prefix in registry_changes.DATA + ("registry/schema/",)
+    for path in ("resolver/lambda_compat/builder.py", "resolver/lambda_compat/sdist_build.py",
+                 "resolver/lambda_compat/wheels.py"):
+        assert any(_matches(g, path) for g in paths), path
+        assert registry_changes.selection([path]) == registry_changes.ALL
+    # an unrelated change does not run it
+    assert not any(_matches(g, "resolver/lambda_compat/cli.py") for g in paths)
+    # the generated list is what `python -m compat_tests.registry_changes paths` prints
+    proc = subprocess.run([sys.executable, "-m", "compat_tests.registry_changes", "paths"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == [
+        f'      - "{p}"' for p in paths]
+
+
 def test_registry_workflow_validates_then_proves_the_changed_entries():
     wf = _workflow()
     paths = wf["on"]["pull_request"]["paths"]
     assert "registry/**" in paths
     assert wf["permissions"] == {"contents": "read"}
+    for test_file in registry_changes.PROOF_TESTS:
+        assert test_file in " ".join(s.get("run", "") for s in wf["jobs"]["prove"]["steps"])
     steps = {name: [s for s in job["steps"]] for name, job in wf["jobs"].items()}
     runs = {name: " ".join(s.get("run", "") for s in st) for name, st in steps.items()}
     assert "lambda-compat registry validate registry" in runs["validate"]
@@ -756,6 +792,8 @@ def test_registry_workflow_validates_then_proves_the_changed_entries():
     versions = set(wf["jobs"]["prove"]["steps"][1]["with"]["python-version"].split())
     for entry in load_packages().entries:
         for ev in entry.evidence:
+            if ev.test != TEST_ID:
+                continue   # runtime-capability evidence imports nothing
             for t in ev.targets:
                 runtime, arch = t.split("/")
                 if arch == "x86_64":
@@ -795,3 +833,61 @@ def test_contributing_example_is_a_valid_entry():
     assert entry.kind in KINDS and entry.evidence[0].test == TEST_ID
     for kind in KINDS:   # the kinds table lists the whole vocabulary
         assert f"| `{kind}` |" in section
+
+
+# --------------------------------------------------------------------------- claims vs evidence
+
+@pytest.mark.parametrize("versions,message", [
+    (">=6.0.1,<=6.0.3", "versions: >=6.0.1,<=6.0.3 starts below 6.0.3, the oldest version its "
+                        "evidence proves; start the range at >=6.0.3"),
+    ("<=6.0.3", "versions: <=6.0.3 starts below 6.0.3"),
+    (">=6.0.3,<7", "versions: >=6.0.3,<7 admits versions newer than 6.0.3, the newest its "
+                   "evidence proves; end the range at <=6.0.3"),
+])
+def test_validate_rejects_a_range_wider_than_its_evidence(tmp_path, capsys, versions, message):
+    root = make_registry(tmp_path / "r", {"pyyaml.yaml": entry_text(versions=versions)})
+    assert main(["registry", "validate", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"{root / 'packages' / 'pyyaml.yaml'}:2: {message}" in err, err
+    # the evidence-tight range passes
+    (root / "packages" / "pyyaml.yaml").write_text(entry_text(versions=">=6.0.3,<=6.0.3"))
+    assert main(["registry", "validate", str(root)]) == 0
+
+
+@pytest.mark.parametrize("targets,line,message", [
+    ("targets: [python3.12/x86_64, python3.12/arm64, python3.13/x86_64]\n", 12,
+     "targets: 1 target(s) no evidence proves (python3.13/x86_64)"),
+    ("targets:\n  runtimes: [python3.12]\n", 12,
+     "targets: 0 target(s)"),   # runtimes x every arch = the two proven ones: valid
+    ("", 1, "missing targets: list the runtime/arch pairs the evidence proves"),
+])
+def test_validate_rejects_targets_the_evidence_does_not_prove(tmp_path, targets, line, message):
+    text = entry_text(targets=targets)
+    entry, problems = parse_entry(text, "e.yaml")
+    if "0 target(s)" in message:
+        assert problems == [] and entry.applies_to(get_target("python3.12", "arm64"))
+        assert not entry.applies_to(get_target("python3.13", "x86_64"))
+        return
+    assert entry is None
+    assert [(p.line, p.message[:len(message)]) for p in problems] == [(line, message)]
+
+
+def test_runtime_capability_entries_need_needs_and_fix():
+    base = entry_text().replace("kind: optional-extension-pure-fallback",
+                                "kind: runtime-capability")
+    _, problems = parse_entry(base, "e.yaml")
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (3, "a runtime-capability entry names its fix"),
+        (3, "a runtime-capability entry says what it needs")]
+    good = base + ("needs:\n  sqlite: '>=3.35'\nfix:\n  distribution: pysqlite3-binary\n"
+                   "  text: Add pysqlite3-binary and use it in place of sqlite3.\n")
+    entry, problems = parse_entry(good, "e.yaml")
+    assert not problems and entry.needs == (("sqlite", ">=3.35"),)
+    assert parse_entry(dump_entry(entry), "e.yaml")[0] == entry
+    # an allowlist entry has no needs; a capability entry vouches for no wheel
+    _, problems = parse_entry(entry_text() + "needs:\n  sqlite: '>=3.35'\n", "e.yaml")
+    assert [p.message for p in problems] == ["needs: only runtime-capability entries have it"]
+    registry = PackageRegistry(version="2026.01.01.0", entries=(entry,))
+    assert registry.find("pyyaml", "6.0.3", get_target("python3.12")) is None
+    assert registry.find("pyyaml", "6.0.3", get_target("python3.12"),
+                         kinds=("runtime-capability",)) is entry

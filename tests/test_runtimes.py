@@ -30,9 +30,9 @@ def reg() -> RuntimeRegistry:
 
 def test_shipped_registry_loads(reg):
     assert reg.schema_version == 1
-    assert reg.data_version == "2026.11.21"
+    assert reg.data_version == "2026.12.02"
     assert pathlib.Path(reg.path) == registry_dir() / "runtimes.yaml"
-    assert [k for k, _ in reg.sources] == [f"S{i}" for i in range(1, 21)]
+    assert [k for k, _ in reg.sources] == [f"S{i}" for i in range(1, 25)]
     assert all(text for _, text in reg.sources)
 
 
@@ -117,21 +117,76 @@ def test_provenance_marks_preserved(reg):
         reg.targets[0].provenance_of("python.nope")
 
 
+# Dates of AWS's runtime table as read on 2026-12-02 (S22, /work/shared/lambda-runtimes):
+# (deprecation, block function create, block function update).
+LIFECYCLE = {
+    "python3.8": ("2024-10-14", "2025-02-28", "2025-03-31"),
+    "python3.9": ("2025-12-15", "2027-02-01", "2027-03-03"),
+    "python3.10": ("2026-10-31", "2026-11-30", "2027-01-15"),
+    "python3.11": ("2027-06-30", "2027-07-31", "2027-08-31"),
+    "python3.12": ("2028-10-31", "2028-11-30", "2029-01-10"),
+    "python3.13": ("2029-06-30", "2029-07-31", "2029-08-31"),
+    "python3.14": ("2029-06-30", "2029-07-31", "2029-08-31"),
+}
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_lifecycle_dates_as_read_from_aws(reg, runtime):
+    for arch in ARCHITECTURES:
+        t = reg.get(runtime, arch)
+        day = datetime.date.fromisoformat
+        dep, create, update = LIFECYCLE[runtime]
+        assert (t.deprecation, t.block_function_create, t.block_function_update) == (
+            day(dep), day(create), day(update))
+        assert t.lifecycle_read == datetime.date(2026, 12, 2)
+        assert t.provenance_of("lifecycle.deprecation") == "sourced"
+
+
 def test_lifecycle(reg):
-    p314 = reg.get("python3.14", "x86_64")
-    assert p314.deprecation is None
-    assert p314.provenance_of("lifecycle.deprecation") == "unverified"
-    assert p314.released == datetime.date(2025, 11, 18)
-    assert not p314.is_deprecated(datetime.date(2030, 1, 1))
-
     p311 = reg.get("python3.11", "arm64")
-    assert p311.deprecation == datetime.date(2026, 6, 30)  # S1; S18's 2027 date is noted only
-    assert "S18" in p311.sources
-    assert p311.is_deprecated(datetime.date(2026, 6, 30))
-    assert not p311.is_deprecated(datetime.date(2026, 6, 29))
-
-    assert reg.get("python3.8", "x86_64").deprecation == datetime.date(2024, 10, 14)
+    assert {"S18", "S22"} <= set(p311.sources)
+    assert p311.is_deprecated(datetime.date(2027, 6, 30))
+    assert not p311.is_deprecated(datetime.date(2027, 6, 29))
+    # a deprecated runtime still needs checking until its functions can no longer be updated
+    p310 = reg.get("python3.10", "x86_64")
+    today = datetime.date(2026, 12, 2)
+    assert p310.is_deprecated(today) and p310.accepts_updates(today)
+    assert not p310.accepts_updates(datetime.date(2027, 1, 15))
+    assert not reg.get("python3.8", "x86_64").accepts_updates(today)
     assert reg.get("python3.10", "x86_64").python_full_version == "3.10.16"  # last seen (S15)
+
+
+@pytest.mark.parametrize("runtime", AL2)
+def test_al2_python_images_have_sqlite_and_unverified_stdlib_libraries(reg, runtime):
+    """S21: the AL2 Python images ship SQLite 3.7.17; the libraries the runtime's own stdlib
+    modules may link are unverified there, not absent (absent is the bare provided.al2)."""
+    for arch in ARCHITECTURES:
+        t = reg.get(runtime, arch)
+        fact = t.library_fact("libsqlite3.so.0")
+        assert fact.status == "present" and fact.sources == ("S21",)
+        for soname in ("libexpat.so.1", "liblzma.so.5", "libbz2.so.1", "libuuid.so.1",
+                       "libcrypt.so.1", "libreadline.so.6", "libgdbm.so.4"):
+            assert t.library_fact(soname).status == "unverified", soname
+        assert t.library_fact("libpq.so.5").status == "absent"
+        assert t.library_fact("libfoo.so.1").status == "unknown"
+        sqlite = t.capability("sqlite")
+        assert sqlite.value == "3.7.17" and sqlite.known and "S21" in sqlite.sources
+        # Python 3.10+ needs OpenSSL 1.1.1 (PEP 644): not AL2's 1.0.2k
+        ssl = t.capability("openssl")
+        assert ssl.value == ("1.1.1" if t.python_version >= (3, 10) else "1.0.2k")
+        assert t.library_fact("libssl.so.1.1").status == (
+            "unverified" if t.python_version >= (3, 10) else "absent")
+
+
+@pytest.mark.parametrize("runtime", AL2023)
+def test_al2023_lists_have_expat_and_uuid(reg, runtime):
+    for arch in ARCHITECTURES:
+        t = reg.get(runtime, arch)
+        for soname in ("libexpat.so.1", "libuuid.so.1"):
+            fact = t.library_fact(soname)
+            assert fact.status == "present" and fact.inferred, soname
+        assert t.capability("sqlite").value == "3.40.0"
+        assert t.capability("sqlite").status == "inferred"
 
 
 def test_env_and_sys_path(reg):

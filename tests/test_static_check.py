@@ -188,20 +188,50 @@ def test_library_bundled_off_the_search_path_is_a_warning(tmp_path):
     assert r.ok
 
 
-def test_unknown_library_is_a_warning_known_absent_is_an_error(tmp_path):
-    # _pqmod needs libpq.so.5, known absent everywhere; a renamed DT_NEEDED is not possible
-    # without a compiler, so compare libpq on python3.12 (absent) with the registry data.
+@pytest.mark.parametrize("status", ["absent", "unverified", "unknown"])
+def test_a_library_not_recorded_present_is_an_error_naming_the_fact(tmp_path, status):
+    """Verdict policy (docs/check.md): compatible only when the runtime is recorded to have
+    the library. Absent, unverified and unrecorded are all errors, and the message names the
+    registry fact that decided (list, entry, sources) or says that none is recorded."""
+    # _pqmod needs libpq.so.5; the same file judged against facts that record libpq as
+    # absent (the shipped data), unverified, or not at all.
     make_dist(tmp_path, "pqmod", files={"_pqmod.abi3.so": (CHECK / "_pqmod.abi3.so")},
               wheel=False)
     t = T("python3.12")
-    assert t.facts.is_known_absent("libpq.so.5")
-    f = only(check_bundle(tmp_path, [], t), "missing-system-library")
-    assert f.severity == "error"
-    # the same file judged against facts that know nothing about libpq: only a warning
-    facts = dataclasses.replace(t.facts, absent_sonames=frozenset())
-    t2 = dataclasses.replace(t, facts=facts)
-    f2 = only(check_bundle(tmp_path, [], t2), "missing-system-library")
-    assert f2.severity == "warning" and "not known to have" in f2.message
+    assert t.facts.library_fact("libpq.so.5").status == "absent"
+    facts = t.facts
+    if status == "unverified":
+        facts = dataclasses.replace(facts, absent_sonames=frozenset(),
+                                    unverified_sonames=frozenset({"libpq.so.*"}),
+                                    library_cite=(("libpq.so.*", ("S7",)),))
+    elif status == "unknown":
+        facts = dataclasses.replace(facts, absent_sonames=frozenset())
+    r = check_bundle(tmp_path, [], dataclasses.replace(t, facts=facts))
+    f = only(r, "missing-system-library")
+    assert f.severity == "error" and not r.ok
+    expected = {
+        "absent": "does not have (registry/runtimes.yaml python3.12/x86_64 shared_libraries."
+                  "absent: libpq.so.5 (S7",
+        "unverified": "nobody has verified it (registry/runtimes.yaml python3.12/x86_64 "
+                      "shared_libraries.unverified_sonames: libpq.so.* (matches libpq.so.5) "
+                      "(S7))",
+        "unknown": "is not known to have: it is not among the libraries recorded for "
+                   "python3.12/x86_64",
+    }[status]
+    assert expected in f.message, f.message
+
+
+def test_a_library_recorded_present_only_by_inference_is_present(tmp_path):
+    """A soname recorded as present-but-inferred stays present (it is marked inferred)."""
+    make_dist(tmp_path, "pqmod", files={"_pqmod.abi3.so": (CHECK / "_pqmod.abi3.so")},
+              wheel=False)
+    t = T("python3.12")
+    facts = dataclasses.replace(t.facts, absent_sonames=frozenset(),
+                                sonames=t.facts.sonames | {"libpq.so.5"},
+                                inferred_sonames=t.facts.inferred_sonames | {"libpq.so.5"})
+    assert facts.library_fact("libpq.so.5").inferred
+    r = check_bundle(tmp_path, [], dataclasses.replace(t, facts=facts))
+    assert "missing-system-library" not in codes(r) and r.ok
 
 
 def test_truncated_and_non_elf_shared_objects(tmp_path):

@@ -51,16 +51,52 @@ PROOFS = ("static", "host", "rootfs", "image")
 class SelectedTarget:
     target: Target
     deprecated: bool
+    #: Functions on this runtime can no longer be updated (it was named explicitly).
+    blocked: bool = False
+
+
+@dataclass(frozen=True)
+class SkippedRuntime:
+    """A runtime the default target set left out, and why."""
+
+    runtime: str
+    arches: Tuple[str, ...]
+    reason: str                          # "updates-blocked"
+    deprecation: Optional[datetime.date]
+    block_function_update: Optional[datetime.date]
+
+    @property
+    def message(self) -> str:
+        since = (f" since {self.block_function_update.isoformat()}"
+                 if self.block_function_update else "")
+        return (f"{self.runtime} ({', '.join(self.arches)}): functions can no longer be "
+                f"updated{since}; name it with --runtime, or add --include-deprecated")
+
+    def to_json(self) -> dict:
+        def day(d: Optional[datetime.date]) -> Optional[str]:
+            return d.isoformat() if d else None
+        return {"runtime": self.runtime, "arches": list(self.arches), "reason": self.reason,
+                "deprecation": day(self.deprecation),
+                "block_function_update": day(self.block_function_update),
+                "message": self.message}
+
+
+class TargetSelection(List[SelectedTarget]):
+    """The selected targets, in order, and (``skipped``) the runtimes left out."""
+
+    skipped: Tuple[SkippedRuntime, ...] = ()
 
 
 def select_targets(runtimes: Sequence[str] = (), arches: Sequence[str] = (), *,
                    today: datetime.date, include_deprecated: bool = False,
-                   runtimes_file: Optional[Path] = None) -> List[SelectedTarget]:
+                   runtimes_file: Optional[Path] = None) -> TargetSelection:
     """The targets to check, in registry order (Python version, then architecture).
 
-    No runtime named: every runtime not deprecated on ``today`` (all of them with
-    ``include_deprecated``). Runtimes named explicitly are checked even when deprecated.
-    No architecture named: both. Unknown names raise UnknownTarget (exit 2).
+    No runtime named: every runtime whose functions can still be updated on ``today``
+    (before its block-update date), deprecated ones included and flagged; the others are
+    listed in ``.skipped`` with the reason. ``include_deprecated`` adds them all. Runtimes
+    named explicitly are checked whatever their lifecycle. No architecture named: both.
+    Unknown names raise UnknownTarget (exit 2).
     """
     registry = load_runtimes(runtimes_file)
     arch_list: List[str] = []
@@ -75,21 +111,33 @@ def select_targets(runtimes: Sequence[str] = (), arches: Sequence[str] = (), *,
         if norm not in rt_list:
             rt_list.append(norm)
     explicit = bool(rt_list)
-    out: List[SelectedTarget] = []
+    out = TargetSelection()
+    skipped: Dict[str, Any] = {}
     for facts in registry.targets:
         if facts.arch not in arch_list:
             continue
         if explicit and facts.runtime not in rt_list:
             continue
-        deprecated = facts.is_deprecated(today)
-        if deprecated and not explicit and not include_deprecated:
+        blocked = not _accepts_updates(facts, today)
+        if blocked and not explicit and not include_deprecated:
+            skipped.setdefault(facts.runtime, (facts, []))[1].append(facts.arch)
             continue
-        out.append(SelectedTarget(Target.from_facts(facts), deprecated))
+        out.append(SelectedTarget(Target.from_facts(facts), facts.is_deprecated(today), blocked))
+    out.skipped = tuple(
+        SkippedRuntime(rt, tuple(arch_names), "updates-blocked", facts.deprecation,
+                       getattr(facts, "block_function_update", None))
+        for rt, (facts, arch_names) in skipped.items())
     if not out:
         raise errors.BadInput(
-            f"No target left to check: every selected runtime is deprecated on {today}.",
+            f"No target left to check: functions on every selected runtime can no longer be "
+            f"updated on {today}.",
             hint="Name one with --runtime, or add --include-deprecated.")
     return out
+
+
+def _accepts_updates(facts, today: datetime.date) -> bool:
+    accepts = getattr(facts, "accepts_updates", None)
+    return accepts(today) if accepts is not None else not facts.is_deprecated(today)
 
 
 # --------------------------------------------------------------------------- results
@@ -113,6 +161,7 @@ class Disagreement:
 class TargetResult:
     target: Target
     deprecated: bool = False
+    blocked: bool = False
     static: Optional[StaticReport] = None
     build: Optional[BuildReport] = None
     dynamic: Any = None                 # backends.DynamicResult
@@ -164,6 +213,7 @@ class TargetResult:
         return {
             **t.to_json(),
             "deprecated": self.deprecated,
+            "updates_blocked": self.blocked,
             "verdict": self.verdict, "proof": self.proof, "backend": self.backend,
             "environment_problem": self.environment_problem,
             "seconds": round(self.seconds, 3),
@@ -186,6 +236,8 @@ class CheckReport:
     today: datetime.date
     targets: List[TargetResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: Runtimes the default target set left out (see select_targets).
+    skipped: Tuple[SkippedRuntime, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -211,6 +263,7 @@ class CheckReport:
             "verdict": self.verdict,
             "seconds": round(self.seconds, 3),
             "targets": [t.to_json() for t in self.targets],
+            "skipped": [s.to_json() for s in self.skipped],
         }
 
 
@@ -284,7 +337,8 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
     report = CheckReport(input_kind=inp.kind,
                          input_path=str(inp.path) if inp.path else None,
                          layers=tuple(str(p) for p in inp.layers),
-                         today=today or datetime.date.today())
+                         today=today or datetime.date.today(),
+                         skipped=tuple(getattr(targets, "skipped", ())))
     if options.backend not in ("auto", "static") and _load_backends() is None:
         raise errors.EnvironmentProblem(
             f"The {options.backend!r} backend is not available in this installation.",
@@ -293,12 +347,14 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
         layers = [_bundle.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
         if inp.kind == "requirements":
             reqs = inp.path
-            if not reqs.is_file():
+            if reqs is None or not reqs.is_file():
                 raise errors.BadInput(f"{reqs}: no such requirements file.",
                                       hint="Check the path.")
 
+            req_file: Path = reqs
+
             def one(sel: SelectedTarget) -> TargetResult:
-                return _check_requirements(reqs, layers, sel, options, ws, ui)
+                return _check_requirements(req_file, layers, sel, options, ws, ui)
         else:
             task = _bundle.open_input(inp.path, "bundle", ws) if inp.path else None
             if task is None:
@@ -327,7 +383,7 @@ def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: Selec
     ui.event("check-target-start", target=t.name, phase="build")
     out = ws.path / f"task-{t.runtime}-{t.arch}"
     config = replace(options.build, allow_missing=True)
-    result = TargetResult(target=t, deprecated=sel.deprecated)
+    result = TargetResult(target=t, deprecated=sel.deprecated, blocked=sel.blocked)
     try:
         build = build_dependencies(out, reqs, t.runtime, ui=_TargetUI(ui, t), config=config,
                                    architecture=t.arch)
@@ -363,7 +419,7 @@ def _check_view(checker: StaticChecker, sel: SelectedTarget, options: CheckOptio
     t = sel.target
     started = time.monotonic()
     ui.event("check-target-start", target=t.name, phase="static")
-    result = TargetResult(target=t, deprecated=sel.deprecated)
+    result = TargetResult(target=t, deprecated=sel.deprecated, blocked=sel.blocked)
     view = checker.bundle
     _finish(result, checker.check(t), view.task_dir, view, options, ui)
     result.seconds = time.monotonic() - started
@@ -373,14 +429,23 @@ def _check_view(checker: StaticChecker, sel: SelectedTarget, options: CheckOptio
 
 
 def _deprecation(result: TargetResult) -> None:
-    if result.deprecated:
-        facts = result.target.facts
+    facts = result.target.facts
+    update = getattr(facts, "block_function_update", None)
+    if result.blocked:
+        result.findings.append(Finding(
+            "deprecated-runtime", "(runtime)", None,
+            f"{result.target.runtime} is deprecated and functions on it can no longer be "
+            f"updated" + (f" (since {update.isoformat()})" if update else "") + ".",
+            "Move the function to a supported runtime.", severity="warning"))
+    elif result.deprecated:
         when = getattr(facts, "deprecation", None)
         result.findings.append(Finding(
             "deprecated-runtime", "(runtime)", None,
             f"{result.target.runtime} is deprecated"
             + (f" since {when.isoformat()}" if when else "")
-            + "; AWS no longer applies security patches to it.",
+            + "; AWS no longer applies security patches to it"
+            + (f"; functions on it can be updated until {update.isoformat()}" if update else "")
+            + ".",
             "Move the function to a supported runtime.", severity="warning"))
 
 

@@ -44,13 +44,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--layer", action="append", default=[], metavar="ZIP_OR_DIR",
                    help="a layer (.zip or directory), in order; repeatable")
     p.add_argument("--runtime", action="append", default=[],
-                   help="check only this runtime (repeatable): {runtimes}; default: every runtime not "
-                        "deprecated today")
+                   help="check only this runtime (repeatable): {runtimes}; default: every "
+                        "runtime whose functions can still be updated today (deprecated ones "
+                        "flagged; the report lists the ones left out)")
     p.add_argument("--arch", action="append", default=[],
                    help="x86_64 or arm64 (repeatable); default: both")
     p.add_argument("--include-deprecated", action="store_true",
-                   help="also check deprecated runtimes when no --runtime is given")
-    p.add_argument("--date", help=argparse.SUPPRESS)  # judge deprecation as of YYYY-MM-DD
+                   help="also check the runtimes whose functions can no longer be updated, "
+                        "when no --runtime is given")
+    p.add_argument("--date", help=argparse.SUPPRESS)  # judge the lifecycle as of YYYY-MM-DD
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="dynamic proof: auto (strongest available per target, default), "
                         "static (none), host, rootfs, container")

@@ -178,13 +178,15 @@ def render_text(report: CheckReport, colour: bool) -> str:
               f"compatible"
     if good and len(good) < len(targets):
         summary += ": " + ", ".join(t.target.name for t in good)
-    proofs = {}
+    proofs: Dict[str, List[str]] = {}
     for t in targets:
         proofs.setdefault(t.proof, []).append(t.target.name)
     summary += " (proof: " + "; ".join(
         f"{p} for {_targets_text(n, names)}" for p, n in proofs.items()) + ")"
     summary += f" in {report.seconds:.1f} s"
     out.append(paint(summary, "green" if report.ok else "red"))
+    for skipped in report.skipped:
+        out.append(paint(f"not checked: {skipped.message}", "dim"))
     return "\n".join(out)
 
 

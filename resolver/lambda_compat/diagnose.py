@@ -122,8 +122,8 @@ def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
     os_name = getattr(target.facts, "os_name", None)
     runtime_desc = f"{target.runtime} ({os_name})" if os_name else target.runtime
     # Wheels only need a newer glibc: a source build would bypass the maintainers' floor.
-    usable_below = any(glibc_level(t.platform) and glibc_level(t.platform)[1] == target.machine
-                       and glibc_level(t.platform)[0] <= tuple(target.glibc)
+    usable_below = any((level := glibc_level(t.platform)) is not None
+                       and level[1] == target.machine and level[0] <= tuple(target.glibc)
                        and (t.interpreter, t.abi) in interp_abis
                        for _l, tags in same for t in tags)
     if blocked_levels and not usable_below:

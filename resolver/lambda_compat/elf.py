@@ -494,7 +494,7 @@ class _Parser:
         entsize = _DYN_SIZE[self.bits]
         self.check_range(offset, size, "dynamic table")
         st = self.structs[_DYN[self.bits]]
-        entries = []
+        entries: List[Tuple[int, int]] = []
         count = size // entsize
         chunk = 256  # entries per read; real tables end (DT_NULL) well within the first chunk
         for first in range(0, count, chunk):

@@ -103,7 +103,7 @@ def find_interpreter(version: Tuple[int, int], machine: str,
                 hint="Pass an interpreter of the target's Python version, or omit --python.")
         return interp
     seen = set()
-    for path in _candidates(tuple(version)):
+    for path in _candidates((version[0], version[1])):
         real = os.path.realpath(path)
         if real in seen or not os.path.exists(path):
             continue

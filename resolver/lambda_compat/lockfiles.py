@@ -205,6 +205,10 @@ class _Reader:
         self.env: Dict[str, Any] = dict(target.marker_environment())
         self.warnings: List[str] = []
 
+    def select(self) -> LockSelection:
+        """What a default install of the lock gets on the target (each format its own)."""
+        raise NotImplementedError
+
     # -- errors and markers ---------------------------------------------------------------
     def error(self, message: str, *needles: str, hint: Optional[str] = None) -> errors.BadInput:
         line = _line_of(self.text, *needles) if needles else None
@@ -549,9 +553,10 @@ class _Poetry(_Reader):
     def _extra_members(p: dict, extras: Set[str]) -> Set[str]:
         """Names an active extra of ``p`` turns on ("PySocks (>=1.5.6)" -> "pysocks")."""
         out: Set[str] = set()
-        table = {canonicalize_name(k): v for k, v in (p.get("extras") or {}).items()}
+        table: Dict[str, Any] = {canonicalize_name(k): v
+                                 for k, v in (p.get("extras") or {}).items()}
         for e in extras:
-            for item in table.get(e, ()):
+            for item in table.get(e) or ():
                 out.add(canonicalize_name(re.split(r"[\s(\[<>=!~;]", str(item).strip(), 1)[0]))
         return out
 

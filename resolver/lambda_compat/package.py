@@ -194,9 +194,9 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
     ui = ui or NullUI()
     started = time.monotonic()
     target = get_target(runtime, arch, config.runtimes_file)
-    for s in options.strip:
-        if s not in STRIP_FOLDERS:
-            raise errors.BadInput(f"--strip {s!r}: unknown category.",
+    for category in options.strip:
+        if category not in STRIP_FOLDERS:
+            raise errors.BadInput(f"--strip {category!r}: unknown category.",
                                   hint=f"Categories: {', '.join(STRIP_FOLDERS)} "
                                        f"(e.g. --strip tests,docs).")
     if not 0 <= options.compression_level <= 9:
@@ -632,6 +632,8 @@ def _with_origins(findings, state: _State, task: Path, layer_root: Optional[Path
 
 def _check_handler(state: _State, task: Path, layer_root: Optional[Path], ui: UI) -> None:
     handler = state.options.check_handler
+    if handler is None:
+        return
     o = state.options
     try:
         from . import backends

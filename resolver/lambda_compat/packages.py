@@ -37,6 +37,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import RegistryError, RegistryProblems
+from .registry_claims import capability_problems, scope_problems
 from .targets import Target
 
 #: The closed vocabulary of ``kind``: why a platform-tagged wheel needs no native code.
@@ -48,7 +49,13 @@ KINDS: Mapping[str, str] = {
     "platform-tag-without-native-code": (
         "the build always tags the wheel for the build machine (a custom bdist_wheel, "
         "has_ext_modules forced true, Root-Is-Purelib false) although it holds no native code"),
+    "runtime-capability": (
+        "the package needs more of the runtime itself than some runtimes have (a newer "
+        "sqlite3 or ssl library in the runtime's own Python), and refuses to import or fails "
+        "there although its metadata says it installs; `needs` says what, `fix` how to ship it"),
 }
+#: Kinds whose entries vouch for a platform-tagged wheel (the builder's allowlist).
+ALLOWLIST_KINDS = ("optional-extension-pure-fallback", "platform-tag-without-native-code")
 
 PACKAGES_DIR = "packages"
 SCHEMA_FILE = Path("schema") / "package.schema.json"
@@ -58,7 +65,7 @@ CHANGELOG_FILE = "CHANGELOG.md"
 VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})\.(\d+)$")
 #: Field order of a dumped entry (the order CONTRIBUTING.md shows).
 FIELD_ORDER = ("name", "versions", "targets", "kind", "explanation", "imports", "smoke",
-               "evidence", "references")
+               "needs", "fix", "evidence", "references")
 
 
 # --------------------------------------------------------------------------- values
@@ -99,10 +106,19 @@ class PackageEntry:
     arches: Optional[Tuple[str, ...]] = None    # None: every architecture
     smoke: Optional[str] = None                # a statement run after the imports
     references: Tuple[str, ...] = ()
+    #: ``targets`` given as runtime/arch pairs (``python3.12/x86_64``); None: runtimes/arches.
+    pairs: Optional[Tuple[str, ...]] = None
+    #: runtime-capability: capability -> PEP 440 specifier (``{"sqlite": ">=3.35"}``).
+    needs: Tuple[Tuple[str, str], ...] = ()
+    #: runtime-capability: the fix (``distribution`` to ship, ``text`` how to use it).
+    fix_distribution: Optional[str] = None
+    fix_text: Optional[str] = None
     path: str = field(default="", compare=False)
     line: int = field(default=0, compare=False)
 
     def applies_to(self, target: Target) -> bool:
+        if self.pairs is not None:
+            return f"{target.runtime}/{target.arch}" in self.pairs
         return ((self.runtimes is None or target.runtime in self.runtimes)
                 and (self.arches is None or target.arch in self.arches))
 
@@ -122,6 +138,8 @@ class PackageEntry:
         return f"{self.name} {self.versions}"
 
     def targets_text(self) -> str:
+        if self.pairs is not None:
+            return ", ".join(self.pairs)
         runtimes = ",".join(self.runtimes) if self.runtimes else "all runtimes"
         arches = ",".join(self.arches) if self.arches else "all arches"
         return f"{runtimes} / {arches}"
@@ -129,7 +147,9 @@ class PackageEntry:
     def to_data(self) -> Dict[str, Any]:
         """The entry as the YAML mapping it was read from (field order of FIELD_ORDER)."""
         data: Dict[str, Any] = {"name": self.name, "versions": str(self.versions)}
-        if self.runtimes is not None or self.arches is not None:
+        if self.pairs is not None:
+            data["targets"] = list(self.pairs)
+        elif self.runtimes is not None or self.arches is not None:
             data["targets"] = {}
             if self.runtimes is not None:
                 data["targets"]["runtimes"] = list(self.runtimes)
@@ -140,6 +160,10 @@ class PackageEntry:
         data["imports"] = list(self.imports)
         if self.smoke is not None:
             data["smoke"] = self.smoke
+        if self.needs:
+            data["needs"] = dict(self.needs)
+        if self.fix_distribution is not None:
+            data["fix"] = {"distribution": self.fix_distribution, "text": self.fix_text}
         data["evidence"] = [e.to_data() for e in self.evidence]
         if self.references:
             data["references"] = list(self.references)
@@ -168,9 +192,12 @@ class PackageRegistry:
     entries: Tuple[PackageEntry, ...]
     root: str = ""
 
-    def find(self, name: str, version: str, target: Target) -> Optional[PackageEntry]:
-        """The entry that vouches for ``name`` ``version`` on ``target``, if any."""
-        return next((e for e in self.entries if e.matches(name, version, target)), None)
+    def find(self, name: str, version: str, target: Target,
+             kinds: Sequence[str] = ALLOWLIST_KINDS) -> Optional[PackageEntry]:
+        """The entry of one of ``kinds`` (by default: one that vouches for a platform-tagged
+        wheel) for ``name`` ``version`` on ``target``, if any."""
+        return next((e for e in self.entries
+                     if e.kind in kinds and e.matches(name, version, target)), None)
 
     def get(self, name: str) -> Optional[PackageEntry]:
         key = canonicalize_name(name)
@@ -509,6 +536,10 @@ def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any, path:
                     message = ("missing evidence: every entry names the versions and targets "
                                "its compat test proved, the test and the date "
                                "(see CONTRIBUTING.md, 'Adding a registry entry')")
+                elif key == "targets":
+                    message = ("missing targets: list the runtime/arch pairs the evidence "
+                               "proves, e.g. targets: [python3.12/x86_64] (an entry without "
+                               "them would claim every target)")
                 else:
                     message = f"{where}: missing required field {key!r}"
                 out.append(RegistryProblem(path, line, message))
@@ -575,6 +606,10 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
     if problems:
         return None, sorted(problems, key=lambda p: (p.line or 0, p.message))
     targets = data.get("targets") or {}
+    pairs = tuple(targets) if isinstance(targets, list) else None
+    if pairs is not None:
+        targets = {}
+    fix = data.get("fix") or {}
     entry = PackageEntry(
         name=data["name"], versions=SpecifierSet(data["versions"]), kind=data["kind"],
         explanation=" ".join(data["explanation"].split()),
@@ -587,6 +622,9 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
         arches=tuple(targets["arches"]) if "arches" in targets else None,
         smoke=data.get("smoke"),
         references=tuple(data.get("references", ())),
+        pairs=pairs,
+        needs=tuple((str(k), str(v)) for k, v in (data.get("needs") or {}).items()),
+        fix_distribution=fix.get("distribution"), fix_text=fix.get("text"),
         path=path, line=_line(node, ["name"]) or 1)
     return entry, []
 
@@ -622,6 +660,16 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
     known_arches = sorted({a for _, a in known})
     targets = data.get("targets")
     runtimes = arches = None
+    pairs: Optional[List[str]] = None
+    if isinstance(targets, list):
+        pairs = [t for t in targets if isinstance(t, str) and "/" in t]
+        for i, t in enumerate(targets):
+            if isinstance(t, str) and "/" in t and tuple(t.split("/", 1)) not in known:
+                rt, ar = t.split("/", 1)
+                close = _suggest_target(rt, ar, known)
+                add(["targets", i], f"targets[{i}]: unknown target {t!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
     if isinstance(targets, dict):
         runtimes = targets.get("runtimes")
         arches = targets.get("arches")
@@ -672,7 +720,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                         + (f"; did you mean {close[0]!r}?" if close else "")
                         + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
                 elif ((isinstance(runtimes, list) and runtime not in runtimes)
-                      or (isinstance(arches, list) and arch not in arches)):
+                      or (isinstance(arches, list) and arch not in arches)
+                      or (pairs is not None and t not in pairs)):
                     add(["evidence", i, "targets", j],
                         f"evidence[{i}].targets[{j}]: {t} is outside the entry's targets")
             date = ev.get("date")
@@ -686,6 +735,8 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
                     if day > datetime.date.today() + datetime.timedelta(days=1):
                         add(["evidence", i, "date"],
                             f"evidence[{i}].date: {date} is in the future")
+    scope_problems(data, spec, known, pairs, runtimes, arches, add)
+    capability_problems(data, add)
     imports = data.get("imports")
     if isinstance(imports, list):
         for i, module in enumerate(imports):

@@ -335,6 +335,24 @@ def collect(mode="cli", sys_path=None):
     except Exception as exc:  # noqa: BLE001 - ssl may be missing or unloadable
         openssl = None
         errors.append("import ssl: %s" % exc)
+    try:
+        import sqlite3
+        sqlite = sqlite3.sqlite_version
+    except Exception as exc:  # noqa: BLE001 - _sqlite3 may be missing or unloadable
+        sqlite = None
+        errors.append("import sqlite3: %s" % exc)
+    try:
+        import zlib
+        zlib_version = zlib.ZLIB_RUNTIME_VERSION
+    except Exception as exc:  # noqa: BLE001
+        zlib_version = None
+        errors.append("import zlib: %s" % exc)
+    try:
+        import pyexpat
+        expat = pyexpat.EXPAT_VERSION.replace("expat_", "")
+    except Exception as exc:  # noqa: BLE001
+        expat = None
+        errors.append("import pyexpat: %s" % exc)
     return {
         "probe_version": PROBE_VERSION,
         "mode": mode,
@@ -346,6 +364,9 @@ def collect(mode="cli", sys_path=None):
         "libstdcxx": _libstdcxx(sonames, errors),
         "libgcc": _libgcc(sonames, errors),
         "openssl": openssl,
+        "sqlite": sqlite,
+        "zlib": zlib_version,
+        "expat": expat,
         "os_release": _os_release(),
         "library_dirs": dirs,
         "sonames": sorted(all_names),

@@ -175,6 +175,7 @@ class _Merger:
             self.changes.append(f"{label}: libstdc++.so.6 not found by the probe; "
                                 f"libstdcxx ceilings left as they were")
         self._merge_sonames(entry, probe, label)
+        self._merge_capabilities(entry, probe, label)
         if probe.get("mode") == "handler" and probe.get("sys_path"):
             order = [s for s in probe["sys_path"] if isinstance(s, str) and s.startswith("/")]
             if order:
@@ -186,6 +187,30 @@ class _Merger:
                 # the end-of-line comment explained the missing digest; it no longer applies
                 comments.items.pop("digest", None)
             self._set(entry, "image", "digest", p.digest, label)
+
+    def _merge_capabilities(self, entry: Any, probe: Dict[str, Any], label: str) -> None:
+        """``capabilities`` (sqlite, openssl, zlib, expat) from the runtime's own modules."""
+        found = {}
+        if probe.get("sqlite") and re.fullmatch(r"[0-9]+(\.[0-9]+)+", str(probe["sqlite"])):
+            found["sqlite"] = str(probe["sqlite"])
+        m = re.match(r"OpenSSL ([0-9]+\.[0-9]+\.[0-9]+[a-z]*)", str(probe.get("openssl") or ""))
+        if m:
+            found["openssl"] = m.group(1)
+        for key in ("zlib", "expat"):
+            value = str(probe.get(key) or "")
+            if re.fullmatch(r"[0-9]+(\.[0-9]+)+", value):
+                found[key] = value
+        if not found:
+            return
+        if "capabilities" not in entry:
+            from ruamel.yaml.comments import CommentedMap
+            group = CommentedMap()
+            group["src"] = _flow([self.source_key])
+            keys = list(entry)
+            entry.insert(keys.index("lifecycle") if "lifecycle" in keys else len(keys),
+                         "capabilities", group)
+        for key, value in found.items():
+            self._set(entry, "capabilities", key, value, label)
 
     def _merge_sonames(self, entry: Any, probe: Dict[str, Any], label: str) -> None:
         seen = sorted({s for s in probe.get("sonames") or () if _SONAME_RE.match(str(s))})
@@ -212,10 +237,34 @@ class _Merger:
             self.changes.append(f"{label}: inferred sonames now seen: {now_seen}")
         absent = list(libs.get("absent") or ())
         contradicted = [a for a in absent if any(fnmatch.fnmatchcase(s, a) for s in seen)]
+        unverified = list(libs.get("unverified_sonames") or ())
+        # The probe settles every unverified soname: found (now in sonames) or not found by
+        # the loader anywhere (now absent).
+        missing = [u for u in unverified if not any(fnmatch.fnmatchcase(s, u) for s in seen)]
+        if contradicted or missing:
+            libs["absent"] = _block([a for a in absent if a not in contradicted] +
+                                    [m for m in missing if m not in absent])
         if contradicted:
-            libs["absent"] = _block([a for a in absent if a not in contradicted])
             self.changes.append(f"{label}: no longer absent (the probe found them): "
                                 f"{contradicted}")
+        if unverified:
+            del libs["unverified_sonames"]
+            found = [u for u in unverified if u not in missing]
+            self.changes.append(f"{label}: unverified sonames settled: found {found}, "
+                                f"absent {missing}")
+            for mark in _MARKS:
+                seq = libs.get(mark)
+                if seq is not None and "unverified_sonames" in seq:
+                    seq.remove("unverified_sonames")
+                    if not seq:
+                        del libs[mark]
+        cite = libs.get("cite")
+        if cite is not None:
+            listed = set(seen) | set(libs.get("inferred_sonames") or ()) | set(libs["absent"])
+            for name in [n for n in cite if n not in listed]:
+                del cite[name]
+            if not cite:
+                del libs["cite"]
         self._observed(libs, "sonames")
         if "inferred_sonames" not in libs:  # a mark on a key that is gone goes too
             for mark in _MARKS:

@@ -31,7 +31,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from . import errors
 from .lockfiles import lock_kind
@@ -109,7 +109,7 @@ def load_project(root: Path, sources: Sequence[str] = (), requirements: Optional
         entries = (Source(app, "app.py"),)
         if (root / "chalicelib").is_dir():
             entries += (Source(root / "chalicelib", "chalicelib"),)
-    names = {}
+    names: Dict[str, Path] = {}
     for s in entries:
         if s.name in names:
             raise errors.BadInput(
@@ -118,6 +118,7 @@ def load_project(root: Path, sources: Sequence[str] = (), requirements: Optional
         names[s.name] = s.path
 
     vendor_value = vendor if vendor is not None else config.get("vendor")
+    vendor_path: Optional[Path]
     if vendor_value is not None:
         vendor_path = _inside(root, vendor_value, "--vendor" if vendor else where)
         if not vendor_path.is_dir():
@@ -127,6 +128,7 @@ def load_project(root: Path, sources: Sequence[str] = (), requirements: Optional
         vendor_path = root / "vendor" if (root / "vendor").is_dir() else None
 
     req_value = requirements if requirements is not None else config.get("requirements")
+    deps: Optional[Path]
     if req_value is not None:
         deps = _inside(root, req_value, "-r" if requirements else where, must_exist=False) \
             if not Path(req_value).is_absolute() else Path(req_value)

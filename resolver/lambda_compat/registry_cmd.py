@@ -197,6 +197,10 @@ def _show(args: argparse.Namespace) -> int:
            f"  imports:     {', '.join(entry.imports)}"]
     if entry.smoke:
         out.append(f"  smoke:       {entry.smoke}")
+    for name, spec in entry.needs:
+        out.append(f"  needs:       {name} {spec}")
+    if entry.fix_distribution:
+        out.append(f"  fix:         {entry.fix_distribution}: {entry.fix_text}")
     out.append("  evidence:")
     for ev in entry.evidence:
         out.append(f"    {ev.date}  {', '.join(ev.versions)} on {', '.join(ev.targets)}")

@@ -52,8 +52,8 @@ def logical_lines(path: Path) -> List[Line]:
     except UnicodeDecodeError as exc:
         # utf-8-sig reports offsets after the BOM it stripped; count lines in the same bytes.
         body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
-        line = body[: exc.start].count(b"\n") + 1
-        raise RequirementsFileError("is not valid UTF-8.", path=str(path), line=line,
+        bad_line = body[: exc.start].count(b"\n") + 1
+        raise RequirementsFileError("is not valid UTF-8.", path=str(path), line=bad_line,
                                     hint="Save the file as UTF-8.") from None
     out: List[Line] = []
     buf, start = "", None

@@ -60,6 +60,7 @@ def load(cache_dir: Path, k: str, cas: Path, ttl: float) -> Optional[Resolution]
     if time.time() - data.get("created", 0) > ttl:
         return None
     items = []
+    files = []
     for i in data["items"]:
         file = cas / i["sha256"][:2] / i["sha256"] / i["filename"]
         if not file.exists():
@@ -70,9 +71,10 @@ def load(cache_dir: Path, k: str, cas: Path, ttl: float) -> Optional[Resolution]
                                   user_supplied=i["user_supplied"],
                                   requires_python=i["requires_python"],
                                   extras=tuple(i["extras"])))
+        files.append(file.name)
     links = {k2: tuple(LinkInfo(**x) for x in v) for k2, v in data.get("links", {}).items()}
-    return Resolution(items=tuple(items), links=links, cache_hits=tuple(
-        i.path.name for i in items), log_path=None, message="resolution reused")
+    return Resolution(items=tuple(items), links=links, cache_hits=tuple(files), log_path=None,
+                      message="resolution reused")
 
 
 def store(cache_dir: Path, k: str, resolution: Resolution, shas: dict) -> None:
@@ -82,7 +84,7 @@ def store(cache_dir: Path, k: str, resolution: Resolution, shas: dict) -> None:
         return
     items = []
     for i in resolution.items:
-        if i.path.name not in shas:
+        if i.path is None or i.path.name not in shas:
             return
         items.append({"name": i.name, "version": i.version,
                       "link": asdict(i.link) if i.link else None,

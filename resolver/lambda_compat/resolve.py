@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from packaging.utils import canonicalize_name
 
@@ -123,6 +123,11 @@ class PipOptions:
         return out
 
 
+def _links(ds) -> Tuple[LinkInfo, ...]:
+    """LinkInfo of every (non-empty) link record."""
+    return tuple(link for link in map(_link, ds) if link is not None)
+
+
 def _link(d: Optional[dict]) -> Optional[LinkInfo]:
     if not d:
         return None
@@ -168,7 +173,7 @@ def resolve(
         newly = []
         for nf in data.get("not_found", []):
             project = canonicalize_name(nf["project"])
-            offered = tuple(_link(x) for x in data.get("links", {}).get(nf["project"], []))
+            offered = _links(data.get("links", {}).get(nf["project"], []))
             if project in allowed or not offered:
                 continue
             if allow_source(project, nf.get("requirement") or project, offered):
@@ -276,8 +281,8 @@ def _resolution(target: Target, requirements: Path, data: dict,
             )
             for i in data["items"]
         )
-        links = {canonicalize_name(k): tuple(_link(x) for x in v)
-                 for k, v in data.get("links", {}).items()}
+        links: Dict[str, Tuple[LinkInfo, ...]] = {
+            canonicalize_name(k): _links(v) for k, v in data.get("links", {}).items()}
         return Resolution(items=items, links=links, fetch_failures=failures,
                           cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path)
     return _failure(target, requirements, data, failures, log_path)
@@ -310,10 +315,10 @@ def _failure(target: Target, requirements: Path, data: dict,
                 f"Could not reach the package index for {target.name}: {urls}.",
                 hint="Check the network, the index URL and proxy settings, then run again.")
         not_found = []
-        links = {}
+        links: Dict[str, Tuple[LinkInfo, ...]] = {}
         for nf in data.get("not_found", []):
             project = canonicalize_name(nf["project"])
-            offered = tuple(_link(x) for x in data.get("links", {}).get(nf["project"], []))
+            offered = _links(data.get("links", {}).get(nf["project"], []))
             links[project] = offered
             if not offered:
                 if failures:
@@ -343,8 +348,8 @@ def _failure(target: Target, requirements: Path, data: dict,
         # The build backend's own last words come right before pip's "[end of output]".
         ends = [i for i, line in enumerate(log) if "end of output" in line]
         tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
-        links = {canonicalize_name(k): tuple(_link(x) for x in v)
-                 for k, v in data.get("links", {}).items()}
+        links = {
+            canonicalize_name(k): _links(v) for k, v in data.get("links", {}).items()}
         return Resolution(items=(), links=links, not_found=(NotFound(
             project=name, requirement=data.get("requirement") or package, parent=None,
             message=f"building the metadata of {data.get('filename') or package} failed:\n"

@@ -23,15 +23,17 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import jsonschema
-import yaml
 
 from .errors import RegistryError, UnknownTarget
+from .runtimes_yaml import LineMap, LineSeq, dotted, line_of, read_yaml
 
 __all__ = [
     "ARCHITECTURES",
+    "Capability",
+    "LibraryFact",
     "RuntimeFacts",
     "RuntimeRegistry",
     "load_runtimes",
@@ -54,9 +56,17 @@ _OS_NAMES = {"al2": "Amazon Linux 2", "al2023": "Amazon Linux 2023"}
 
 #: Groups of a target, in file order. Each is a mapping with ``src`` and optional marks.
 _GROUPS = ("python", "os", "libstdcxx", "image", "sys_path", "shared_libraries",
-           "lifecycle", "preinstalled")
+           "capabilities", "lifecycle", "preinstalled")
+#: Groups a target may leave out.
+_OPTIONAL_GROUPS = frozenset({"capabilities"})
+#: Library lists of ``shared_libraries`` and the status each gives a soname.
+_LIBRARY_LISTS = (("sonames", "present"), ("inferred_sonames", "present"),
+                  ("unverified_sonames", "unverified"), ("absent", "absent"))
+#: What ``capabilities`` records: the library versions of the runtime's own sqlite3, ssl, zlib
+#: and pyexpat modules.
+CAPABILITIES = ("sqlite", "openssl", "zlib", "expat")
 _MARKS = ("inferred", "derived", "unverified")
-_META_KEYS = frozenset(("src", "note") + _MARKS)
+_META_KEYS = frozenset(("src", "note", "cite") + _MARKS)
 _LIFECYCLE_ORDER = ("released", "deprecation", "block_function_create", "block_function_update")
 
 SCHEMA_FILENAME = "runtimes.schema.json"
@@ -64,6 +74,48 @@ RUNTIMES_FILENAME = "runtimes.yaml"
 
 
 # --------------------------------------------------------------------------- data classes
+
+@dataclass(frozen=True)
+class LibraryFact:
+    """What the registry says about one soname on one target, and on what evidence.
+
+    ``status`` is ``present`` (seen, or inferred: then ``inferred`` is True), ``absent``,
+    ``unverified`` (nobody has checked either way) or ``unknown`` (the registry does not
+    mention it). ``entry`` is the list item that matched (a glob for some absent entries).
+    """
+
+    soname: str
+    status: str
+    sources: tuple[str, ...] = ()
+    inferred: bool = False
+    entry: Optional[str] = None
+    list_name: Optional[str] = None
+
+    def describe(self, target: str) -> str:
+        """``registry/runtimes.yaml python3.11/x86_64 shared_libraries.unverified_sonames:
+        libexpat.so.1 (S6, S24)`` -- the fact, where it is recorded and its sources."""
+        where = f"registry/runtimes.yaml {target}"
+        if self.list_name is None:
+            return f"{where} shared_libraries: {self.soname} is not recorded"
+        src = f" ({', '.join(self.sources)})" if self.sources else ""
+        entry = self.entry if self.entry == self.soname else f"{self.entry} (matches {self.soname})"
+        return f"{where} shared_libraries.{self.list_name}: {entry}{src}"
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A version the runtime's own modules provide (``sqlite``: sqlite3, ``openssl``: ssl,
+    ``zlib``: zlib, ``expat``: pyexpat)."""
+
+    name: str
+    value: Optional[str]
+    status: str                       # sourced | derived | inferred | unverified
+    sources: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """A value to judge by: recorded, and not marked unverified."""
+        return self.value is not None and self.status != "unverified"
 
 @dataclass(frozen=True)
 class RuntimeFacts:
@@ -98,6 +150,18 @@ class RuntimeFacts:
     sources: tuple[str, ...]
     #: The subset of ``sonames`` that is expected but was not seen on an image.
     inferred_sonames: frozenset[str] = frozenset()
+    #: Names (globs allowed) whose presence nobody has verified either way.
+    unverified_sonames: frozenset[str] = frozenset()
+    #: ``(soname or glob, sources)`` of the library facts with their own citations; the
+    #: others cite ``library_src`` (the group's ``src``).
+    library_cite: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    library_src: tuple[str, ...] = ()
+    #: ``sqlite`` / ``openssl`` capabilities of the runtime's own modules.
+    capabilities: tuple[Capability, ...] = ()
+    block_function_create: datetime.date | None = None
+    block_function_update: datetime.date | None = None
+    #: The day the lifecycle dates were last read from their source.
+    lifecycle_read: datetime.date | None = None
 
     @property
     def machine(self) -> str:
@@ -123,9 +187,37 @@ class RuntimeFacts:
                 return status
         raise KeyError(f"{self.name} has no key {dotted_key!r}")
 
+    def accepts_updates(self, today: datetime.date) -> bool:
+        """True while functions on this runtime can still be updated (before the block-update
+        date; True when that date is unknown): such a runtime still needs checking."""
+        return self.block_function_update is None or today < self.block_function_update
+
     def is_known_absent(self, soname: str) -> bool:
         """True if ``soname`` matches an entry (possibly a glob) of ``absent_sonames``."""
         return any(fnmatch.fnmatchcase(soname, pattern) for pattern in self.absent_sonames)
+
+    def library_fact(self, soname: str) -> LibraryFact:
+        """The registry's fact about ``soname`` here: present, absent, unverified or unknown."""
+        lists = (("sonames", self.sonames - self.inferred_sonames, "present"),
+                 ("inferred_sonames", self.inferred_sonames, "present"),
+                 ("unverified_sonames", self.unverified_sonames, "unverified"),
+                 ("absent", self.absent_sonames, "absent"))
+        for list_name, entries, status in lists:
+            for entry in sorted(entries):
+                if entry == soname or fnmatch.fnmatchcase(soname, entry):
+                    cite = dict(self.library_cite)
+                    sources = cite.get(entry) or cite.get(soname) or self.library_src
+                    return LibraryFact(soname, status, tuple(sources),
+                                       inferred=list_name == "inferred_sonames",
+                                       entry=entry, list_name=list_name)
+        return LibraryFact(soname, "unknown", tuple(self.library_src))
+
+    def capability(self, name: str) -> Capability:
+        """The ``capabilities`` fact ``name`` (a null, unverified one when not recorded)."""
+        for c in self.capabilities:
+            if c.name == name:
+                return c
+        return Capability(name, None, "unverified")
 
 
 @dataclass(frozen=True)
@@ -272,120 +364,11 @@ def _load_default() -> RuntimeRegistry:
 load_runtimes.cache_clear = _load_default.cache_clear  # type: ignore[attr-defined]
 
 
-# --------------------------------------------------------------------------- YAML with lines
-
-class _Map(dict):
-    """A mapping that remembers the line of its node and of each key (1-based)."""
-
-    __slots__ = ("line", "key_lines")
-
-
-class _Seq(list):
-    """A sequence that remembers the line of its node and of each item (1-based)."""
-
-    __slots__ = ("line", "item_lines")
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first_line: int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.line = line
-        self.first_line = first_line
-
-
-class _LineLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster
-    pass
-
-
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode):
-    data = _Map()
-    data.line = node.start_mark.line + 1
-    data.key_lines = {}
-    yield data
-    explicit: Dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in explicit:
-                raise _DuplicateKey(key, line, explicit[key])
-            explicit[key] = line
-    loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                "found an unhashable key", key_node.start_mark) from None
-        data[key] = loader.construct_object(value_node)
-        data.key_lines[key] = key_node.start_mark.line + 1
-
-
-def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode):
-    data = _Seq()
-    data.line = node.start_mark.line + 1
-    data.item_lines = [child.start_mark.line + 1 for child in node.value]
-    yield data
-    data.extend(loader.construct_object(child) for child in node.value)
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-
-
-def _read_yaml(path: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise RegistryError(f"cannot read the runtime registry: {e.strerror or e}", path=path) from None
-    except UnicodeDecodeError as e:
-        raise RegistryError(f"the runtime registry is not UTF-8 text: {e.reason}", path=path) from None
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as e:
-        raise RegistryError(f"duplicate key {e.key!r} (first given on line {e.first_line})",
-                            path=path, line=e.line) from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = " ".join(str(x) for x in (e.context, e.problem) if x)
-        raise RegistryError(f"invalid YAML: {problem or e}", path=path,
-                            line=mark.line + 1 if mark is not None else None) from None
-    except yaml.YAMLError as e:
-        raise RegistryError(f"invalid YAML: {e}", path=path) from None
-
-
-def _line_of(data: Any, parts: Iterable[Any]) -> Optional[int]:
-    """Line of the value at ``parts`` (the key's line for mapping values)."""
-    node = data
-    line = getattr(data, "line", None)
-    for part in parts:
-        if isinstance(node, _Map) and part in node:
-            line = node.key_lines.get(part, line)
-            node = node[part]
-        elif isinstance(node, _Seq) and isinstance(part, int) and 0 <= part < len(node):
-            line = node.item_lines[part]
-            node = node[part]
-        else:
-            break
-    return line
-
-
-def _dotted(parts: Iterable[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
 # --------------------------------------------------------------------------- loading
 
 def _load(path: str) -> RuntimeRegistry:
     validator = _schema(str(registry_dir() / "schema" / SCHEMA_FILENAME))
-    data = _read_yaml(path)
+    data = read_yaml(path)
     _validate_schema(validator, data, path)
     return _Checker(data, path).build()
 
@@ -395,15 +378,15 @@ def _validate_schema(validator: Any, data: Any, path: str) -> None:
     if error is None:
         return
     parts = list(error.absolute_path)
-    line = _line_of(data, parts)
+    line = line_of(data, parts)
     instance = error.instance
     # Point at the offending key, not at the mapping, for unknown keys.
-    if error.validator == "additionalProperties" and isinstance(instance, _Map):
+    if error.validator == "additionalProperties" and isinstance(instance, LineMap):
         allowed = set(error.schema.get("properties", {}))
         extra = [k for k in instance if k not in allowed]
         if extra:
             line = instance.key_lines.get(extra[0], line)
-    where = _dotted(parts) or "top level"
+    where = dotted(parts) or "top level"
     target = _target_label(data, parts)
     message = error.message
     if isinstance(instance, (datetime.date, datetime.datetime)):
@@ -435,12 +418,12 @@ def _source_order(key: str) -> Tuple[int, str]:
 class _Checker:
     """Cross-field invariants; builds the registry once they hold."""
 
-    def __init__(self, data: _Map, path: str) -> None:
+    def __init__(self, data: LineMap, path: str) -> None:
         self.data = data
         self.path = path
         self.sources = data["sources"]
 
-    def fail(self, message: str, line: Optional[int], target: Optional[_Map] = None) -> None:
+    def fail(self, message: str, line: Optional[int], target: Optional[LineMap] = None) -> None:
         if target is not None:
             message = f"target {target['runtime']}/{target['arch']}: {message}"
         raise RegistryError(message, path=self.path, line=line)
@@ -475,8 +458,10 @@ class _Checker:
         )
 
     # -- provenance and citations
-    def check_groups(self, t: _Map) -> None:
+    def check_groups(self, t: LineMap) -> None:
         for name in _GROUPS:
+            if name not in t and name in _OPTIONAL_GROUPS:
+                continue
             group = t[name]
             for i, key in enumerate(group["src"]):
                 if key not in self.sources:
@@ -496,7 +481,7 @@ class _Checker:
                     marked[key] = mark
 
     # -- python
-    def check_python(self, t: _Map) -> None:
+    def check_python(self, t: LineMap) -> None:
         py = t["python"]
         line = lambda k: py.key_lines.get(k, py.line)  # noqa: E731
         version = py["version"]
@@ -529,7 +514,7 @@ class _Checker:
                       line("executable"), t)
 
     # -- os
-    def check_os(self, t: _Map, glibc_by_os: Dict[str, Tuple[str, str, int]]) -> None:
+    def check_os(self, t: LineMap, glibc_by_os: Dict[str, Tuple[str, str, int]]) -> None:
         o = t["os"]
         if _OS_NAMES[o["id"]] != o["name"]:
             self.fail(f"os.id {o['id']!r} does not match os.name {o['name']!r}",
@@ -542,7 +527,7 @@ class _Checker:
         glibc_by_os.setdefault(o["id"], (o["glibc"], f"{t['runtime']}/{t['arch']}", glibc_line))
 
     # -- image
-    def check_image(self, t: _Map) -> None:
+    def check_image(self, t: LineMap) -> None:
         im = t["image"]
         version = t["python"]["version"]
         tag = im["name"].rsplit(":", 1)[-1]
@@ -556,7 +541,7 @@ class _Checker:
                       env.key_lines.get("AWS_EXECUTION_ENV", env.line), t)
 
     # -- sys.path
-    def check_sys_path(self, t: _Map) -> None:
+    def check_sys_path(self, t: LineMap) -> None:
         order = t["sys_path"]["order"]
         want = _version_tuple(t["python"]["version"])
         for i, entry in enumerate(order):
@@ -566,7 +551,7 @@ class _Checker:
                               order.item_lines[i], t)
 
     # -- shared libraries
-    def check_shared_libraries(self, t: _Map) -> None:
+    def check_shared_libraries(self, t: LineMap) -> None:
         sl = t["shared_libraries"]
         present = list(sl["sonames"]) + list(sl.get("inferred_sonames", ()))
         other = [a for a in ARCHITECTURES if a != t["arch"]]
@@ -584,14 +569,32 @@ class _Checker:
             self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",
                       sl.key_lines.get("inferred_sonames", sl.line), t)
         absent = sl["absent"]
-        for i, pattern in enumerate(absent):
-            clash = [s for s in present if fnmatch.fnmatchcase(s, pattern)]
-            if clash:
-                self.fail(f"shared_libraries.absent entry {pattern!r} matches present "
-                          f"soname(s) {clash}", absent.item_lines[i], t)
+        unverified: LineSeq = sl.get("unverified_sonames") or LineSeq()
+        if not hasattr(unverified, "item_lines"):
+            unverified.item_lines = []
+        for key, items in (("absent", absent), ("unverified_sonames", unverified)):
+            others = [("present", present)] + ([("unverified", list(unverified))]
+                                               if key == "absent" else [])
+            for i, pattern in enumerate(items):
+                for status, names in others:
+                    clash = [s for s in names if s == pattern or fnmatch.fnmatchcase(s, pattern)]
+                    if clash:
+                        self.fail(f"shared_libraries.{key} entry {pattern!r} matches {status} "
+                                  f"soname(s) {clash}; a soname has one status",
+                                  items.item_lines[i], t)
+        cite: LineMap = sl.get("cite") or LineMap()
+        listed = set(present) | set(absent) | set(unverified)
+        for name, keys in cite.items():
+            line = cite.key_lines.get(name, sl.line)
+            if name not in listed:
+                self.fail(f"shared_libraries.cite names {name!r}, which no library list of "
+                          f"this target has", line, t)
+            for key in keys:
+                if key not in self.sources:
+                    self.fail(f"shared_libraries.cite.{name} cites unknown source {key!r}", line, t)
 
     # -- lifecycle
-    def check_lifecycle(self, t: _Map) -> None:
+    def check_lifecycle(self, t: LineMap) -> None:
         lc = t["lifecycle"]
         dates: List[Tuple[str, datetime.date]] = []
         for key in _LIFECYCLE_ORDER:
@@ -608,12 +611,14 @@ class _Checker:
             dates.append((key, day))
 
     # -- result
-    def facts(self, t: _Map) -> RuntimeFacts:
+    def facts(self, t: LineMap) -> RuntimeFacts:
         py, o, cxx, im = t["python"], t["os"], t["libstdcxx"], t["image"]
         sl, lc = t["shared_libraries"], t["lifecycle"]
         provenance: List[Tuple[str, str]] = []
         cited: set = set()
         for name in _GROUPS:
+            if name not in t and name in _OPTIONAL_GROUPS:
+                continue
             group = t[name]
             cited.update(group["src"])
             status = {key: mark for mark in _MARKS for key in group.get(mark, ())}
@@ -649,4 +654,20 @@ class _Checker:
             provenance=tuple(provenance),
             sources=tuple(sorted(cited, key=_source_order)),
             inferred_sonames=inferred,
+            unverified_sonames=frozenset(sl.get("unverified_sonames") or ()),
+            library_cite=tuple((str(k), tuple(v)) for k, v in (sl.get("cite") or {}).items()),
+            library_src=tuple(sl["src"]),
+            capabilities=_capabilities(t.get("capabilities")),
+            block_function_create=day(lc["block_function_create"]),
+            block_function_update=day(lc["block_function_update"]),
+            lifecycle_read=day(lc.get("read")),
         )
+
+
+def _capabilities(group: Optional[Dict[str, Any]]) -> Tuple[Capability, ...]:
+    if not group:
+        return ()
+    status = {key: mark for mark in _MARKS for key in group.get(mark, ())}
+    return tuple(Capability(name, None if group.get(name) is None else str(group[name]),
+                            status.get(name, "sourced"), tuple(group["src"]))
+                 for name in CAPABILITIES if name in group)

@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import elf, libscan
 from .bundle import OPT, TASK, Bundle, Distribution
+from .capabilities import capability_findings
 from .targets import Target
 from .wheels import Finding, check_requires_python
 
@@ -216,6 +217,7 @@ class StaticChecker:
         for d in visible.values():
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
+        findings += capability_findings(visible.values(), target)
         findings += self._check_native(target, hidden_dirs)
         findings += self._check_library_loads(visible, target)
         dependents = _dependents(visible, target)
@@ -476,14 +478,14 @@ class StaticChecker:
                                       ("CXXABI_", facts.cxxabi_max, "libstdcxx-too-new"),
                                       ("GCC_", facts.gcc_max, "libgcc-too-new")):
             lib = _TOOLCHAIN_LIBS[prefix]
-            need = _max_from(info, prefix, lib)
-            if not need or not ceiling or tuple(need) <= tuple(ceiling):
+            needed = _max_from(info, prefix, lib)
+            if not needed or not ceiling or tuple(needed) <= tuple(ceiling):
                 continue
             if self._found(lib, search):
                 continue  # a bundled copy of the library serves it
             out.append(Finding(
                 code, dist, path,
-                f"{base} needs {prefix}{_v(need)} from {lib}; the runtime's {lib} provides "
+                f"{base} needs {prefix}{_v(needed)} from {lib}; the runtime's {lib} provides "
                 f"up to {prefix}{_v(ceiling)}.",
                 f"Install a manylinux wheel of {dist} (built with an older toolchain), or ship "
                 f"a newer {lib} in the bundle's lib/ directory."))
@@ -517,17 +519,36 @@ class StaticChecker:
                     f"Move {lib} to the bundle's lib/ directory (on LD_LIBRARY_PATH).",
                     severity="warning"))
                 continue
-            known_absent = facts.is_known_absent(lib)
-            out.append(Finding(
-                "missing-system-library", dist, path,
-                f"{base} needs {lib}, which the bundle does not contain and the runtime image "
-                + ("does not have." if known_absent else
-                   "is not known to have (it is not among the libraries recorded for it)."),
-                f"Ship {lib} (and what it needs) in the bundle's lib/ directory or a layer's "
-                f"lib/, or use a wheel that bundles it"
-                + (" (for psycopg2: psycopg2-binary)." if lib.startswith("libpq.") else "."),
-                severity="error" if known_absent else "warning"))
+            out.append(_missing_library(dist, path, base, lib, target, facts))
         return out
+
+
+def _missing_library(dist: str, path: str, base: str, lib: str, target: Target,
+                     facts) -> Finding:
+    """The verdict policy for a DT_NEEDED library that neither the bundle nor the layers
+    have: it is only compatible when the runtime is *recorded* to have it (docs/check.md,
+    "Verdict policy"). Absent, unverified and unrecorded are all errors; the message names
+    the registry fact (and its sources) that decided, so it can be checked or corrected."""
+    fact = facts.library_fact(lib) if hasattr(facts, "library_fact") else None
+    status = fact.status if fact is not None else (
+        "absent" if facts.is_known_absent(lib) else "unknown")
+    what = fact.describe(target.name) if fact is not None else "registry/runtimes.yaml"
+    if status == "absent":
+        told = f"does not have ({what})."
+    elif status == "unverified":
+        told = (f"may or may not have: nobody has verified it ({what}). Verify the fact on "
+                f"the image (the refresh-runtimes probe records it) to change this verdict.")
+    else:
+        told = (f"is not known to have: it is not among the libraries recorded for "
+                f"{target.name} in registry/runtimes.yaml. If the image has it, record it "
+                f"there with its source.")
+    return Finding(
+        "missing-system-library", dist, path,
+        f"{base} needs {lib}, which the bundle does not contain and the runtime image {told}",
+        f"Ship {lib} (and what it needs) in the bundle's lib/ directory or a layer's lib/, "
+        f"or use a wheel that bundles it"
+        + (" (for psycopg2: psycopg2-binary)." if lib.startswith("libpq.") else "."),
+        severity="error")
 
 
 # --------------------------------------------------------------------------- helpers

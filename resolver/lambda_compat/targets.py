@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from packaging import tags as _tags
+
+if TYPE_CHECKING:  # runtimes imports nothing from here at run time; no cycle
+    from .runtimes import RuntimeFacts
 
 #: Lambda's architecture names and what ``platform.machine()`` says on them.
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -60,7 +63,7 @@ class Target:
     python_version: Tuple[int, int]
     python_full_version: str
     glibc: Tuple[int, int]
-    facts: Optional[object] = field(default=None, compare=False, repr=False, hash=False)
+    facts: Optional["RuntimeFacts"] = field(default=None, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.arch not in MACHINE:
@@ -69,11 +72,11 @@ class Target:
             raise ValueError(f"{self.runtime} does not match Python {self.python_version}")
 
     @classmethod
-    def from_facts(cls, facts) -> "Target":
+    def from_facts(cls, facts: "RuntimeFacts") -> "Target":
         return cls(runtime=facts.runtime, arch=facts.arch,
-                   python_version=tuple(facts.python_version),
+                   python_version=facts.python_version,
                    python_full_version=facts.python_full_version,
-                   glibc=tuple(facts.glibc), facts=facts)
+                   glibc=facts.glibc, facts=facts)
 
     @property
     def name(self) -> str:

@@ -25,7 +25,7 @@ from .wheels import Finding
 def _code_digest() -> str:
     h = hashlib.sha256(__version__.encode())
     for module in (wheels, elf):
-        h.update(Path(module.__file__).read_bytes())
+        h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()
 
 
