@@ -107,7 +107,7 @@ def problems(report: Mapping) -> Dict[str, _Problem]:
     return out
 
 
-def annotations(report: Mapping, requirements: Path, shown_path: str) -> List[str]:
+def annotation_lines(report: Mapping, requirements: Path, shown_path: str) -> List[str]:
     """``::error`` workflow commands, one per failing distribution."""
     lines = requirement_lines(requirements)
     out = []
@@ -193,7 +193,7 @@ def main(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, st
                   f"title=lambda-compat::{_escape(why)}", file=out)
             return code or errors.EnvironmentProblem.exit_code
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        for line in annotations(report, requirements, args.requirements):
+        for line in annotation_lines(report, requirements, args.requirements):
             print(line, file=out)
         _append(env.get("GITHUB_STEP_SUMMARY"), summary(report, args.requirements))
         kept = f"report={report_path}\n" if env.get("RUNNER_TEMP") else ""

@@ -71,7 +71,7 @@ class LibraryLoad:
         if self.kind == "literal":
             return f"{where} loads it by name ({self.call}({self.name!r}))"
         if self.kind == "find_library":
-            return (f"{where} looks it up with {self.call}({self.name[3:]!r}) "
+            return (f"{where} looks it up with {self.call}({(self.name or '')[3:]!r}) "
                     f"(which finds nothing where no {self.name}.so.* is installed)")
         if self.kind == "inferred":
             return (f"{where} names it in import-time code that loads libraries by a computed "
@@ -426,9 +426,9 @@ def _parse_callers(tree: _Tree, reached: Sequence[str], parsed: Dict[str, _Modul
             text = tree.text(path)
             if (path not in parsed and any(n in text for n in new)
                     and pattern.search(text)):
-                mod = tree.parse(path)
-                if mod is not None:
-                    parsed[path] = mod
+                found = tree.parse(path)
+                if found is not None:
+                    parsed[path] = found
 
 
 def _loads(parsed: Dict[str, _Module], certain: Set[str], live: Set[str]
@@ -446,10 +446,11 @@ def _loads(parsed: Dict[str, _Module], certain: Set[str], live: Set[str]
             loaders = [c for c in computed if not c.call.endswith(_FIND)]
             call = (loaders or computed)[0].call
             only_if = all(c.conditional for c in computed)
-            inferred = [LibraryLoad(path, line, call, _SONAME.match(v).group(1), "inferred",
+            inferred = [LibraryLoad(path, line, call, m.group(1), "inferred",
                                     conditional=only_if or cond or (
                                         fn is not None and fn not in certain))
-                        for fn, line, v, cond in mod.literals if fn is None or fn in live]
+                        for fn, line, v, cond in mod.literals
+                        if (fn is None or fn in live) and (m := _SONAME.match(v)) is not None]
         out += named + inferred
         if computed and not inferred and not named:
             out.append(computed[0])
@@ -492,7 +493,7 @@ def judge(dist: str, loads: Sequence[LibraryLoad], facts, bundled: Set[str]) -> 
     by_name: Dict[str, List[LibraryLoad]] = {}
     other_arch = _OTHER_ARCH.get(getattr(facts, "arch", ""))
     for load in loads:
-        if load.kind == "inferred" and other_arch and other_arch.search(load.name):
+        if load.kind == "inferred" and other_arch and other_arch.search(load.name or ""):
             continue  # a name for the other architecture, next to a computed one
         if load.kind == "computed":
             out.append(Finding(
@@ -504,13 +505,14 @@ def judge(dist: str, loads: Sequence[LibraryLoad], facts, bundled: Set[str]) -> 
                 "container); if the library is not part of the runtime, ship it in the "
                 "bundle's lib/ directory.", severity="warning"))
             continue
+        assert load.name is not None          # only a computed load has no name
         by_name.setdefault(_stem(load.name), []).append(load)
     for _, group in sorted(by_name.items()):
-        if any(_present(g.name, g.kind, facts, bundled) for g in group):
+        if any(_present(g.name or "", g.kind, facts, bundled) for g in group):
             continue
         first = min(group, key=lambda g: (g.conditional, {"literal": 0,
                                                            "find_library": 1}.get(g.kind, 2)))
-        name = first.name
+        name = first.name or ""
         lib = name if first.kind != "find_library" else f"{name}.so.*"
         known_absent = facts.is_known_absent(name) or any(
             facts.is_known_absent(s) for s in (name + ".so", name + ".so.0"))

@@ -161,7 +161,7 @@ class ProgressUI:
         if phase == "wheel":
             return
         what = f"{data['name']} {data.get('version') or ''}".strip()
-        how = _BUILD_WORDS.get(phase, str(phase))
+        how = _BUILD_WORDS.get(str(phase), str(phase))
         detail = what + (f" with {data['interpreter']}" if data.get("interpreter") else "")
         self._set(target, how, detail)
         size = data.get("size") or 0
