@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from . import __version__, errors
+from . import __version__, errors, lifecycle
 from .builder import build_dependencies
 from .report import BuildReport
 from .cli_options import add_resolution_options, build_config
@@ -76,6 +76,8 @@ class TerminalUI:
         elif name == "dist-done":
             label = f"{data['name']} {data.get('version') or ''} ({data['phase']})"
             self._print("  " + (s.bad(label) if data["phase"] == "missing" else s.ok(label)))
+        elif name == "warning":  # always shown: these are the ones that must not be missed
+            print(s("WARNING", "1;31") + ": " + data["message"], file=self.stream, flush=True)
         elif name == "install-start":
             self._print(f"  installing {data['count']} wheels into {data['dest']}")
 
@@ -136,7 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-r", "--requirements", dest="requirements", help="requirements file")
     b.add_argument("--runtime", required=True, help="Lambda runtime, e.g. python3.12")
     b.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
-    b.add_argument("-o", "--output", required=True, help="artifacts directory to (re)place")
+    b.add_argument("-o", "--output", required=True,
+                   help="artifacts directory to (re)place: new, empty or written by "
+                        "lambda-compat before")
+    b.add_argument("--force", action="store_true",
+                   help="replace the -o directory even if lambda-compat did not write it "
+                        "(never the working or project directory)")
     b.add_argument("--format", choices=["text", "json"], default="text")
     b.add_argument("--python", help="interpreter of the target's Python version for sdists")
     add_resolution_options(b)
@@ -174,7 +181,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.func(args)
+        with lifecycle.signals_raise():
+            return args.func(args)
     except errors.LambdaCompatError as exc:
         print(f"lambda-compat: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -182,6 +190,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("lambda-compat: interrupted; the output directory was left unchanged.",
               file=sys.stderr)
         return 130
+    except lifecycle.Terminated as exc:
+        print(f"lambda-compat: terminated ({exc}); child processes were stopped, temporary "
+              f"files removed and the output directory left unchanged.", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:  # a bug: say so plainly, keep the traceback in a file
         import tempfile
         import traceback
@@ -205,7 +217,8 @@ def _build(args: argparse.Namespace) -> int:
                               hint="Pass only one.")
     config = build_config(args, allow_missing=args.allow_missing,
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
-                          no_binary=tuple(args.no_binary), jobs=args.jobs)
+                          no_binary=tuple(args.no_binary), jobs=args.jobs,
+                          force_output=args.force)
     ui = TerminalUI(sys.stderr, verbose=args.verbose)
     report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
                                 architecture=args.arch)

@@ -20,7 +20,8 @@ from typing import Callable, List, Mapping, Optional, Tuple
 
 from packaging.utils import canonicalize_name
 
-from . import errors
+from . import errors, lifecycle
+from .sandbox import BUILD_SANDBOX_HINT, build_sandbox_config
 from .targets import Target
 
 
@@ -143,6 +144,8 @@ def resolve(
     allow_source: Optional[Callable[[str, str, Tuple[LinkInfo, ...]], bool]] = None,
     max_passes: int = 12,
     log_dir: Optional[Path] = None,
+    build_sandbox: bool = True,
+    build_timeout: float = 1800.0,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
 
@@ -155,13 +158,17 @@ def resolve(
 
     Relative paths inside the requirements file are taken relative to the file's directory
     (the project), as when pip runs from there.
+
+    Preparing an sdist's metadata runs its build code: in the build sandbox
+    (``build_sandbox=False``: unconfined), each step bounded by ``build_timeout`` seconds.
     """
     allowed: List[str] = []
     for attempt in range(max_passes):
         data, failures, log_path = _run_pip(
             target, requirements, workdir=workdir / f"pass{attempt}", cas_dir=cas_dir, pip=pip,
             on_event=on_event, env=env,
-            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir)
+            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir,
+            sandbox=(build_sandbox, build_timeout))
         if (allow_source is None or data["status"] == "ok"
                 or data.get("kind") != "not-found"):
             return _resolution(target, requirements, data, failures, log_path)
@@ -185,8 +192,10 @@ def resolve(
 
 def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
              pip: PipOptions, on_event, env, binary_only: bool, allow_source: List[str],
-             log_dir: Optional[Path] = None):
+             log_dir: Optional[Path] = None, sandbox: Tuple[bool, float] = (True, 1800.0)):
     workdir.mkdir(parents=True, exist_ok=True)
+    build_tmp = workdir / "tmp"   # pip unpacks and prepares sdists in here: the build dir
+    build_tmp.mkdir(exist_ok=True)
     download_dir = workdir.parent / "downloads"
     download_dir.mkdir(exist_ok=True)
     if log_dir is not None:  # kept after the run, so error messages can point at it
@@ -206,6 +215,9 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
         "events_fd": write_fd,
         "binary_only": binary_only,
         "allow_source": list(allow_source),
+        "sandbox": build_sandbox_config(enabled=sandbox[0], timeout=sandbox[1],
+                                        writable=[build_tmp]),
+        "isolated": pip.isolated,
         "pip_args": [
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
@@ -222,7 +234,10 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     run_env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)]
         + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
+    if pip.isolated:  # no PIP_* variable reaches pip (pip.conf: see pip_shim)
+        run_env = {k: v for k, v in run_env.items() if not k.startswith("PIP_")}
     run_env.setdefault("PIP_NO_INPUT", "1")
+    run_env["TMPDIR"] = str(build_tmp)
 
     def pump() -> None:
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
@@ -244,7 +259,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
             prof = (["-m", "cProfile", "-o",
                      str(Path(profile) / f"pip-{target.runtime}-{target.arch}-"
                          f"{os.getpid()}-{time.monotonic_ns()}.prof")] if profile else [])
-            proc = subprocess.run(
+            returncode, _ = lifecycle.run(
                 [sys.executable, *prof, "-m", "lambda_compat.pip_shim", str(spec_path)],
                 cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -252,11 +267,11 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     finally:
         os.close(write_fd)
         reader.join(timeout=10)
-    if proc.returncode != 0 or not result_path.exists():
+    if returncode != 0 or not result_path.exists():
         lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         tail = "\n".join(lines[-15:])
         raise errors.EnvironmentProblem(
-            f"pip could not run for {target.name} (exit {proc.returncode}).",
+            f"pip could not run for {target.name} (exit {returncode}).",
             hint=f"{tail}\nFull log: {log_path}")
     data = json.loads(result_path.read_text(encoding="utf-8"))
     failures = tuple((f["url"], f["reason"]) for f in data.get("fetch_failures", []))
@@ -350,6 +365,11 @@ def _failure(target: Target, requirements: Path, data: dict,
             message=f"building the metadata of {data.get('filename') or package} failed:\n"
                     f"{tail}\n{where}"),),
             fetch_failures=failures, log_path=log_path, message=message)
+    if kind == "sandbox-refused":
+        raise errors.BuildSandboxUnavailable(
+            f"{message} (needed to prepare the metadata of "
+            f"{data.get('filename') or 'a source distribution'} for {target.name}).",
+            hint=BUILD_SANDBOX_HINT)
     if kind == "requires-python":
         raise errors.DependenciesMissing(
             f"No version satisfies the requirements on {target.runtime}: {message}",
