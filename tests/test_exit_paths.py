@@ -1,0 +1,124 @@
+"""Output guards and clean exits: `-o` never destroys what lambda-compat did not write;
+SIGTERM/SIGHUP/SIGINT leave no staging, temporary directories or processes behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import INDEX, ROOT, write_reqs
+from lambda_compat import outputs, sandbox
+from lambda_compat.cli import main
+from test_build_sandbox import (MARK, leftover_processes, make_sdist, needs_bwrap,
+                                needs_python)
+
+FIXTURE = ["-i", (INDEX / "simple").as_uri(), "--isolated"]
+
+
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    return write_reqs(tmp_path, "lc-pure==1.0\n")
+
+
+@pytest.mark.parametrize("where", [".", "..", "project"])
+def test_build_never_replaces_the_working_or_project_directory(tmp_path, monkeypatch, capsys,
+                                                              where):
+    req = project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path) if where == "project" else where
+    for force in ([], ["--force"]):
+        code = main(["build", "-r", str(req), "--runtime", "python3.11", "-o", out,
+                     "--cache-dir", str(tmp_path / "cache"), *FIXTURE, *force])
+        assert code == 2
+        assert "refusing to write the output into" in capsys.readouterr().err
+    assert (tmp_path / "app.py").is_file() and (tmp_path / ".git" / "HEAD").is_file()
+
+
+def test_non_empty_foreign_directory_needs_force(tmp_path, monkeypatch, capsys):
+    req = project(tmp_path)
+    foreign = tmp_path / "elsewhere"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    args = ["build", "-r", str(req), "--runtime", "python3.11", "-o", str(foreign),
+            "--cache-dir", str(tmp_path / "cache"), *FIXTURE]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "was not written by lambda-compat" in err and "--force" in err
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert main(args + ["--force"]) == 0
+    assert not (foreign / "notes.txt").exists() and (foreign / "lc_pure").is_dir()
+    # written by lambda-compat now: the next build replaces it without --force
+    assert (foreign / outputs.MARKER).is_file()
+    assert main(args) == 0
+    # an empty directory is fine too
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(args[:-len(FIXTURE) - 4] + ["-o", str(empty), "--cache-dir",
+                                             str(tmp_path / "cache"), *FIXTURE]) == 0
+
+
+def test_stale_staging_of_a_killed_run_is_removed(tmp_path):
+    req = project(tmp_path)
+    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
+    stale = [tmp_path / f".out.lambda-compat-new-{dead}-abcd1234",
+             tmp_path / "cache" / "tmp" / f"run-{dead}-xyz",
+             tmp_path / "cache" / f"lc-build-{dead}-xyz"]
+    for d in stale:
+        (d / "sub").mkdir(parents=True)
+    live = tmp_path / f".out.lambda-compat-new-{os.getppid()}-abcd1234"  # a running process
+    live.mkdir()
+    assert main(["build", "-r", str(req), "--runtime", "python3.11", "-o",
+                 str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), *FIXTURE]) == 0
+    assert [d for d in stale if d.exists()] == []
+    assert live.is_dir()
+
+
+def _leftovers(tmp_path: Path) -> list:
+    found = [p.name for p in tmp_path.iterdir() if ".lambda-compat-" in p.name]
+    found += [p.name for p in (tmp_path / "cache" / "tmp").glob("run-*")]
+    found += [p.name for p in (tmp_path / "cache").glob("lc-build-*")]
+    return found
+
+
+@needs_bwrap
+@needs_python
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig):
+    mark = MARK + str(int(sig))
+    make_sdist(tmp_path / "links", {"hang": "wheel", "mark": mark, "write": "/nonexistent",
+                                    "read": "/nonexistent", "port": 9})
+    req = write_reqs(tmp_path, "lc-evil==1.0\nlc-pure==1.0\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"), PIP_CONFIG_FILE=os.devnull)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from lambda_compat.cli import main; "
+                               "sys.exit(main(sys.argv[1:]))",
+         "build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "out"),
+         "--cache-dir", str(tmp_path / "cache"), "--isolated", "--no-index",
+         "-f", str(tmp_path / "links"), "-f", str(INDEX / "files")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not leftover_processes(mark):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the build never reached the hanging step"
+            time.sleep(0.2)
+        assert _leftovers(tmp_path), "the build should be under way"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + int(sig), err
+    assert b"Traceback" not in err
+    time.sleep(0.5)
+    assert leftover_processes(mark) == []
+    assert _leftovers(tmp_path) == []
+    assert not (tmp_path / "out").exists()
