@@ -122,3 +122,69 @@ def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig):
     assert leftover_processes(mark) == []
     assert _leftovers(tmp_path) == []
     assert not (tmp_path / "out").exists()
+
+
+# -- --isolated: no pip configuration at all ------------------------------------------------
+
+def _hostile_wheel(directory: Path) -> None:
+    """lc-pure 9.9, offered only by the hostile configuration."""
+    import zipfile
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {"lc_pure/__init__.py": "HOSTILE = True\n",
+             "lc_pure-9.9.dist-info/METADATA": "Metadata-Version: 2.1\nName: lc-pure\n"
+                                               "Version: 9.9\n",
+             "lc_pure-9.9.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
+                                            "Root-Is-Purelib: true\nTag: py3-none-any\n"}
+    files["lc_pure-9.9.dist-info/RECORD"] = "".join(f"{n},,\n" for n in files) + \
+        "lc_pure-9.9.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(directory / "lc_pure-9.9-py3-none-any.whl", "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+
+
+@pytest.fixture
+def hostile_pip_config(tmp_path, monkeypatch):
+    _hostile_wheel(tmp_path / "hostile")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {tmp_path / 'hostile'}\n"
+                    f"index-url = {(INDEX / 'simple').as_uri()}\n")
+    (tmp_path / "xdg" / "pip").mkdir(parents=True)
+    (tmp_path / "xdg" / "pip" / "pip.conf").write_text(conf.read_text())
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "hostile"))
+    monkeypatch.setenv("PIP_INDEX_URL", (INDEX / "simple").as_uri())
+    return tmp_path / "hostile"
+
+
+def test_isolated_ignores_pip_conf_and_pip_variables(tmp_path, hostile_pip_config, capsys):
+    req = write_reqs(tmp_path, "lc-pure\n")
+    base = ["build", "-r", str(req), "--runtime", "python3.11",
+            "--cache-dir", str(tmp_path / "cache"), "-i", (INDEX / "simple").as_uri()]
+    # not isolated: the configuration's find-links offer 9.9 (the test's premise)
+    assert main(base + ["-o", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "lc_pure-9.9.dist-info").is_dir()
+    assert main(base + ["-o", str(tmp_path / "b"), "--isolated", "--refresh"]) == 0
+    assert (tmp_path / "b" / "lc_pure-1.1.dist-info").is_dir()
+
+
+def test_isolated_unreachable_index_is_exit_3(tmp_path, hostile_pip_config, capsys):
+    s = __import__("socket").socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    req = write_reqs(tmp_path, "lc-pure\n")
+    code = main(["build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "cache"), "--isolated",
+                 "-i", f"http://127.0.0.1:{port}/simple"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert f"127.0.0.1:{port}" in err
+    # ... even when another source (named on the command line) answers
+    code = main(["build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "cache"), "--isolated", "--refresh",
+                 "-i", f"http://127.0.0.1:{port}/simple", "-f", str(INDEX / "files")])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Could not reach the package index" in err
+    assert not (tmp_path / "o").exists()

@@ -134,6 +134,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                                  allow_source=_source_policy(target, config),
                                  log_dir=cache / "logs", build_sandbox=config.build_sandbox,
                                  build_timeout=config.build_timeout)
+        _require_index(resolution, config.pip, target)
         ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
@@ -187,6 +188,22 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
 UNSANDBOXED_WARNING = ("--no-build-sandbox: source distributions' build code ran WITHOUT the "
                        "build sandbox, with this user's files, network and credentials "
                        "(docs/security.md).")
+
+
+def _require_index(resolution: Resolution, pip: PipOptions, target: Target) -> None:
+    """The index the user named with -i must answer, even when another source did."""
+    if not pip.index_url or pip.no_index:
+        return
+    base = pip.index_url.rstrip("/") + "/"
+    failed = [(u, r) for u, r in resolution.fetch_failures if (u.rstrip("/") + "/")
+              .startswith(base)]
+    if failed:
+        url, reason = failed[0]
+        raise errors.IndexUnreachable(
+            f"Could not reach the package index {pip.index_url} for {target.name}: {url} "
+            f"({reason}).",
+            hint="Check the network, the -i/--index-url value and proxy settings; other "
+                 "sources answering is not enough, the index you named must answer.")
 
 
 def _remove_stale(cache: Path, artifacts: Path) -> None:

@@ -124,6 +124,17 @@ class PipOptions:
         return out
 
 
+def isolated_env(env: Mapping[str, str]) -> dict:
+    """``env`` for a pip that must see no configuration (``--isolated``).
+
+    pip's own --isolated skips the user's file and PIP_* variables, but still reads the
+    global and site files and PIP_CONFIG_FILE; PIP_CONFIG_FILE=os.devnull turns all files off.
+    """
+    out = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    out["PIP_CONFIG_FILE"] = os.devnull
+    return out
+
+
 def _link(d: Optional[dict]) -> Optional[LinkInfo]:
     if not d:
         return None
@@ -234,8 +245,8 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     run_env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)]
         + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
-    if pip.isolated:  # no PIP_* variable reaches pip (pip.conf: see pip_shim)
-        run_env = {k: v for k, v in run_env.items() if not k.startswith("PIP_")}
+    if pip.isolated:  # no pip configuration at all: no PIP_* variable, no pip.conf
+        run_env = isolated_env(run_env)
     run_env.setdefault("PIP_NO_INPUT", "1")
     run_env["TMPDIR"] = str(build_tmp)
 

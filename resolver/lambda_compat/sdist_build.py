@@ -21,7 +21,7 @@ from typing import Optional
 
 from . import errors, lifecycle, pip_sandbox, sandbox as build_sandbox
 from .interpreters import Interpreter
-from .resolve import PipOptions
+from .resolve import PipOptions, isolated_env
 
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
               "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")
@@ -97,7 +97,7 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         run_env["PIP_NO_INPUT"] = "1"
         run_env["TMPDIR"] = str(tmp_path / "tmp")  # pip unpacks and builds in there
         if pip.isolated:
-            run_env = {k: v for k, v in run_env.items() if not k.startswith("PIP_")}
+            run_env = isolated_env(run_env)
         if no_compiler:
             run_env = _no_compiler_env(run_env, tmp_path / "no-compiler")
         config = tmp_path / "sandbox.json"
