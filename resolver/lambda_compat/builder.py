@@ -48,7 +48,8 @@ from .wheels import Finding, WheelError, read_wheel, verify_wheel
 #: Findings that make a wheel unusable on the target. A missing system library is reported
 #: but does not reject the wheel: the user may ship the library (a layer) - the check says so.
 BLOCKING = {"wrong-arch", "glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
-            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf"}
+            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf",
+            "not-loadable"}
 
 
 @dataclass(frozen=True)
