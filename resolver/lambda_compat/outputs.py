@@ -68,3 +68,16 @@ def check_replaceable(out: Path, *, project_files: Iterable[Path], force: bool,
 
 def write_marker(directory: Path) -> None:
     (directory / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+
+
+def check_zip_output(out: Path, names: Iterable[str], *, force: bool) -> None:
+    """``package -o``: overwrite (or remove) its zips only where it wrote them before."""
+    if not out.is_dir() or force or (out / MARKER).is_file():
+        return
+    present = [n for n in names if (out / n).exists()]
+    if present:
+        raise errors.BadInput(
+            f"{out} already has {', '.join(present)}, not written by lambda-compat (no "
+            f"{MARKER} file there); package would overwrite {'them' if len(present) > 1 else 'it'}.",
+            hint="Write the zips elsewhere with -o, move the file(s) away, or pass --force to "
+                 "overwrite them.")
