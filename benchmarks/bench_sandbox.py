@@ -68,6 +68,32 @@ def one_build(sdist: Path, links: Path, interp, work: Path, use_sandbox: bool) -
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def per_hook(work: Path, reps: int = 20) -> dict:
+    """Milliseconds to start a trivial hook (``python -c pass``) each way: bare, with the
+    timeout wrapper only (--no-build-sandbox), and in the build sandbox."""
+    from lambda_compat import pip_sandbox
+    tmp = Path(tempfile.mkdtemp(prefix="hook-", dir=work))
+    cmd = [sys.executable, "-c", "pass"]
+    out = {}
+    try:
+        for label, enabled in (("bare", None), ("unconfined", False), ("sandbox", True)):
+            if enabled is None:
+                argv = cmd
+            else:
+                pip_sandbox.install(sandbox.build_sandbox_config(enabled=enabled, timeout=60,
+                                                                 writable=[tmp]))
+                argv = pip_sandbox.wrap(cmd, cwd=str(tmp))
+            samples = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                subprocess.run(argv, check=True, cwd=tmp)
+                samples.append((time.perf_counter() - t) * 1000)
+            out[label] = statistics.median(samples)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
 def fmt(samples) -> str:
     return f"{statistics.median(samples):.1f} ({min(samples):.1f}–{max(samples):.1f})"
 
@@ -103,6 +129,7 @@ def main(argv=None) -> int:
         for mode in (True, False):
             times[mode].append(one_build(sdist, links, interp, args.work, mode))
             print(f"sandbox={mode}: {times[mode][-1]:.1f} s", file=sys.stderr)
+    hooks = per_hook(args.work)
     load_end = os.getloadavg()[0]
     ratio = statistics.median(times[True]) / statistics.median(times[False])
     section = "\n".join([
@@ -122,6 +149,11 @@ def main(argv=None) -> int:
         "- What the sandbox adds per hook: one bwrap start (namespaces, bind mounts) and a "
         "small Python wrapper that bounds the hook in time; pip calls three hooks for this "
         "build (get_requires_for_build_wheel, prepare_metadata_for_build_wheel, build_wheel).",
+        f"- Starting a trivial hook (`python -c pass`, median of 20): {hooks['bare']:.0f} ms "
+        f"bare, {hooks['unconfined']:.0f} ms with the timeout wrapper (`--no-build-sandbox`), "
+        f"{hooks['sandbox']:.0f} ms in the sandbox: about "
+        f"{3 * (hooks['sandbox'] - hooks['bare']) / 1000:.2f} s per build of three hooks, "
+        f"whatever the load; the rest of any difference above is the machine's noise.",
         "",
         f"Machine: nproc {os.cpu_count()}, {platform.system()} {platform.machine()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average "

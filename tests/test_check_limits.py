@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import bundle, check, cli
+from lambda_compat import bundle, cli
 from lambda_compat.elf import read_elf
 
 ROOT = Path(__file__).resolve().parent.parent

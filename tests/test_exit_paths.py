@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import INDEX, ROOT, write_reqs
-from lambda_compat import outputs, sandbox
+from lambda_compat import outputs
 from lambda_compat.cli import main
 from test_build_sandbox import (MARK, leftover_processes, make_sdist, needs_bwrap,
                                 needs_python)

@@ -8,9 +8,9 @@ from typing import Any
 
 from . import errors
 from .builder import BuildConfig
+from .resolve import PipOptions
 
 DEFAULT_BUILD_TIMEOUT = BuildConfig.build_timeout
-from .resolve import PipOptions
 
 
 def add_resolution_options(p: argparse.ArgumentParser) -> None:

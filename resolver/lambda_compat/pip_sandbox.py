@@ -105,8 +105,10 @@ def _patch_hook_caller(module):
     """Every runner a BuildBackendHookCaller is given (pip's or the default) gets wrapped."""
     cls = getattr(module, "BuildBackendHookCaller", None) or getattr(module, "Pep517HookCaller",
                                                                       None)
-    if cls is None or isinstance(cls.__dict__.get("_subprocess_runner"), property):
-        return
+    if cls is None:
+        return False
+    if isinstance(cls.__dict__.get("_subprocess_runner"), property):
+        return True
 
     def get(self):
         return _wrap_runner(self.__dict__["_lc_runner"])
@@ -115,6 +117,7 @@ def _patch_hook_caller(module):
         self.__dict__["_lc_runner"] = runner
 
     cls._subprocess_runner = property(get, set_)
+    return True
 
 
 def _wrap_call_subprocess(original):
@@ -140,11 +143,17 @@ def install(config):
 
     CONFIG.clear()
     CONFIG.update(config)
+    patched = False
     for name in ("pip._vendor.pyproject_hooks._impl", "pip._vendor.pep517.wrappers"):
         try:
-            _patch_hook_caller(importlib.import_module(name))
+            patched = _patch_hook_caller(importlib.import_module(name)) or patched
         except ImportError:
             pass
+    if not patched and (config.get("bwrap_prefix") or config.get("refuse")):
+        import pip
+        raise SandboxRefused(
+            "refusing to run third-party build code: pip %s starts build hooks in a way "
+            "lambda-compat cannot confine (no BuildBackendHookCaller)" % pip.__version__)
     for name in ("pip._internal.operations.build.metadata_legacy",
                  "pip._internal.operations.build.wheel_legacy",
                  "pip._internal.operations.install.editable_legacy"):
@@ -206,7 +215,12 @@ def run_bounded(argv, timeout):
 
 def wheel_main(config_path, pip_args):
     with open(config_path, encoding="utf-8") as f:
-        install(json.load(f))
+        config = json.load(f)
+    try:
+        install(config)
+    except SandboxRefused as exc:
+        sys.stderr.write("lambda-compat: %s\n" % exc)
+        return 3
     from pip._internal.cli.main import main as pip_main
     return pip_main(list(pip_args))
 

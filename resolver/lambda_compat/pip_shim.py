@@ -306,7 +306,11 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     _install_patches(spec, state)
     from lambda_compat import pip_sandbox
 
-    pip_sandbox.install(spec.get("sandbox") or {})
+    try:
+        pip_sandbox.install(spec.get("sandbox") or {})
+    except pip_sandbox.SandboxRefused as exc:
+        return {"status": "error", "kind": "sandbox-refused", "message": str(exc),
+                "fetch_failures": [], "cache_hits": []}
 
     from pip._internal.commands.download import DownloadCommand
     from pip._internal.exceptions import (
