@@ -249,3 +249,27 @@ def test_no_sandbox_means_exit_3_before_build_code_runs(tmp_path, evil_env, monk
     assert exc.value.exit_code == 3
     assert "bubblewrap" in str(exc.value) and "--no-build-sandbox" in str(exc.value)
     assert not Path(evil_env["write"]).exists()
+
+
+@needs_bwrap
+def test_wrap_allow_lists_the_environment_and_binds_only_build_dirs(tmp_path, monkeypatch):
+    from lambda_compat import pip_sandbox
+    build_dir, tree = tmp_path / "build", tmp_path / "project"
+    build_dir.mkdir()
+    tree.mkdir()
+    monkeypatch.setattr(pip_sandbox, "CONFIG", sandbox.build_sandbox_config(
+        enabled=True, timeout=7, writable=[build_dir]))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("GITHUB_TOKEN", SECRET)
+    monkeypatch.setenv("CFLAGS", "-O2")
+    argv = pip_sandbox.wrap(["python3", "-c", "pass"], cwd=str(tree),
+                            extra_environ={"PEP517_BUILD_BACKEND": "setuptools.build_meta"})
+    assert argv[argv.index("exec") + 1] == "7.0"
+    env = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a == "--setenv"}
+    assert SECRET not in env.values()
+    assert env["CFLAGS"] == "-O2" and env["PEP517_BUILD_BACKEND"] == "setuptools.build_meta"
+    assert env["HOME"] == "/tmp" and "PATH" in env
+    assert "--clearenv" in argv and "--unshare-all" in argv
+    binds = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
+    assert binds == [str(build_dir), str(tree)]  # an in-tree build writes its own tree only
+    assert argv[-3:] == ["python3", "-c", "pass"]
