@@ -150,10 +150,16 @@ def main(argv=None) -> int:
         "small Python wrapper that bounds the hook in time; pip calls three hooks for this "
         "build (get_requires_for_build_wheel, prepare_metadata_for_build_wheel, build_wheel).",
         f"- Starting a trivial hook (`python -c pass`, median of 20): {hooks['bare']:.0f} ms "
-        f"bare, {hooks['unconfined']:.0f} ms with the timeout wrapper (`--no-build-sandbox`), "
-        f"{hooks['sandbox']:.0f} ms in the sandbox: about "
-        f"{3 * (hooks['sandbox'] - hooks['bare']) / 1000:.2f} s per build of three hooks, "
-        f"whatever the load; the rest of any difference above is the machine's noise.",
+        f"bare, {hooks['unconfined']:.0f} ms with the timeout wrapper alone "
+        f"(`--no-build-sandbox`), {hooks['sandbox']:.0f} ms in the sandbox. So the sandbox "
+        f"itself adds about {3 * (hooks['sandbox'] - hooks['unconfined']) / 1000:.2f} s to a "
+        f"build of three hooks, and the wrapper (timeout, process-group kill; both modes) "
+        f"{3 * (hooks['unconfined'] - hooks['bare']) / 1000:.2f} s; any larger difference "
+        f"between the rows above is the machine's noise.",
+        *([f"- **The machine was busy with other work** (load average above its "
+           f"{os.cpu_count()} CPUs, see below): absolute times are inflated and noisy; the "
+           f"rounds are interleaved, so the ratio and the per-hook figures are the ones to "
+           f"read."] if max(load_start, load_end) > (os.cpu_count() or 1) else []),
         "",
         f"Machine: nproc {os.cpu_count()}, {platform.system()} {platform.machine()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average "
