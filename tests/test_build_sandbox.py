@@ -166,6 +166,7 @@ def leftover_processes(mark: str) -> list:
     return found
 
 
+@pytest.mark.slow
 @needs_bwrap
 @needs_python
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
@@ -195,6 +196,7 @@ def test_evil_sdist_can_do_no_harm(tmp_path, evil_env, listener, arch):
     assert SECRET not in bundle_text(tmp_path / "out")
 
 
+@pytest.mark.slow
 @needs_bwrap
 @needs_python
 def test_without_the_sandbox_the_same_sdist_does_harm(tmp_path, evil_env, listener):
@@ -213,6 +215,7 @@ def test_without_the_sandbox_the_same_sdist_does_harm(tmp_path, evil_env, listen
     assert accepted(listener)
 
 
+@pytest.mark.slow
 @needs_bwrap
 @needs_python
 @pytest.mark.parametrize("arch,stage", [("x86_64", "metadata"), ("x86_64", "wheel"),

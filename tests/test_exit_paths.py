@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import INDEX, ROOT, write_reqs
-from lambda_compat import outputs
+from lambda_compat import errors, outputs
+from lambda_compat.builder import BuildConfig, build_dependencies
+from lambda_compat.resolve import PipOptions
 from lambda_compat.cli import main
 from test_build_sandbox import (MARK, leftover_processes, make_sdist, needs_bwrap,
                                 needs_python)
@@ -88,6 +90,7 @@ def _leftovers(tmp_path: Path) -> list:
     return found
 
 
+@pytest.mark.slow
 @needs_bwrap
 @needs_python
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
@@ -168,23 +171,21 @@ def test_isolated_ignores_pip_conf_and_pip_variables(tmp_path, hostile_pip_confi
     assert (tmp_path / "b" / "lc_pure-1.1.dist-info").is_dir()
 
 
-def test_isolated_unreachable_index_is_exit_3(tmp_path, hostile_pip_config, capsys):
+@pytest.mark.parametrize("other_source", [False, True])
+def test_isolated_unreachable_index_is_exit_3(tmp_path, hostile_pip_config, other_source):
+    # The hostile configuration's find-links would answer; with --isolated they must not
+    # count, and a source named on the command line (-f) answering does not excuse the index.
     s = __import__("socket").socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     req = write_reqs(tmp_path, "lc-pure\n")
-    code = main(["build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "o"),
-                 "--cache-dir", str(tmp_path / "cache"), "--isolated",
-                 "-i", f"http://127.0.0.1:{port}/simple"])
-    err = capsys.readouterr().err
-    assert code == 3, err
-    assert f"127.0.0.1:{port}" in err
-    # ... even when another source (named on the command line) answers
-    code = main(["build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "o"),
-                 "--cache-dir", str(tmp_path / "cache"), "--isolated", "--refresh",
-                 "-i", f"http://127.0.0.1:{port}/simple", "-f", str(INDEX / "files")])
-    err = capsys.readouterr().err
-    assert code == 3, err
-    assert "Could not reach the package index" in err
+    pip = PipOptions(index_url=f"http://127.0.0.1:{port}/simple", isolated=True, retries=0,
+                     find_links=(str(INDEX / "files"),) if other_source else ())
+    with pytest.raises(errors.IndexUnreachable) as exc:
+        build_dependencies(tmp_path / "o", req, "python3.11",
+                           config=BuildConfig(cache_dir=tmp_path / "cache", pip=pip))
+    assert exc.value.exit_code == 3
+    assert "Could not reach the package index" in str(exc.value)
+    assert f"127.0.0.1:{port}" in str(exc.value)
     assert not (tmp_path / "o").exists()
