@@ -24,7 +24,6 @@ importable there. Three entry points:
 The configuration is a JSON object made by :func:`lambda_compat.sandbox.build_sandbox_config`.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -196,7 +195,11 @@ def _kill_group(proc):
 
 def run_bounded(argv, timeout):
     """Run ``argv`` in a new process group; return its exit status (TIMED_OUT on timeout)."""
-    proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent)
+    # bwrap dies with its parent by itself (--die-with-parent); without a preexec_fn,
+    # Popen can use vfork/posix_spawn, which starts the hook sooner.
+    sandboxed = os.path.basename(argv[0]) == "bwrap" if argv else False
+    proc = subprocess.Popen(argv, start_new_session=True,
+                            preexec_fn=None if sandboxed else _die_with_parent)
 
     def on_signal(signum, frame):
         _kill_group(proc)
@@ -214,6 +217,8 @@ def run_bounded(argv, timeout):
 
 
 def wheel_main(config_path, pip_args):
+    import json
+
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     try:
