@@ -206,18 +206,9 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
     if not 0 <= options.compression_level <= 9:
         raise errors.BadInput(f"--compression-level {options.compression_level}: not between "
                               f"0 and 9.", hint="6 is zip's default; 9 is the smallest.")
-    output_dir = Path(output_dir).absolute()
-    if output_dir.exists() and not output_dir.is_dir():
-        raise errors.BadInput(f"{output_dir} exists and is not a directory.",
-                              hint="Choose another output directory with -o.")
-    if any(_is_within(output_dir, s.path) for s in project.sources) or \
-            (project.vendor is not None and _is_within(output_dir, project.vendor)):
-        raise errors.BadInput(f"the output directory {output_dir} is inside a source or the "
-                              f"vendor directory; the zips would package themselves.",
-                              hint="Write them elsewhere, e.g. -o dist (at the project root).")
+    output_dir = _checked_output(Path(output_dir).absolute(), project, options)
     if options.check_handler is not None:
         _validate_handler(options.check_handler)
-    outputs.check_zip_output(output_dir, (DEPLOYMENT_ZIP, LAYER_ZIP), force=options.force)
     created_output = not output_dir.exists()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.lambda-compat-package-",
@@ -308,6 +299,20 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
 
 
 # -- internals ---------------------------------------------------------------------------------
+
+def _checked_output(output_dir: Path, project: Project, options: PackageOptions) -> Path:
+    """``output_dir`` if the zips may be written there; BadInput (exit 2) otherwise."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise errors.BadInput(f"{output_dir} exists and is not a directory.",
+                              hint="Choose another output directory with -o.")
+    if any(_is_within(output_dir, s.path) for s in project.sources) or \
+            (project.vendor is not None and _is_within(output_dir, project.vendor)):
+        raise errors.BadInput(f"the output directory {output_dir} is inside a source or the "
+                              f"vendor directory; the zips would package themselves.",
+                              hint="Write them elsewhere, e.g. -o dist (at the project root).")
+    outputs.check_zip_output(output_dir, (DEPLOYMENT_ZIP, LAYER_ZIP), force=options.force)
+    return output_dir
+
 
 @dataclass
 class _State:
