@@ -7,6 +7,9 @@ bwrap and chroot mount over them, proot translates paths.
 
 A foreign-architecture root runs through qemu-user: directly when binfmt_misc has an ``F``
 entry for the machine, else by starting a static qemu explicitly (``qemu`` argument).
+
+The same engine confines source builds (the "build sandbox" section below, finished inside
+pip by :mod:`lambda_compat.pip_sandbox`; threat model in docs/security.md).
 """
 
 from __future__ import annotations
@@ -265,7 +268,7 @@ def build_bwrap_prefix() -> List[str]:
     return argv
 
 
-BUILD_SANDBOX_HINT = ("Install bubblewrap (" + "apt-get install bubblewrap on Debian/Ubuntu, "
+BUILD_SANDBOX_HINT = ("Install bubblewrap (apt-get install bubblewrap on Debian/Ubuntu, "
                       "dnf install bubblewrap on Fedora) and make sure unprivileged user "
                       "namespaces are allowed, or pass --no-build-sandbox to run build code "
                       "unconfined (not recommended: it runs with your files, network and "
