@@ -221,7 +221,8 @@ def test_without_the_sandbox_the_same_sdist_does_harm(tmp_path, evil_env, listen
 @pytest.mark.parametrize("arch,stage", [("x86_64", "metadata"), ("x86_64", "wheel"),
                                         ("arm64", "metadata"), ("arm64", "wheel")])
 def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, stage):
-    evil = dict(evil_env, hang=stage, mark=MARK + stage[0])
+    mark = MARK + str(len(stage))  # `sleep MARK` must be a valid duration
+    evil = dict(evil_env, hang=stage, mark=mark)
     make_sdist(tmp_path / "links", evil)
     req = write_reqs(tmp_path, "lc-evil==1.0\n")
     started = time.monotonic()
@@ -237,7 +238,7 @@ def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, sta
     assert took < 4 * 2 + 30, took
     assert not (tmp_path / "out").exists()
     time.sleep(0.5)
-    assert leftover_processes(MARK + stage[0]) == []
+    assert leftover_processes(mark) == []
 
 
 def test_no_sandbox_means_exit_3_before_build_code_runs(tmp_path, evil_env, monkeypatch):

@@ -93,9 +93,10 @@ def _leftovers(tmp_path: Path) -> list:
 @pytest.mark.slow
 @needs_bwrap
 @needs_python
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig):
-    mark = MARK + str(int(sig))
+@pytest.mark.parametrize("sig,sandboxed", [(signal.SIGTERM, True), (signal.SIGHUP, True),
+                                          (signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig, sandboxed):
+    mark = MARK + str(int(sig)) + str(int(sandboxed))
     make_sdist(tmp_path / "links", {"hang": "wheel", "mark": mark, "write": "/nonexistent",
                                     "read": "/nonexistent", "port": 9})
     req = write_reqs(tmp_path, "lc-evil==1.0\nlc-pure==1.0\n")
@@ -105,7 +106,8 @@ def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig):
                                "sys.exit(main(sys.argv[1:]))",
          "build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "out"),
          "--cache-dir", str(tmp_path / "cache"), "--isolated", "--no-index",
-         "-f", str(tmp_path / "links"), "-f", str(INDEX / "files")],
+         "-f", str(tmp_path / "links"), "-f", str(INDEX / "files")]
+        + ([] if sandboxed else ["--no-build-sandbox"]),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -189,3 +191,44 @@ def test_isolated_unreachable_index_is_exit_3(tmp_path, hostile_pip_config, othe
     assert "Could not reach the package index" in str(exc.value)
     assert f"127.0.0.1:{port}" in str(exc.value)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+@needs_bwrap
+@needs_python
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_sigkill_takes_the_build_along_and_the_next_run_cleans_up(tmp_path, sandboxed):
+    mark = MARK + ("91" if sandboxed else "92")  # `sleep MARK` must be a valid duration
+    make_sdist(tmp_path / "links", {"hang": "wheel", "mark": mark, "write": "/nonexistent",
+                                    "read": "/nonexistent", "port": 9})
+    req = write_reqs(tmp_path, "lc-evil==1.0\nlc-pure==1.0\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"), PIP_CONFIG_FILE=os.devnull)
+    argv = [sys.executable, "-c", "import sys; from lambda_compat.cli import main; "
+                                  "sys.exit(main(sys.argv[1:]))",
+            "build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--isolated", "--no-index",
+            "-f", str(tmp_path / "links"), "-f", str(INDEX / "files")]
+    argv += [] if sandboxed else ["--no-build-sandbox"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "stderr.txt", "wb"))
+    try:
+        deadline = time.monotonic() + 120
+        while not leftover_processes(mark):
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "stderr.txt").read_text()
+            time.sleep(0.2)
+        proc.kill()  # SIGKILL: no handler runs in lambda-compat itself
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while leftover_processes(mark) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert leftover_processes(mark) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _leftovers(tmp_path)  # nothing could remove them ...
+    (tmp_path / "requirements.txt").write_text("lc-pure==1.0\n")
+    rerun = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _leftovers(tmp_path) == []  # ... until the next run

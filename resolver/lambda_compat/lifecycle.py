@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Set, Tuple
 
@@ -38,11 +39,24 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _signal_group(pgid: int, signum: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGTERM first: a build's time-bounding wrapper (pip_sandbox ``exec``) is in the group
+    and kills the group of the hook it runs, which lives in a session of its own; then
+    SIGKILL for whatever is left."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(0.3)  # the wrapper's handler: one killpg
+    _signal_group(proc.pid, signal.SIGKILL)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:  # pragma: no cover - stuck in the kernel

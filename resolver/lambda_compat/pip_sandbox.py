@@ -174,6 +174,23 @@ def install(config):
 
 # --------------------------------------------------------------------------- exec
 
+def die_with_parent(signum):
+    """Have the kernel send ``signum`` to this process when its parent dies (Linux).
+
+    The chain that makes a killed lambda-compat (even SIGKILL) take its builds with it: pip
+    gets SIGKILL, the ``exec`` wrapper under it SIGTERM, whose handler kills the hook's
+    process group (bwrap, in turn, dies with the wrapper).
+    """
+    parent = os.getppid()
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signum)  # PR_SET_PDEATHSIG
+    except Exception:
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signum)
+
+
 def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
     try:
         import ctypes
@@ -207,6 +224,7 @@ def run_bounded(argv, timeout):
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    die_with_parent(signal.SIGTERM)  # pip gone: the handler above kills the hook's group
     try:
         return proc.wait(timeout=timeout if timeout and timeout > 0 else None)
     except subprocess.TimeoutExpired:
@@ -219,6 +237,7 @@ def run_bounded(argv, timeout):
 def wheel_main(config_path, pip_args):
     import json
 
+    die_with_parent(signal.SIGKILL)
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     try:

@@ -502,6 +502,11 @@ def _log_tail(spec: dict[str, Any], n: int) -> list[str]:
 
 def main(argv: list[str]) -> int:
     global _EVENTS
+    import signal
+
+    from lambda_compat.pip_sandbox import die_with_parent
+
+    die_with_parent(signal.SIGKILL)  # lambda-compat gone (even SIGKILL): so is this pip
     with open(argv[0], encoding="utf-8") as f:
         spec = json.load(f)
     if spec.get("events_fd") is not None:
