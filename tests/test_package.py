@@ -23,6 +23,7 @@ import pytest
 from conftest import INDEX, fixture_config
 from lambda_compat import cli, errors
 from lambda_compat.builder import get_target
+from lambda_compat.outputs import MARKER
 from lambda_compat.package import (LAYER_ZIP, PackageOptions, package_project, site_packages)
 from lambda_compat.project import load_project
 
@@ -207,7 +208,7 @@ def test_failed_run_leaves_earlier_zips_untouched(tmp_path, shared_cache):
     proj = project_copy(tmp_path, "lc-pure==1.1\n")
     assert run(proj, tmp_path / "dist", shared_cache, layer=True).ok
     before = {p.name: p.read_bytes() for p in (tmp_path / "dist").iterdir()}
-    assert set(before) == {"deployment.zip", LAYER_ZIP}
+    assert set(before) == {"deployment.zip", LAYER_ZIP, MARKER}
     # lc-glibc 2.0 needs glibc 2.28; python3.11 (Amazon Linux 2) has 2.26.
     (proj / "requirements.txt").write_text("lc-glibc==2.0\n")
     result = run(proj, tmp_path / "dist", shared_cache, runtime="python3.11")
@@ -222,7 +223,7 @@ def test_bundle_run_after_a_layer_run_removes_the_stale_layer(tmp_path, shared_c
     assert run(proj, tmp_path / "dist", shared_cache, layer=True).ok
     result = run(proj, tmp_path / "dist", shared_cache)
     assert result.ok
-    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == ["deployment.zip"]
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [MARKER, "deployment.zip"]
     assert result.removed == (str(tmp_path / "dist" / LAYER_ZIP),)
     assert any("removed" in w for w in result.warnings)
 
@@ -555,3 +556,64 @@ def test_result_says_whether_the_resolution_was_reused(tmp_path):
     second = run(proj, tmp_path / "b", cache)
     assert (first.resolution_reused, second.resolution_reused) == (False, True)
     assert second.to_json()["dependencies"]["build"]["resolution_reused"] is True
+
+
+# -- never reads outside the project, never overwrites what it did not write ---------------
+
+@pytest.mark.parametrize("make_link", [
+    lambda proj, out: os.symlink("/etc/passwd", proj / "chalicelib" / "passwd"),
+    lambda proj, out: os.symlink(out, proj / "chalicelib" / "outside"),
+    lambda proj, out: os.symlink(proj / ".git", proj / "chalicelib" / "meta"),
+    lambda proj, out: os.symlink(proj / ".git" / "config", proj / "chalicelib" / "cfg"),
+])
+def test_symlink_out_of_the_project_is_an_error(tmp_path, shared_cache, make_link):
+    proj = project_copy(tmp_path, "lc-pure==1.1\n")
+    (proj / ".git").mkdir()
+    (proj / ".git" / "config").write_text("[remote] token=SECRET\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET")
+    make_link(proj, outside)
+    with pytest.raises(errors.BadInput) as exc:
+        run(proj, tmp_path / "dist", shared_cache)
+    assert exc.value.exit_code == 2
+    assert "a symbolic link in the source chalicelib" in str(exc.value)
+    assert "--follow-symlinks-outside" in str(exc.value)
+    assert not (tmp_path / "dist").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside", "proj"]
+
+
+def test_symlink_outside_packaged_only_when_asked(tmp_path, shared_cache):
+    proj = project_copy(tmp_path, "lc-pure==1.1\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("shared settings")
+    os.symlink(outside, proj / "chalicelib" / "settings.txt")
+    os.symlink("helpers.py" if (proj / "chalicelib" / "helpers.py").exists() else "__init__.py",
+               proj / "chalicelib" / "inside_link.py")  # inside the project: always fine
+    result = run(proj, tmp_path / "dist", shared_cache, follow_symlinks_outside=True)
+    assert result.ok
+    with zipfile.ZipFile(tmp_path / "dist" / "deployment.zip") as z:
+        assert z.read("chalicelib/settings.txt") == b"shared settings"
+        assert "chalicelib/inside_link.py" in z.namelist()
+
+
+def test_non_utf8_file_name_is_refused_with_nothing_left(tmp_path, shared_cache):
+    proj = project_copy(tmp_path, "lc-pure==1.1\n")
+    bad = os.fsdecode(b"caf\xe9.txt")  # latin-1, not UTF-8
+    (proj / "chalicelib" / bad).write_text("x")
+    with pytest.raises(errors.BadInput) as exc:
+        run(proj, tmp_path / "dist", shared_cache)
+    assert "caf\\xe9.txt" in str(exc.value) and "not valid UTF-8" in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no dist/, no staging
+
+
+def test_foreign_zip_in_the_output_directory_needs_force(tmp_path, shared_cache):
+    proj = project_copy(tmp_path, "lc-pure==1.1\n")
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist" / "deployment.zip").write_bytes(b"someone else's")
+    with pytest.raises(errors.BadInput) as exc:
+        run(proj, tmp_path / "dist", shared_cache)
+    assert "not written by lambda-compat" in str(exc.value) and "--force" in str(exc.value)
+    assert (tmp_path / "dist" / "deployment.zip").read_bytes() == b"someone else's"
+    assert run(proj, tmp_path / "dist", shared_cache, force=True).ok
+    assert run(proj, tmp_path / "dist", shared_cache).ok  # its own zips: no --force needed

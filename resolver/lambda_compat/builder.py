@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple, Union
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from . import errors, reqfile, resolution_cache
+from . import errors, lifecycle, outputs, reqfile, resolution_cache
 from .diagnose import ALTERNATIVES, diagnose
 from .install import install_all
 from .interpreters import find_interpreter
@@ -48,7 +48,8 @@ from .wheels import Finding, WheelError, read_wheel, verify_wheel
 #: Findings that make a wheel unusable on the target. A missing system library is reported
 #: but does not reject the wheel: the user may ship the library (a layer) - the check says so.
 BLOCKING = {"wrong-arch", "glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
-            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf"}
+            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf",
+            "not-loadable"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,13 @@ class BuildConfig:
     cache_dir: Optional[Path] = None
     python: Optional[str] = None               # interpreter for source builds (--python)
     pip: PipOptions = field(default_factory=PipOptions)
+    # Wall-clock bound of each build step of third-party code (--build-timeout).
     build_timeout: float = 1800.0
+    # Run build code (metadata preparation, wheel builds) in the build sandbox; False is
+    # --no-build-sandbox (docs/security.md).
+    build_sandbox: bool = True
+    # Replace a non-empty output directory lambda-compat did not write (--force).
+    force_output: bool = False
     allow_missing: bool = False                # install what works even if something is missing
     build_above_glibc_ceiling: bool = False    # build sdists whose wheels need a newer glibc
     # Projects always built from their sdist, even where a compatible wheel exists
@@ -102,17 +109,20 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     requirements = Path(requirements_path)
     reqfile.validate(requirements)
     artifacts = Path(artifacts_dir_path).absolute()
-    if artifacts.exists() and not artifacts.is_dir():
-        raise errors.BadInput(f"{artifacts} exists and is not a directory.",
-                              hint="Choose another output directory with -o.")
+    outputs.check_replaceable(artifacts, project_files=[requirements],
+                              force=config.force_output)
     cache = (config.cache_dir or default_cache_dir()).absolute()
     for sub in ("files", "tmp", "built", "logs"):
         (cache / sub).mkdir(parents=True, exist_ok=True)
+    _remove_stale(cache, artifacts)
     registry = load_packages(config.registry_dir)
     ui.event("start", target=target.name, requirements=str(requirements))
     report = BuildReport(target=target, requirements=str(requirements),
                          artifacts_dir=str(artifacts), registry_version=registry.version)
-    work = Path(tempfile.mkdtemp(prefix="run-", dir=cache / "tmp"))
+    if not config.build_sandbox:
+        report.warnings.append(UNSANDBOXED_WARNING)
+        ui.event("warning", message=UNSANDBOXED_WARNING)
+    work = Path(tempfile.mkdtemp(prefix=lifecycle.owned_name("run-"), dir=cache / "tmp"))
     try:
         ui.event("resolve-start", target=target.name)
         rkey = resolution_cache.key(requirements, target, config.pip)
@@ -123,7 +133,9 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                                  pip=config.pip,
                                  on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e),
                                  allow_source=_source_policy(target, config),
-                                 log_dir=cache / "logs")
+                                 log_dir=cache / "logs", build_sandbox=config.build_sandbox,
+                                 build_timeout=config.build_timeout)
+        _require_index(resolution, config.pip, target)
         ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
@@ -172,6 +184,35 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         report.seconds = time.monotonic() - started
     ui.event("done", status=report.status, seconds=report.seconds)
     return report
+
+
+UNSANDBOXED_WARNING = ("--no-build-sandbox: source distributions' build code ran WITHOUT the "
+                       "build sandbox, with this user's files, network and credentials "
+                       "(docs/security.md).")
+
+
+def _require_index(resolution: Resolution, pip: PipOptions, target: Target) -> None:
+    """The index the user named with -i must answer, even when another source did."""
+    if not pip.index_url or pip.no_index:
+        return
+    base = pip.index_url.rstrip("/") + "/"
+    failed = [(u, r) for u, r in resolution.fetch_failures if (u.rstrip("/") + "/")
+              .startswith(base)]
+    if failed:
+        url, reason = failed[0]
+        raise errors.IndexUnreachable(
+            f"Could not reach the package index {pip.index_url} for {target.name}: {url} "
+            f"({reason}).",
+            hint="Check the network, the -i/--index-url value and proxy settings; other "
+                 "sources answering is not enough, the index you named must answer.")
+
+
+def _remove_stale(cache: Path, artifacts: Path) -> None:
+    """Leftovers of runs that were killed (their process is gone): staging, temp dirs."""
+    lifecycle.remove_stale(cache / "tmp", "run-")
+    lifecycle.remove_stale(cache, "lc-build-")
+    for kind in ("new", "old"):
+        lifecycle.remove_stale(artifacts.parent, f".{artifacts.name}.lambda-compat-{kind}-")
 
 
 def _versions(links, requirement: str, target: Target, sdist_only: bool = False):
@@ -284,11 +325,12 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:
 
 def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
     artifacts.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
+    token = lifecycle.owned_name("") + uuid.uuid4().hex[:8]
     staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
     old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
     try:
         install_all(wheels, staging, jobs)
+        outputs.write_marker(staging)
         if artifacts.exists():
             os.rename(artifacts, old)
         try:
@@ -370,7 +412,8 @@ class _Phases:
             result = build_wheel(Path(source), source_key if not is_dir else source_key + "-d",
                                  native, cache_dir=self.cache, pip=self.config.pip,
                                  no_compiler=False, timeout=self.config.build_timeout,
-                                 cwd=self.requirements.resolve().parent)
+                                 cwd=self.requirements.resolve().parent,
+                                 sandbox=self.config.build_sandbox)
             outcome.build_log = str(result.log)
             outcome.interpreter = result.interpreter
             if result.ok:
@@ -384,6 +427,11 @@ class _Phases:
             else:
                 outcome.attempts.append(f"build with {result.interpreter} failed:\n"
                                         f"{result.error_tail}\n(full log: {result.log})")
+                if result.timed_out:  # a compiler is not why it hung: no second wait
+                    return self._missing(
+                        outcome, "build-failed",
+                        f"building {item.name} {item.version} did not finish within "
+                        f"{self.config.build_timeout:g} s (--build-timeout)"), None
         elif self.host_machine != self.target.machine:
             outcome.attempts.append(
                 f"no native build: this machine is {self.host_machine}, the target is "
@@ -401,7 +449,8 @@ class _Phases:
             result = build_wheel(Path(source), source_key + ("-d" if is_dir else ""), fallback,
                                  cache_dir=self.cache, pip=self.config.pip, no_compiler=True,
                                  timeout=self.config.build_timeout,
-                                 cwd=self.requirements.resolve().parent)
+                                 cwd=self.requirements.resolve().parent,
+                                 sandbox=self.config.build_sandbox)
             outcome.build_log = str(result.log)
             outcome.interpreter = result.interpreter
             if result.ok:

@@ -43,7 +43,8 @@ TASK = "/var/task"
 OPT = "/opt"
 #: Files the ELF checks read: shared objects by name (``x.so``, ``libfoo.so.1.2``).
 NATIVE_NAME = re.compile(r"\.so(\.[0-9]+)*$")
-#: A zip that declares more than this unpacked is refused (Lambda's limit is 250 MB).
+#: What one check extracts at most, across the bundle and all its layers together: a zip
+#: that would take the total above it is refused (Lambda's limit is 250 MB unzipped).
 MAX_EXTRACT_BYTES = 2 * 1024 ** 3
 _SITE_VERSIONED = re.compile(r"^/opt/python/lib/python(\d+)\.(\d+)/site-packages$")
 #: Top-level names in a RECORD that are not importable modules.
@@ -168,6 +169,8 @@ class Workspace:
 
     def __init__(self, parent: Optional[Path] = None) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="lc-check-", dir=parent))
+        #: Bytes the zips extracted into this workspace may still declare, all together.
+        self.budget = MAX_EXTRACT_BYTES
 
     def new_dir(self, name: str) -> Path:
         path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.path))
@@ -199,11 +202,12 @@ def _unsafe(zip_name: str, entry: str, why: str) -> Finding:
                    "../function.zip .) so that every entry is a relative path inside it.")
 
 
-def extract_zip(zip_path: Path, dest: Path) -> Extracted:
+def extract_zip(zip_path: Path, dest: Path, workspace: Optional[Workspace] = None) -> Extracted:
     """Extract ``zip_path`` into the empty directory ``dest``, refusing escaping entries.
 
     Raises BadInput for a file that is not a zip, a corrupt or truncated one, or one that
-    declares more than :data:`MAX_EXTRACT_BYTES`.
+    declares more than the extraction budget left: ``workspace.budget`` (shared by every zip
+    of one check), else :data:`MAX_EXTRACT_BYTES`.
     """
     name = zip_path.name
     findings: List[Finding] = []
@@ -222,12 +226,18 @@ def extract_zip(zip_path: Path, dest: Path) -> Extracted:
     with zf:
         infos = zf.infolist()
         declared = sum(i.file_size for i in infos)
-        if declared > MAX_EXTRACT_BYTES:
+        budget = workspace.budget if workspace is not None else MAX_EXTRACT_BYTES
+        if declared > budget:
+            used = MAX_EXTRACT_BYTES - budget
             raise errors.BadInput(
-                f"{zip_path}: the archive declares {declared / 1e6:.0f} MB unpacked; lambda-"
-                f"compat does not extract more than {MAX_EXTRACT_BYTES / 1e6:.0f} MB (Lambda's "
-                f"own limit is 250 MB unpacked).",
-                hint="This is not a deployable function; check the file.")
+                f"{zip_path}: the archive declares {declared / 1e6:.0f} MB unpacked"
+                + (f", after {used / 1e6:.0f} MB from the archives before it" if used else "")
+                + f"; lambda-compat extracts at most {MAX_EXTRACT_BYTES / 1e6:.0f} MB per "
+                f"check, the bundle and all its layers together (Lambda's own limit is 250 MB "
+                f"unpacked).",
+                hint="This is not a deployable function; check the files.")
+        if workspace is not None:
+            workspace.budget -= declared
         for info in infos:
             entry = info.filename
             mode = info.external_attr >> 16
@@ -359,7 +369,8 @@ def open_input(path: Path, label: str, workspace: Optional[Workspace]) -> Opened
                  "looks like this too; recreate it).")
     if workspace is None:
         raise ValueError("a workspace is needed to extract zips")
-    ex = extract_zip(path, workspace.new_dir(re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)))
+    ex = extract_zip(path, workspace.new_dir(re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)),
+                     workspace)
     return Opened(path, ex.directory, ex.zip_bytes, ex.findings)
 
 

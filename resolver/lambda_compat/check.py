@@ -23,7 +23,7 @@ from . import bundle as _bundle, errors
 from .builder import BuildConfig, build_dependencies
 from .report import BuildReport, tool_json
 from .runtimes import ARCHITECTURES, load_runtimes
-from .static_check import StaticChecker, StaticReport
+from .static_check import MAX_LAYERS, StaticChecker, StaticReport
 from .targets import Target
 from .ui import UI, NullUI
 from .wheels import Finding
@@ -343,6 +343,10 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
         raise errors.EnvironmentProblem(
             f"The {options.backend!r} backend is not available in this installation.",
             hint="Use --backend static (or auto).")
+    if len(inp.layers) > MAX_LAYERS:  # before anything is unpacked
+        raise errors.BadInput(
+            f"{len(inp.layers)} layers given; a Lambda function has at most {MAX_LAYERS}.",
+            hint="Merge layers, or check the function with the layers it really uses.")
     with _bundle.Workspace() as ws:
         layers = [_bundle.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
         if inp.kind == "requirements":

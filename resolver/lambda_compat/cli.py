@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from . import __version__, errors
+from . import __version__, errors, lifecycle
 from .builder import build_dependencies
 from .report import BuildReport
 from .cli_options import add_resolution_options, build_config, subcommand
@@ -91,7 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runtime", required=True, metavar="RUNTIME",
                    help="Lambda runtime: {runtimes}")
     b.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
-    b.add_argument("-o", "--output", required=True, help="artifacts directory to (re)place")
+    b.add_argument("-o", "--output", required=True,
+                   help="artifacts directory to (re)place: new, empty or written by "
+                        "lambda-compat before")
+    b.add_argument("--force", action="store_true",
+                   help="replace the -o directory even if lambda-compat did not write it "
+                        "(never the working or project directory)")
     b.add_argument("--format", choices=["text", "json"], default="text",
                    help="text (default) or json: a versioned report "
                         "(schemas/build-report.schema.json)")
@@ -187,7 +192,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args)
+        with lifecycle.signals_raise():
+            return args.func(args)
     except errors.LambdaCompatError as exc:
         print(f"lambda-compat: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -195,6 +201,10 @@ def _run(args: argparse.Namespace) -> int:
         print("lambda-compat: interrupted; the output directory was left unchanged.",
               file=sys.stderr)
         return 130
+    except lifecycle.Terminated as exc:
+        print(f"lambda-compat: terminated ({exc}); child processes were stopped, temporary "
+              f"files removed and the output directory left unchanged.", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:  # a bug: say so plainly, keep the traceback in a file
         import tempfile
         import traceback
@@ -218,7 +228,8 @@ def _build(args: argparse.Namespace) -> int:
                               hint="Pass only one.")
     config = build_config(args, allow_missing=args.allow_missing,
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
-                          no_binary=tuple(args.no_binary), jobs=args.jobs)
+                          no_binary=tuple(args.no_binary), jobs=args.jobs,
+                          force_output=args.force)
     with ProgressUI(sys.stderr, verbose=args.verbose) as ui:
         report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
                                     architecture=args.arch)

@@ -144,6 +144,9 @@ class ELFInfo:
     rpath: Tuple[str, ...]  # DT_RPATH split on ':'
     runpath: Tuple[str, ...]  # DT_RUNPATH split on ':'
     version_needs: Tuple[Tuple[str, str], ...]  # (library file, version name), in file order
+    #: Why the dynamic loader would refuse to map the file (no PT_LOAD segment, a segment
+    #: outside the file, misaligned or inconsistent), or None.
+    load_problem: Optional[str] = None
 
     def _numeric_versions(self, prefix: str) -> Dict[str, Tuple[int, ...]]:
         found: Dict[str, Tuple[int, ...]] = {}
@@ -376,6 +379,7 @@ class _Parser:
 
         segments = self.program_headers()
         self.loads = [seg for seg in segments if seg.type == _PT_LOAD]
+        load_problem = self.load_problem(elf_type, self.loads)
         dynamic = next((seg for seg in segments if seg.type == _PT_DYNAMIC), None)
 
         needed: List[str] = []
@@ -417,7 +421,27 @@ class _Parser:
             rpath=rpath,
             runpath=runpath,
             version_needs=version_needs,
+            load_problem=load_problem,
         )
+
+    def load_problem(self, elf_type: str, loads: List["_Segment"]) -> Optional[str]:
+        """What glibc's loader checks in the program headers before mapping an object."""
+        if elf_type not in ("ET_DYN", "ET_EXEC"):
+            return f"it is an {elf_type} object, which the dynamic loader cannot load"
+        if not loads:
+            return (f"it has no loadable segment ({self.e_phnum} program header"
+                    f"{'s' if self.e_phnum != 1 else ''}, none of them PT_LOAD)")
+        for n, seg in enumerate(loads, 1):
+            if seg.offset + seg.filesz > self.size:
+                return (f"loadable segment {n} lies outside the file (offset {seg.offset} + "
+                        f"size {seg.filesz} > file size {self.size})")
+            if seg.filesz > seg.memsz:
+                return (f"loadable segment {n} is larger in the file ({seg.filesz}) than in "
+                        f"memory ({seg.memsz})")
+            if seg.align > 1 and (seg.vaddr - seg.offset) % seg.align:
+                return (f"loadable segment {n}: address {seg.vaddr:#x} and offset "
+                        f"{seg.offset:#x} are not aligned to {seg.align:#x}")
+        return None
 
     def _need(self, strtab: Optional["_StrTab"]) -> "_StrTab":
         if strtab is None:
@@ -440,16 +464,19 @@ class _Parser:
         table = self.read(self.e_phoff, phnum * entsize, f"program header table ({phnum} entries)")
         # Only p_type, p_offset, p_vaddr and p_filesz are needed; their positions differ
         # between the classes (64-bit moves p_flags up to keep the 8-byte fields aligned).
-        st = self.structs["IIIIII" if bits == 32 else "IIQQQQ"]
+        st = self.structs["IIIIIIII" if bits == 32 else "IIQQQQQQ"]
         segments = []
         unpack_from = st.unpack_from
         for offset in range(0, phnum * entsize, entsize):
             if bits == 32:
-                p_type, p_offset, p_vaddr, _paddr, p_filesz, _memsz = unpack_from(table, offset)
+                (p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _flags,
+                 p_align) = unpack_from(table, offset)
             else:
-                p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = unpack_from(table, offset)
+                (p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz,
+                 p_align) = unpack_from(table, offset)
             if p_type in (_PT_LOAD, _PT_DYNAMIC):
-                segments.append(_Segment(p_type, p_offset, p_vaddr, p_filesz))
+                segments.append(_Segment(p_type, p_offset, p_vaddr, p_filesz, p_memsz,
+                                         p_align))
         return segments
 
     def section_zero(self) -> Optional["_Section"]:
@@ -632,6 +659,8 @@ class _Segment:
     offset: int
     vaddr: int
     filesz: int
+    memsz: int = 0
+    align: int = 0
 
 
 @dataclass(frozen=True)
@@ -658,7 +687,7 @@ def _structs(order: str) -> Dict[str, struct.Struct]:
     cached = _STRUCT_CACHE.get(order)
     if cached is None:
         formats = {*_EHDR.values(), *_SHDR.values(), *_DYN.values(), _VERNEED, _VERNAUX,
-                   "IIIIII", "IIQQQQ"}
+                   "IIIIII", "IIQQQQ", "IIIIIIII", "IIQQQQQQ"}
         cached = _STRUCT_CACHE[order] = {fmt: struct.Struct(order + fmt) for fmt in formats}
     return cached
 

@@ -83,6 +83,10 @@ class InterpreterNotFound(EnvironmentProblem):
     pass
 
 
+class BuildSandboxUnavailable(EnvironmentProblem):
+    """Third-party build code would have to run, and no build sandbox works here."""
+
+
 class BackendUnavailable(EnvironmentProblem):
     """A requested dynamic-proof backend (container, rootfs, host) cannot run here."""
 

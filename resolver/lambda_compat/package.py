@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import errors, lockfiles
+from . import errors, lockfiles, outputs, source_guard
 from .builder import BuildConfig, build_dependencies, default_cache_dir, get_target
 from .install import plan_wheel
 from .packaging_zip import DEFAULT_LEVEL, RawEntry, ZipSummary, timestamp, write_zip
@@ -66,6 +66,10 @@ class PackageOptions:
     jobs: Optional[int] = None
     #: copy the deflate stream of files installed unchanged from a wheel (False: --recompress)
     reuse_wheel_streams: bool = True
+    #: package what symbolic links pointing outside the project lead to
+    follow_symlinks_outside: bool = False
+    #: overwrite zips in an output directory lambda-compat did not write (--force)
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -202,17 +206,10 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
     if not 0 <= options.compression_level <= 9:
         raise errors.BadInput(f"--compression-level {options.compression_level}: not between "
                               f"0 and 9.", hint="6 is zip's default; 9 is the smallest.")
-    output_dir = Path(output_dir).absolute()
-    if output_dir.exists() and not output_dir.is_dir():
-        raise errors.BadInput(f"{output_dir} exists and is not a directory.",
-                              hint="Choose another output directory with -o.")
-    if any(_is_within(output_dir, s.path) for s in project.sources) or \
-            (project.vendor is not None and _is_within(output_dir, project.vendor)):
-        raise errors.BadInput(f"the output directory {output_dir} is inside a source or the "
-                              f"vendor directory; the zips would package themselves.",
-                              hint="Write them elsewhere, e.g. -o dist (at the project root).")
+    output_dir = _checked_output(Path(output_dir).absolute(), project, options)
     if options.check_handler is not None:
         _validate_handler(options.check_handler)
+    created_output = not output_dir.exists()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.lambda-compat-package-",
                                  dir=output_dir.parent))
@@ -282,6 +279,7 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
             state.removed.append(str(stale))
             state.warnings.append(f"removed {stale} from an earlier --layer run: its "
                                   f"dependencies are now inside {DEPLOYMENT_ZIP}.")
+        outputs.write_marker(output_dir)
         state.zips = tuple(final)
         state.status = "written"
         ui.event("package-done", zips=[str(z.path) for z in final])
@@ -293,9 +291,28 @@ def package_project(project: Project, output_dir: Path, runtime: str, arch: str 
             except FileNotFoundError:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+        if created_output and state.status != "written":
+            try:  # nothing was changed: not even an empty directory stays
+                output_dir.rmdir()
+            except OSError:
+                pass
 
 
 # -- internals ---------------------------------------------------------------------------------
+
+def _checked_output(output_dir: Path, project: Project, options: PackageOptions) -> Path:
+    """``output_dir`` if the zips may be written there; BadInput (exit 2) otherwise."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise errors.BadInput(f"{output_dir} exists and is not a directory.",
+                              hint="Choose another output directory with -o.")
+    if any(_is_within(output_dir, s.path) for s in project.sources) or \
+            (project.vendor is not None and _is_within(output_dir, project.vendor)):
+        raise errors.BadInput(f"the output directory {output_dir} is inside a source or the "
+                              f"vendor directory; the zips would package themselves.",
+                              hint="Write them elsewhere, e.g. -o dist (at the project root).")
+    outputs.check_zip_output(output_dir, (DEPLOYMENT_ZIP, LAYER_ZIP), force=options.force)
+    return output_dir
+
 
 @dataclass
 class _State:
@@ -399,6 +416,7 @@ def _dependencies(state: _State, work: Path, ui: UI, config: BuildConfig) -> Opt
                 d.reason or f"{d.name} {d.version or ''} cannot be built for {target.name}.",
                 d.suggestion or "", "error"))
         return None
+    (deps / outputs.MARKER).unlink(missing_ok=True)  # the bundle's marker is not shipped
     return deps
 
 
@@ -482,12 +500,16 @@ def _tree_bytes(root: Optional[Path]) -> int:
 class _Stager:
     """Places files into the staged trees; two origins claiming one file is an error."""
 
-    def __init__(self, project: Project, sources: Dict[Path, Path]) -> None:
+    def __init__(self, project: Project, sources: Dict[Path, Path],
+                 allow_outside: bool = False) -> None:
         self.project = project
         self.origin: Dict[Path, str] = {}
         self.sources = sources
+        self.allow_outside = allow_outside
 
     def place_file(self, src: Path, dest: Path, origin: str) -> None:
+        source_guard.check_link(src, self.project.root, origin, self.allow_outside)
+        source_guard.check_name(src, origin)
         if dest in self.origin or os.path.lexists(dest):
             other = self.origin.get(dest, "a dependency")
             raise errors.BadInput(
@@ -515,6 +537,7 @@ class _Stager:
         self.sources[dest] = src
 
     def place_tree(self, src: Path, dest: Path, origin: str) -> None:
+        source_guard.check_link(src, self.project.root, origin, self.allow_outside)
         seen = set()
         for dirpath, dirnames, files in os.walk(src, followlinks=True):
             real = os.path.realpath(dirpath)
@@ -526,6 +549,10 @@ class _Stager:
             rel_posix = "" if rel == "." else rel.replace(os.sep, "/")
             dirnames[:] = sorted(d for d in dirnames if not self.project.excluded(
                 f"{rel_posix}/{d}" if rel_posix else d))
+            for d in dirnames:
+                source_guard.check_link(Path(dirpath) / d, self.project.root, origin,
+                                        self.allow_outside)
+                source_guard.check_name(Path(dirpath) / d, origin)
             for f in sorted(files):
                 rel_file = f"{rel_posix}/{f}" if rel_posix else f
                 if self.project.excluded(rel_file):
@@ -564,7 +591,7 @@ def _stage(state: _State, work: Path, deps: Optional[Path]) -> Tuple[Path, Optio
         else:
             task.mkdir()
         lib_dest = task
-    stager = _Stager(project, state.origins)
+    stager = _Stager(project, state.origins, state.options.follow_symlinks_outside)
     for s in project.sources:
         origin = f"the source {s.path.relative_to(project.root).as_posix()}"
         if s.path.is_dir():

@@ -78,6 +78,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--recompress", action="store_true",
                    help="compress every file here instead of copying the deflate streams of "
                         "files installed unchanged from wheels")
+    p.add_argument("--follow-symlinks-outside", action="store_true",
+                   help="package what symbolic links pointing outside the project (or into "
+                        ".git) lead to; without it such a link is an error")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite deployment.zip/layer.zip in an output directory "
+                        "lambda-compat did not write")
     p.add_argument("--format", choices=["text", "json"], default="text",
                    help="text (default) or json: a versioned result "
                         "(schemas/package-result.schema.json)")
@@ -203,7 +209,9 @@ def _package(args: argparse.Namespace) -> int:
                              rootfs=Path(args.rootfs) if args.rootfs else None,
                              python=args.python, handler_timeout=args.handler_timeout,
                              compression_level=args.compression_level, jobs=args.jobs,
-                             reuse_wheel_streams=not args.recompress)
+                             reuse_wheel_streams=not args.recompress,
+                             follow_symlinks_outside=args.follow_symlinks_outside,
+                             force=args.force)
     if args.no_verify:
         print("lambda-compat: WARNING: --no-verify: the bundle is NOT checked against the "
               "target; it may not import on Lambda.", file=sys.stderr)

@@ -304,6 +304,13 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {"fetch_failures": [], "not_found": [], "cache_hits": [],
                              "preparing": None}
     _install_patches(spec, state)
+    from lambda_compat import pip_sandbox
+
+    try:
+        pip_sandbox.install(spec.get("sandbox") or {})
+    except pip_sandbox.SandboxRefused as exc:
+        return {"status": "error", "kind": "sandbox-refused", "message": str(exc),
+                "fetch_failures": [], "cache_hits": []}
 
     from pip._internal.commands.download import DownloadCommand
     from pip._internal.exceptions import (
@@ -406,7 +413,10 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
                     result["links"][item["name"]] = _all_links(finder, item["name"])
             return 0
 
-    command = TargetDownload(name="download", summary="lambda-compat target download")
+    # isolated: pip reads its configuration files while the command object is made, before
+    # it parses --isolated; only this flag keeps pip.conf (global, site, user) out.
+    command = TargetDownload(name="download", summary="lambda-compat target download",
+                             isolated=bool(spec.get("isolated")))
     try:
         command.main(list(spec["pip_args"]))
         if command.lc_exception is not None:
@@ -465,6 +475,9 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
                       "log": error_log.lines[-40:]}
     except NetworkConnectionError as exc:
         result = {"status": "error", "kind": "network", "message": str(exc)}
+    except pip_sandbox.SandboxRefused as exc:
+        result = {"status": "error", "kind": "sandbox-refused", "message": str(exc),
+                  "filename": (state.get("preparing") or {}).get("filename")}
     except Exception as exc:  # report, never a bare traceback
         result = {"status": "error", "kind": "internal",
                   "message": f"{type(exc).__name__}: {exc}",
@@ -489,6 +502,11 @@ def _log_tail(spec: dict[str, Any], n: int) -> list[str]:
 
 def main(argv: list[str]) -> int:
     global _EVENTS
+    import signal
+
+    from lambda_compat.pip_sandbox import die_with_parent
+
+    die_with_parent(signal.SIGKILL)  # lambda-compat gone (even SIGKILL): so is this pip
     with open(argv[0], encoding="utf-8") as f:
         spec = json.load(f)
     if spec.get("events_fd") is not None:

@@ -20,7 +20,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from packaging.utils import canonicalize_name
 
-from . import errors
+from . import errors, lifecycle
+from .sandbox import BUILD_SANDBOX_HINT, build_sandbox_config
 from .targets import Target
 
 
@@ -126,6 +127,15 @@ class PipOptions:
 def _links(ds) -> Tuple[LinkInfo, ...]:
     """LinkInfo of every (non-empty) link record."""
     return tuple(link for link in map(_link, ds) if link is not None)
+def isolated_env(env: Mapping[str, str]) -> dict:
+    """``env`` for a pip that must see no configuration (``--isolated``).
+
+    pip's own --isolated skips the user's file and PIP_* variables, but still reads the
+    global and site files and PIP_CONFIG_FILE; PIP_CONFIG_FILE=os.devnull turns all files off.
+    """
+    out = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    out["PIP_CONFIG_FILE"] = os.devnull
+    return out
 
 
 def _link(d: Optional[dict]) -> Optional[LinkInfo]:
@@ -148,6 +158,8 @@ def resolve(
     allow_source: Optional[Callable[[str, str, Tuple[LinkInfo, ...]], bool]] = None,
     max_passes: int = 12,
     log_dir: Optional[Path] = None,
+    build_sandbox: bool = True,
+    build_timeout: float = 1800.0,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
 
@@ -160,13 +172,17 @@ def resolve(
 
     Relative paths inside the requirements file are taken relative to the file's directory
     (the project), as when pip runs from there.
+
+    Preparing an sdist's metadata runs its build code: in the build sandbox
+    (``build_sandbox=False``: unconfined), each step bounded by ``build_timeout`` seconds.
     """
     allowed: List[str] = []
     for attempt in range(max_passes):
         data, failures, log_path = _run_pip(
             target, requirements, workdir=workdir / f"pass{attempt}", cas_dir=cas_dir, pip=pip,
             on_event=on_event, env=env,
-            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir)
+            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir,
+            sandbox=(build_sandbox, build_timeout))
         if (allow_source is None or data["status"] == "ok"
                 or data.get("kind") != "not-found"):
             return _resolution(target, requirements, data, failures, log_path)
@@ -190,8 +206,10 @@ def resolve(
 
 def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
              pip: PipOptions, on_event, env, binary_only: bool, allow_source: List[str],
-             log_dir: Optional[Path] = None):
+             log_dir: Optional[Path] = None, sandbox: Tuple[bool, float] = (True, 1800.0)):
     workdir.mkdir(parents=True, exist_ok=True)
+    build_tmp = workdir / "tmp"   # pip unpacks and prepares sdists in here: the build dir
+    build_tmp.mkdir(exist_ok=True)
     download_dir = workdir.parent / "downloads"
     download_dir.mkdir(exist_ok=True)
     if log_dir is not None:  # kept after the run, so error messages can point at it
@@ -211,6 +229,9 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
         "events_fd": write_fd,
         "binary_only": binary_only,
         "allow_source": list(allow_source),
+        "sandbox": build_sandbox_config(enabled=sandbox[0], timeout=sandbox[1],
+                                        writable=[build_tmp]),
+        "isolated": pip.isolated,
         "pip_args": [
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
@@ -227,7 +248,10 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     run_env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)]
         + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
+    if pip.isolated:  # no pip configuration at all: no PIP_* variable, no pip.conf
+        run_env = isolated_env(run_env)
     run_env.setdefault("PIP_NO_INPUT", "1")
+    run_env["TMPDIR"] = str(build_tmp)
 
     def pump() -> None:
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
@@ -249,7 +273,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
             prof = (["-m", "cProfile", "-o",
                      str(Path(profile) / f"pip-{target.runtime}-{target.arch}-"
                          f"{os.getpid()}-{time.monotonic_ns()}.prof")] if profile else [])
-            proc = subprocess.run(
+            returncode, _ = lifecycle.run(
                 [sys.executable, *prof, "-m", "lambda_compat.pip_shim", str(spec_path)],
                 cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -257,11 +281,11 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     finally:
         os.close(write_fd)
         reader.join(timeout=10)
-    if proc.returncode != 0 or not result_path.exists():
+    if returncode != 0 or not result_path.exists():
         lines = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         tail = "\n".join(lines[-15:])
         raise errors.EnvironmentProblem(
-            f"pip could not run for {target.name} (exit {proc.returncode}).",
+            f"pip could not run for {target.name} (exit {returncode}).",
             hint=f"{tail}\nFull log: {log_path}")
     data = json.loads(result_path.read_text(encoding="utf-8"))
     failures = tuple((f["url"], f["reason"]) for f in data.get("fetch_failures", []))
@@ -355,6 +379,11 @@ def _failure(target: Target, requirements: Path, data: dict,
             message=f"building the metadata of {data.get('filename') or package} failed:\n"
                     f"{tail}\n{where}"),),
             fetch_failures=failures, log_path=log_path, message=message)
+    if kind == "sandbox-refused":
+        raise errors.BuildSandboxUnavailable(
+            f"{message} (needed to prepare the metadata of "
+            f"{data.get('filename') or 'a source distribution'} for {target.name}).",
+            hint=BUILD_SANDBOX_HINT)
     if kind == "requires-python":
         raise errors.DependenciesMissing(
             f"No version satisfies the requirements on {target.runtime}: {message}",

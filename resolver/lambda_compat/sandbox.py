@@ -7,6 +7,9 @@ bwrap and chroot mount over them, proot translates paths.
 
 A foreign-architecture root runs through qemu-user: directly when binfmt_misc has an ``F``
 entry for the machine, else by starting a static qemu explicitly (``qemu`` argument).
+
+The same engine confines source builds (the "build sandbox" section below, finished inside
+pip by :mod:`lambda_compat.pip_sandbox`; threat model in docs/security.md).
 """
 
 from __future__ import annotations
@@ -232,3 +235,97 @@ def chroot_argv(mounts: Mounts, command: Sequence[str]) -> List[str]:
 
 def missing_mount_points(root: Path) -> List[str]:
     return ["/" + p for p in CHROOT_MOUNT_POINTS if not (root / p).is_dir()]
+
+
+# --------------------------------------------------------------------------- build sandbox
+#
+# Third-party build code (PEP 517 hooks, setup.py) runs under bwrap with: no network, the
+# system directories read-only, none of /root, /home, HOME, /work-like trees, the tool's cache
+# or the caller's secrets; an allow-list of environment variables; only the build directory
+# (and a private /tmp) writable; uid 65534 in a user namespace where one can be made. The
+# command line is finished inside the pip process by lambda_compat.pip_sandbox.wrap, which
+# adds the running interpreter, the writable directories and the environment.
+
+#: System directories shown read-only (when present); symlinks (merged /usr) stay symlinks.
+BUILD_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+                     "/opt")
+#: Hidden inside those: credentials and pip configuration (may hold index tokens).
+BUILD_HIDDEN = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/ssh",
+                "/etc/sudoers", "/etc/sudoers.d", "/etc/pip.conf", "/etc/xdg/pip",
+                "/etc/netrc", "/etc/.netrc", "/etc/docker", "/etc/containers/auth.json")
+#: Environment variables a build sees (everything else, e.g. AWS_*, tokens, PIP_*, is dropped).
+BUILD_ENV_ALLOW = (
+    "PATH", "PYTHONPATH", "PYTHONNOUSERSITE", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONWARNINGS", "LANG", "LANGUAGE", "TZ",
+    "SOURCE_DATE_EPOCH", "CC", "CXX", "CPP", "LD", "LDSHARED", "AR", "FC", "F77", "F90",
+    "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "FFLAGS", "ARCHFLAGS", "PKG_CONFIG",
+    "PKG_CONFIG_PATH", "MAKEFLAGS", "MAX_JOBS", "NPY_NUM_BUILD_JOBS", "PG_CONFIG",
+    "CMAKE_BUILD_PARALLEL_LEVEL", "CMAKE_GENERATOR", "SETUPTOOLS_USE_DISTUTILS",
+    "SETUPTOOLS_SCM_PRETEND_VERSION")
+BUILD_ENV_PREFIXES = ("LC_", "PEP517_", "_PYPROJECT_HOOKS_", "SETUPTOOLS_SCM_PRETEND_VERSION_")
+#: The uid/gid a build runs as inside its user namespace ("nobody").
+BUILD_UID = 65534
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_userns_works() -> bool:
+    """bwrap can also give the build its own user namespace with an unprivileged uid."""
+    exe = shutil.which("bwrap")
+    if not exe or not bwrap_works():
+        return False
+    try:
+        proc = subprocess.run([exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                               "--unshare-all", "--unshare-user", "--uid", str(BUILD_UID),
+                               "--gid", str(BUILD_UID), "--die-with-parent", "true"],
+                              capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def build_bwrap_prefix() -> List[str]:
+    """The fixed part of a build's bwrap command line (system view, hidden paths, no net)."""
+    argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-all",
+            "--new-session"]
+    if bwrap_userns_works():
+        argv += ["--unshare-user", "--uid", str(BUILD_UID), "--gid", str(BUILD_UID)]
+    for path in BUILD_SYSTEM_DIRS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in BUILD_HIDDEN:
+        if os.path.isdir(path) and not os.path.islink(path):
+            argv += ["--tmpfs", path]
+        elif os.path.lexists(path):
+            argv += ["--ro-bind", "/dev/null", path]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    return argv
+
+
+BUILD_SANDBOX_HINT = ("Install bubblewrap (apt-get install bubblewrap on Debian/Ubuntu, "
+                      "dnf install bubblewrap on Fedora) and make sure unprivileged user "
+                      "namespaces are allowed, or pass --no-build-sandbox to run build code "
+                      "unconfined (not recommended: it runs with your files, network and "
+                      "credentials).")
+
+
+def build_sandbox_config(*, enabled: bool, timeout: float, writable: Sequence[Path],
+                         extra_env: Sequence[str] = ()) -> dict:
+    """The configuration :mod:`lambda_compat.pip_sandbox` applies in a pip process.
+
+    ``enabled=False`` (``--no-build-sandbox``): build code runs unconfined, but still bounded
+    by ``timeout`` and killed as a process group. With ``enabled`` and no working bwrap, the
+    configuration refuses: the pip process fails at the first build step (exit 3).
+    """
+    config: dict = {"timeout": float(timeout), "writable": [str(p) for p in writable],
+                    "env_allow": list(BUILD_ENV_ALLOW) + list(extra_env),
+                    "env_prefixes": list(BUILD_ENV_PREFIXES)}
+    if not enabled:
+        return config
+    if not bwrap_works():
+        config["refuse"] = ("refusing to run third-party build code: no build sandbox "
+                            "(bubblewrap) works on this machine")
+        return config
+    config["bwrap_prefix"] = build_bwrap_prefix()
+    return config

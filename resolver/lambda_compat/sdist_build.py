@@ -9,6 +9,7 @@ point at them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from . import errors, lifecycle, pip_sandbox, sandbox as build_sandbox
 from .interpreters import Interpreter
-from .resolve import PipOptions
+from .resolve import PipOptions, isolated_env
 
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
               "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")
@@ -35,6 +37,7 @@ class BuildResult:
     no_compiler: bool
     cached: bool = False
     error_tail: str = ""
+    timed_out: bool = False
 
 
 def file_sha256(path: Path) -> str:
@@ -61,8 +64,13 @@ def _no_compiler_env(env: dict, shim_dir: Path) -> dict:
 
 def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cache_dir: Path,
                 pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
-                env: Optional[dict] = None) -> BuildResult:
-    """Build ``source`` into a wheel; reuse the cached result of an identical earlier build."""
+                env: Optional[dict] = None, sandbox: bool = True) -> BuildResult:
+    """Build ``source`` into a wheel; reuse the cached result of an identical earlier build.
+
+    pip runs outside the sandbox (it fetches the build dependencies, wheels only); every
+    build hook it starts runs in the build sandbox (``sandbox=False``: unconfined), bounded
+    by ``timeout``; the whole build is bounded too and killed as a process group.
+    """
     mode = "nocc" if no_compiler else "cc"
     key = f"{source_key}-cp{interpreter.version[0]}{interpreter.version[1]}-{interpreter.machine}-{mode}"
     built_dir = cache_dir / "built" / key
@@ -73,19 +81,33 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         wheels = sorted(built_dir.glob("*.whl"))
         if wheels:
             return BuildResult(True, wheels[0], log, interpreter.describe(), no_compiler, True)
-    with tempfile.TemporaryDirectory(prefix="lc-build-", dir=cache_dir) as tmp:
+    if sandbox and not build_sandbox.bwrap_works():
+        raise errors.BuildSandboxUnavailable(
+            f"refusing to build {source.name}: no build sandbox (bubblewrap) works on this "
+            f"machine, and building runs the distribution's own code.",
+            hint=build_sandbox.BUILD_SANDBOX_HINT)
+    with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-build-"),
+                                     dir=cache_dir) as tmp:
         tmp_path = Path(tmp)
         out = tmp_path / "out"
         out.mkdir()
+        (tmp_path / "tmp").mkdir()
         run_env = dict(os.environ if env is None else env)
         run_env.pop("PYTHONPATH", None)
         run_env["PIP_NO_INPUT"] = "1"
+        run_env["TMPDIR"] = str(tmp_path / "tmp")  # pip unpacks and builds in there
+        if pip.isolated:
+            run_env = isolated_env(run_env)
         if no_compiler:
             run_env = _no_compiler_env(run_env, tmp_path / "no-compiler")
+        config = tmp_path / "sandbox.json"
+        config.write_text(json.dumps(build_sandbox.build_sandbox_config(
+            enabled=sandbox, timeout=timeout, writable=[tmp_path])), encoding="utf-8")
         # --use-pep517: a setup.py-only sdist built by pip < 23.1 otherwise takes the legacy
         # `setup.py bdist_wheel` path, which fails where the interpreter lacks `wheel` (pyenv
         # 3.8-3.10 ship pip 23.0 without it); PEP 517 isolation brings setuptools and wheel.
-        cmd = [interpreter.path, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir",
+        cmd = [interpreter.path, "-c", pip_sandbox.boot_code(), str(config), "wheel",
+               "--no-deps", "--no-cache-dir",
                "--use-pep517", "--disable-pip-version-check", "-w", str(out), *pip.args(),
                str(source)]
         with open(log, "w", encoding="utf-8") as logf:
@@ -93,20 +115,22 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
             if no_compiler:
                 logf.write("(C/C++/Fortran compilers disabled)\n")
             logf.flush()
-            try:
-                proc = subprocess.run(cmd, cwd=str(cwd), env=run_env, stdout=logf,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      timeout=timeout)
-                code = proc.returncode
-            except subprocess.TimeoutExpired:
-                logf.write(f"\nlambda-compat: build timed out after {timeout:.0f} s\n")
-                code = -1
+            # The hooks have their own timeout; this one also bounds pip fetching the build
+            # dependencies, so it leaves the hooks a minute to report theirs.
+            code, timed_out = lifecycle.run(cmd, cwd=str(cwd), env=run_env, stdout=logf,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            timeout=timeout + 60)
+            if timed_out:
+                logf.write("\n" + pip_sandbox.TIMEOUT_MESSAGE.format(timeout=timeout) + "\n")
         wheels = sorted(out.glob("*.whl"))
         if code != 0 or not wheels:
-            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+            text = log.read_text(encoding="utf-8", errors="replace")
+            lines = text.splitlines()
             interesting = [l for l in lines if l.strip()][-12:]
+            timed_out = timed_out or pip_sandbox.TIMEOUT_MESSAGE.format(
+                timeout=timeout) in text
             return BuildResult(False, None, log, interpreter.describe(), no_compiler,
-                               error_tail="\n".join(interesting))
+                               error_tail="\n".join(interesting), timed_out=timed_out)
         staging = cache_dir / "built" / f".{key}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)

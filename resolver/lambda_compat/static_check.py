@@ -427,6 +427,13 @@ class StaticChecker:
                     f"Reinstall {dist}; the file is damaged or not a shared object.",
                     severity="error" if is_ext else "warning"))
                 continue
+            if info.load_problem:
+                out.append(Finding(
+                    "not-loadable", dist, path,
+                    f"{base}: the dynamic loader refuses it: {info.load_problem}.",
+                    f"Reinstall {dist}; the file is damaged (or was never a shared object).",
+                    severity="error" if is_ext else "warning"))
+                continue
             if info.machine != target.machine:
                 out.append(Finding(
                     "wrong-arch", dist, path,

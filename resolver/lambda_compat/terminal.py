@@ -195,6 +195,10 @@ class ProgressUI:
         self._say(f"{target}: {data.get('verdict')} (proof: {data.get('proof')}, "
                   f"{_duration(data.get('seconds', 0))})", style="green" if ok else "red")
 
+    def _on_warning(self, target: str, data: dict) -> None:
+        # always shown, live or not: these are the ones that must not be missed
+        self._say(f"WARNING: {self._prefix(target)}{data['message']}", style="bold red")
+
     def _on_standin_build_start(self, target: str, data: dict) -> None:
         self._set(target, "building stand-in root", f"{data.get('name')} ({data.get('kind')})")
 

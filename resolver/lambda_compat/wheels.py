@@ -160,6 +160,13 @@ def check_native_files(dist: str, files: List[Tuple[str, Path]], target: Target)
                                     "Reinstall the distribution; the file is damaged.",
                                     severity="warning"))
             continue
+        if info.load_problem:
+            findings.append(Finding("not-loadable", dist, name,
+                                    f"{name}: the dynamic loader refuses it: "
+                                    f"{info.load_problem}.",
+                                    "Rebuild or reinstall the distribution; the file is "
+                                    "damaged.", severity="error"))
+            continue
         if info.machine != target.machine:
             findings.append(Finding(
                 "wrong-arch", dist, name,
