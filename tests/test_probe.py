@@ -52,7 +52,7 @@ def test_output_shape_and_facts_on_the_oldest_python_here(tmp_path):
         assert data["glibc"] == libc[1]
     assert "libc.so.6" in data["sonames"]
     # the runtime's own sqlite3 and ssl library versions, read by the interpreter itself
-    own = subprocess.run([interp.path, "-I", "-c", "import sqlite3, ssl, zlib, pyexpat; "
+    own = subprocess.run([interp, "-I", "-c", "import sqlite3, ssl, zlib, pyexpat; "
                           "print(sqlite3.sqlite_version); print(ssl.OPENSSL_VERSION); "
                           "print(zlib.ZLIB_RUNTIME_VERSION); print(pyexpat.EXPAT_VERSION)"],
                          capture_output=True, text=True).stdout.splitlines()
