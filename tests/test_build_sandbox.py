@@ -23,7 +23,7 @@ import pytest
 from conftest import INDEX, write_reqs
 from lambda_compat import errors, sandbox
 from lambda_compat.builder import BuildConfig, build_dependencies
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.resolve import PipOptions
 
 RUNTIME = "python3.11"
@@ -31,7 +31,7 @@ SECRET = "AKIA-LAMBDA-COMPAT-TEST-SECRET"
 MARK = "31337"  # argument of the `sleep` a hanging build leaves behind, to find it in /proc
 
 needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_works(), reason="bwrap does not work here")
-needs_python = pytest.mark.skipif(find_interpreter((3, 11), platform.machine()) is None,
+needs_python = pytest.mark.skipif(not has_python((3, 11), platform.machine()),
                                   reason="no CPython 3.11 on this machine")
 
 EVIL_BACKEND = r'''
@@ -245,7 +245,7 @@ def test_no_sandbox_means_exit_3_before_build_code_runs(tmp_path, evil_env, monk
     monkeypatch.setattr(sandbox, "bwrap_works", lambda: False)
     make_sdist(tmp_path / "links", evil_env)
     req = write_reqs(tmp_path, "lc-evil==1.0\n")
-    if find_interpreter((3, 11), platform.machine()) is None:
+    if not has_python((3, 11), platform.machine()):
         pytest.skip("no CPython 3.11 on this machine")
     with pytest.raises(errors.BuildSandboxUnavailable) as exc:
         build_dependencies(tmp_path / "out", req, RUNTIME,

@@ -9,12 +9,14 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 
 from lambda_compat import backends, binfmt, check, cli, errors, sandbox
 from lambda_compat.builder import get_target
-from lambda_compat.interpreters import Interpreter, find_interpreter
+from lambda_compat.interpreters import Interpreter, find_interpreter, probe
+from compat_tests.local_env import python_path
 
 from check_helpers import make_dist
 
@@ -24,20 +26,29 @@ HOST_ARCH = "arm64" if HOST == "aarch64" else "x86_64"
 needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_works(), reason="needs bwrap")
 
 
-def _local():
+def _local() -> Tuple[str, Tuple[int, int]]:
+    """A local CPython of this machine (found by the tests, not by the code under test)."""
     for minor in (11, 12, 10, 13, 9, 8):
-        interp = find_interpreter((3, minor), HOST)
-        if interp is not None:
-            return interp
+        path = python_path((3, minor), HOST)
+        if path is not None:
+            return path, (3, minor)
     pytest.skip("no local CPython 3.8-3.13")
 
 
+def _local_interpreter() -> Interpreter:
+    """That CPython as lambda-compat describes it (the tests chose it, not the tool)."""
+    path, _ = _local()
+    interp = probe(path)
+    assert interp is not None, path
+    return interp
+
+
 def _venv(tmp_path: Path, *, copies: bool) -> Path:
-    interp = _local()
+    path, version = _local()
     venv = tmp_path / ("venv-copies" if copies else "venv")
-    subprocess.run([interp.path, "-m", "venv", "--without-pip"]
+    subprocess.run([path, "-m", "venv", "--without-pip"]
                    + (["--copies"] if copies else []) + [str(venv)], check=True, timeout=120)
-    v = "%d.%d" % interp.version[:2]
+    v = "%d.%d" % version
     return venv / "bin" / f"python{v}"
 
 
@@ -45,7 +56,8 @@ def _venv(tmp_path: Path, *, copies: bool) -> Path:
 @pytest.mark.parametrize("copies", [False, True])
 def test_a_venv_interpreter_under_tmp_gives_host_proof_under_bwrap(tmp_path, copies):
     python = _venv(tmp_path, copies=copies)  # under /tmp, which bwrap replaces by a tmpfs
-    interp = find_interpreter(tuple(_local().version[:2]), HOST, str(python))
+    interp = find_interpreter(_local()[1], HOST, str(python))
+    assert interp is not None
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
     backend = backends.select_backend(target, "host", python=str(python))
     assert isinstance(backend, backends.HostBackend) and backend.confine
@@ -60,7 +72,7 @@ def test_a_venv_interpreter_under_tmp_gives_host_proof_under_bwrap(tmp_path, cop
 
 def test_a_backend_that_cannot_run_is_the_targets_environment_problem(capsys, tmp_path,
                                                                       monkeypatch):
-    interp = _local()
+    interp = _local_interpreter()
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
     broken = Interpreter(path=str(tmp_path / "gone" / "python"), version=interp.version,
                          implementation="cpython", machine=HOST, free_threaded=False, pip=None)
@@ -79,7 +91,7 @@ def test_a_backend_that_cannot_run_is_the_targets_environment_problem(capsys, tm
 
 
 def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
-    interp = _local()
+    interp = _local_interpreter()
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
 
     class Broken(backends.RootfsBackend):
@@ -118,15 +130,15 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
 def test_fresh_venv_install_gets_host_or_stronger_proof_for_its_own_python(tmp_path):
     """`python -m venv V && V/bin/pip install .`, then check for V's Python version, with
     V/bin first on PATH (as after `activate`): host or stronger proof, never static."""
-    interp = _local()
+    path, version = _local()
     venv = tmp_path / "v"
-    subprocess.run([interp.path, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([path, "-m", "venv", str(venv)], check=True, timeout=300)
     env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-i",
-                    "https://pypi.org/simple", str(ROOT)], check=True, timeout=900, env=env)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(ROOT)], check=True,
+                   timeout=900, env=env)
     task = tmp_path / "task"
     make_dist(task, "plain", files={"plain/__init__.py": "VALUE = 1\n"})
-    runtime = "python%d.%d" % interp.version[:2]
+    runtime = "python%d.%d" % version
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '')}"
     for backend in ("auto", "host"):
         proc = subprocess.run([str(venv / "bin" / "lambda-compat"), "check", str(task),
@@ -140,7 +152,7 @@ def test_fresh_venv_install_gets_host_or_stronger_proof_for_its_own_python(tmp_p
 
 
 def test_an_unconfined_host_proof_says_it_may_borrow_libraries(capsys, tmp_path, monkeypatch):
-    interp = _local()
+    interp = _local_interpreter()
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
     monkeypatch.setattr(backends, "select_backend",
                         lambda t, requested="auto", **kw: backends.HostBackend(

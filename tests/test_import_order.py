@@ -13,7 +13,7 @@ import pytest
 
 from lambda_compat import binfmt, cli
 from lambda_compat.builder import get_target
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.static_check import StaticChecker
 from lambda_compat import bundle as _bundle
 
@@ -29,7 +29,7 @@ SHY = ("import sys\n"
 
 def _version():
     for minor in (12, 11, 13, 10, 9, 8):
-        if find_interpreter((3, minor), HOST):
+        if has_python((3, minor), HOST):
             return f"3.{minor}"
     pytest.skip("no local CPython 3.8-3.13")
 

@@ -14,7 +14,7 @@ import pytest
 from lambda_compat import binfmt, cli, libscan, sandbox
 from lambda_compat import bundle as _bundle
 from lambda_compat.builder import get_target
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 from lambda_compat.static_check import StaticChecker
 
 from check_helpers import make_dist
@@ -164,7 +164,7 @@ def test_check_of_a_ctypes_load_is_incompatible_statically(capsys, tmp_path):
 
 @pytest.mark.skipif(ctypes.util.find_library("magic") is None, reason="host has no libmagic")
 @pytest.mark.skipif(not sandbox.bwrap_works(), reason="needs bwrap")
-@pytest.mark.skipif(find_interpreter((3, 11), HOST) is None, reason="needs a local CPython 3.11")
+@pytest.mark.skipif(not has_python((3, 11), HOST), reason="needs a local CPython 3.11")
 def test_host_proof_does_not_borrow_the_hosts_libmagic(capsys, tmp_path):
     _magic_bundle(tmp_path)
     code, t = _run_check(capsys, tmp_path, AL2, "--backend", "host")

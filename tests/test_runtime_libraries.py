@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import pytest
 
 from lambda_compat import elf
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import python_path
 from lambda_compat.runtimes import ARCHITECTURES, RuntimeFacts, load_runtimes
 
 #: lib-dynload modules the Lambda images do not ship or no function imports (the stand-in
@@ -81,11 +81,11 @@ def _standin_dynload(runtime: str) -> Tuple[Optional[Path], str]:
     stand-in root; (None, why) when this machine has neither."""
     registry = load_runtimes()
     facts = registry.get(runtime, "x86_64")
-    interp = find_interpreter(facts.python_version, "x86_64")
-    if interp is not None:
-        dynload = _dynload_dir(interp.path)
+    path = python_path(facts.python_version, "x86_64")
+    if path is not None:
+        dynload = _dynload_dir(path)
         if dynload is not None:
-            return dynload, f"CPython {'.'.join(map(str, interp.version))} at {interp.path}"
+            return dynload, f"CPython {'.'.join(map(str, facts.python_version))} at {path}"
     from lambda_compat.standin import find_standin
     from lambda_compat.targets import Target
     root = find_standin(Target.from_facts(facts))
