@@ -283,26 +283,34 @@ def _resolution(target: Target, requirements: Path, data: dict,
     return _failure(target, requirements, data, failures, log_path)
 
 
+def _hash_problem(e: dict) -> errors.HashProblem:
+    """One of pip's hash errors (as the engine reported it) as data."""
+    got = e.get("got")
+    if isinstance(got, dict):
+        actual = ", ".join(f"{k}:{v}" for k, v in sorted(got.items())) or None
+    else:
+        actual = f"sha256:{got}" if got else None
+    expected = [f"{k}:{v}" for k, values in sorted((e.get("allowed") or {}).items())
+                for v in values]
+    return errors.HashProblem(e.get("name") or e.get("requirement"), e.get("filename"),
+                              expected, actual, e.get("comes_from") or None)
+
+
 def _failure(target: Target, requirements: Path, data: dict,
              failures: Tuple[Tuple[str, str], ...], log_path: Path) -> Resolution:
     kind = data.get("kind")
     message = data.get("message", "")
     where = f"(full pip log: {log_path})"
     if kind == "hash":
-        lines = []
-        for e in data.get("hash_errors", []):
-            got = e.get("got")
-            if isinstance(got, dict):
-                got = ", ".join(f"{k}:{v}" for k, v in got.items())
-            lines.append(
-                f"  {e.get('name') or e.get('requirement')}: the file chosen for {target.name} is "
-                f"{e.get('filename')} ({got}), which is not covered by the --hash values "
-                f"{('from ' + e['comes_from']) if e.get('comes_from') else ''}".rstrip())
+        problems = [_hash_problem(e) for e in data.get("hash_errors", [])]
+        lines = [f"  {p.name or '?'}: the file chosen for {target.name}, {p.describe()}"
+                 for p in problems]
         raise errors.HashMismatch(
             f"Hash check failed for {target.name}: pip would install files whose hashes the "
             f"requirements do not list.\n" + "\n".join(lines),
             hint="Add the hashes of the target's files (for example with `pip hash FILE` on the "
-                 "file named above, or regenerate the lock for every platform you deploy to).")
+                 "file named above, or regenerate the lock for every platform you deploy to).",
+            mismatches=problems)
     if kind == "not-found":
         if failures and not any(data.get("links", {}).values()):
             urls = "; ".join(f"{u} ({r})" for u, r in failures[:3])
