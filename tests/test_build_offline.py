@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -138,12 +139,17 @@ def test_native_sdist_built_for_matching_host(tmp_path, config):
 
 @needs_311
 def test_native_sdist_for_foreign_arch_is_missing_with_reason(tmp_path, config):
+    started = time.monotonic()
     report = build(tmp_path, "lc-needs-compiler==1.0\n", "python3.11", "arm64", config)
     d = names(report)["lc-needs-compiler"]
     assert d.phase == "missing"
+    # This x86_64 host cannot build aarch64 code: said as such, not as a failed build.
+    assert d.reason_code == "no-build-environment"
+    assert d.reason.startswith("lc_needs_compiler-1.0.tar.gz needs a compiler for aarch64")
     text = "\n".join(d.attempts)
     assert "aarch64" in text and "compiler" in text
     assert "vendor/" in d.suggestion
+    assert time.monotonic() - started < 120
 
 
 @needs_311

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Tuple
 
@@ -70,6 +70,7 @@ class NotFound:
     requirement: str
     parent: Optional[str]
     message: str
+    reason_code: Optional[str] = None   # set when the engine knows it (no-build-environment...)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class Resolution:
     cache_hits: Tuple[str, ...] = ()
     log_path: Optional[Path] = None
     message: str = ""
+    #: sdist file name -> how its metadata was had (source_metadata): "source" (static, cache,
+    #: build, or "" for pip's own path), "attempts" (builds made), "reason_code", "message"
+    sources: Mapping[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +147,7 @@ def resolve(
     allow_source: Optional[Callable[[str, str, Tuple[LinkInfo, ...]], bool]] = None,
     max_passes: int = 12,
     log_dir: Optional[Path] = None,
+    source_build: Optional[Mapping] = None,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
 
@@ -155,13 +160,18 @@ def resolve(
 
     Relative paths inside the requirements file are taken relative to the file's directory
     (the project), as when pip runs from there.
+
+    ``source_build`` (:func:`lambda_compat.builder.source_build_spec`) says how an sdist's
+    metadata may be had for the target (:mod:`lambda_compat.source_metadata`); None leaves it
+    to pip (its own interpreter prepares it).
     """
     allowed: List[str] = []
     for attempt in range(max_passes):
         data, failures, log_path = _run_pip(
             target, requirements, workdir=workdir / f"pass{attempt}", cas_dir=cas_dir, pip=pip,
             on_event=on_event, env=env,
-            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir)
+            binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir,
+            source_build=source_build)
         if (allow_source is None or data["status"] == "ok"
                 or data.get("kind") != "not-found"):
             return _resolution(target, requirements, data, failures, log_path)
@@ -185,7 +195,7 @@ def resolve(
 
 def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
              pip: PipOptions, on_event, env, binary_only: bool, allow_source: List[str],
-             log_dir: Optional[Path] = None):
+             log_dir: Optional[Path] = None, source_build: Optional[Mapping] = None):
     workdir.mkdir(parents=True, exist_ok=True)
     download_dir = workdir.parent / "downloads"
     download_dir.mkdir(exist_ok=True)
@@ -206,6 +216,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
         "events_fd": write_fd,
         "binary_only": binary_only,
         "allow_source": list(allow_source),
+        "source_build": dict(source_build) if source_build else None,
         "pip_args": [
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
@@ -279,7 +290,8 @@ def _resolution(target: Target, requirements: Path, data: dict,
         links = {canonicalize_name(k): tuple(_link(x) for x in v)
                  for k, v in data.get("links", {}).items()}
         return Resolution(items=items, links=links, fetch_failures=failures,
-                          cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path)
+                          cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path,
+                          sources=dict(data.get("sources") or {}))
     return _failure(target, requirements, data, failures, log_path)
 
 
@@ -347,17 +359,23 @@ def _failure(target: Target, requirements: Path, data: dict,
     if kind == "metadata-failed":
         package = data.get("package") or "a source distribution"
         name = canonicalize_name(package.split()[0]) if package else "?"
-        log = data.get("log", [])
-        # The build backend's own last words come right before pip's "[end of output]".
-        ends = [i for i, line in enumerate(log) if "end of output" in line]
-        tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
         links = {canonicalize_name(k): tuple(_link(x) for x in v)
                  for k, v in data.get("links", {}).items()}
+        code = data.get("reason_code")
+        if code:  # lambda_compat.source_metadata said why, with the real cause first
+            text = f"{message}\n{where}" if code == "sdist-build-failed" else message
+        else:
+            log = data.get("log", [])
+            # The build backend's own last words come right before pip's "[end of output]".
+            ends = [i for i, line in enumerate(log) if "end of output" in line]
+            tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
+            text = (f"building the metadata of {data.get('filename') or package} failed:\n"
+                    f"{tail}\n{where}")
         return Resolution(items=(), links=links, not_found=(NotFound(
             project=name, requirement=data.get("requirement") or package, parent=None,
-            message=f"building the metadata of {data.get('filename') or package} failed:\n"
-                    f"{tail}\n{where}"),),
-            fetch_failures=failures, log_path=log_path, message=message)
+            message=text, reason_code=code),),
+            fetch_failures=failures, log_path=log_path, message=message,
+            sources=dict(data.get("sources") or {}))
     if kind == "requires-python":
         raise errors.DependenciesMissing(
             f"No version satisfies the requirements on {target.runtime}: {message}",
