@@ -19,6 +19,7 @@ from . import errors
 from .check import CheckInput, CheckOptions, run_check, select_targets
 from .check_render import render_text
 from .cli_options import add_resolution_options, build_config
+from .ui import sdist_build_text
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
 
@@ -73,9 +74,15 @@ class _ProgressUI:
         self.live = verbose or (hasattr(stream, "isatty") and stream.isatty())
 
     def event(self, kind: str, /, **data: Any) -> None:
+        name = data.get("target", "?")
+        build = sdist_build_text(kind, data)
+        if build is not None:
+            # a long build is never silent: its periodic progress shows even without a tty
+            if self.live or kind == "sdist-build-progress":
+                print(f"{name}: {build}", file=self.stream, flush=True)
+            return
         if not self.live:
             return
-        name = data.get("target", "?")
         if kind == "check-target-start":
             text = f"{name}: {'building' if data.get('phase') == 'build' else 'checking'}"
         elif kind == "check-import-start":

@@ -15,6 +15,7 @@ from . import __version__, errors
 from .builder import build_dependencies
 from .report import BuildReport
 from .cli_options import add_resolution_options, build_config
+from .ui import sdist_build_text
 
 
 def _use_colour(stream: TextIO) -> bool:
@@ -60,7 +61,12 @@ class TerminalUI:
     def event(self, kind: str, /, **data: Any) -> None:
         s = self.style
         name = kind
-        if name == "start":
+        build = sdist_build_text(kind, data)
+        if build is not None:
+            # a long build is never silent: its periodic progress shows even without a tty
+            if self.live or kind == "sdist-build-progress":
+                print(s.dim(f"  {build}"), file=self.stream, flush=True)
+        elif name == "start":
             self._print(s.bold(f"lambda-compat: building {data['requirements']} for "
                                f"{data['target']}"))
         elif name == "pip-collecting":
