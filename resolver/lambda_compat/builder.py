@@ -119,10 +119,11 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         rkey = resolution_cache.key(requirements, target, config.pip)
         resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
                                            config.resolution_ttl)
+        policy = _SourcePolicy(target, config, registry)
         if resolution is None:
             resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
                                  pip=config.pip, on_event=lambda e: _engine_event(ui, e),
-                                 allow_source=_source_policy(target, config),
+                                 allow_source=policy,
                                  log_dir=cache / "logs",
                                  source_build=source_build_spec(target, config, cache,
                                                                 requirements))
@@ -130,7 +131,8 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
         for nf in resolution.not_found:
-            report.distributions.append(_not_found(nf, resolution, target, config))
+            report.distributions.append(_not_found(nf, resolution, target, config,
+                                                   policy.refused.get(nf.project)))
         shas = _store_in_cas(resolution, cache / "files", config.jobs)
         resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
         phases = _Phases(target, config, registry, cache, requirements, ui, resolution, shas)
@@ -182,13 +184,16 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
             "cwd": str(requirements.resolve().parent)}
 
 
-def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig) -> DistOutcome:
+def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig,
+               refused: Optional[Tuple[str, str]] = None) -> DistOutcome:
     """The outcome of a distribution the resolution found no usable file for."""
     links = resolution.links.get(nf.project, ())
     version = _candidate_version(nf.requirement, links, target)
     d = diagnose(nf.project, version, links, target)
     code, reason = d.reason_code, d.reason
-    if nf.reason_code == "no-build-environment":
+    if refused is not None and code == "no-compatible-wheel":
+        code, reason = refused[0], f"{refused[1]} {d.reason}"
+    elif nf.reason_code == "no-build-environment":
         code, reason = nf.reason_code, f"{nf.message.rstrip('.')}. {d.reason}"
     elif nf.reason_code:
         code, reason = nf.reason_code, nf.message
@@ -285,33 +290,50 @@ def _with_no_binary(config: BuildConfig) -> BuildConfig:
     return replace(config, no_binary=tuple(names), pip=pip)
 
 
-def _source_policy(target: Target, config: BuildConfig):
+class _SourcePolicy:
     """Allow building a project from source only where that can produce a usable wheel.
 
-    Not when the project's wheels for that version only need a newer glibc (unless asked), and
-    not when this machine has no CPython of the target's version at all: every build phase
-    needs one, so pip would only build the sdist (numpy: minutes of C++) to read metadata.
+    Not when the project's wheels for that version only need a newer glibc (unless asked);
+    not when this machine has no CPython of the target's version at all (every build phase
+    needs one, so pip would only build the sdist, numpy: minutes of C++, to read metadata);
+    not for a machine this host cannot compile for when the project's code is native (it
+    publishes only platform wheels) and no registry entry could vouch for a compiler-less
+    build: decided from the index page, before the sdist is even downloaded.
+    ``refused`` keeps (code, reason) of the last two, for the report.
     """
-    forced = _no_binary_names(config)
-    interpreter: list = []
 
-    def can_build() -> bool:
-        if not interpreter:
-            interpreter.append(find_interpreter(target.python_version, platform.machine(),
-                                                config.python) is not None)
-        return interpreter[0]
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry) -> None:
+        self.target, self.config, self.registry = target, config, registry
+        self.forced = _no_binary_names(config)
+        self.refused: dict = {}
+        self._interpreter: list = []
 
-    def allow(project: str, requirement: str, links) -> bool:
+    def can_build(self) -> bool:
+        if not self._interpreter:
+            self._interpreter.append(find_interpreter(
+                self.target.python_version, platform.machine(), self.config.python) is not None)
+        return self._interpreter[0]
+
+    def __call__(self, project: str, requirement: str, links) -> bool:
+        target = self.target
         # sdists the target's Python may install (Requires-Python), of a wanted version
         links = [link for link in links if requires_python_ok(link, target)]
         versions = _versions(links, requirement, target, sdist_only=True)
-        if not versions or not can_build():
+        if not versions or not self.can_build():
             return False
-        if project in forced:  # the user asked for the source (--no-binary)
+        if project in self.forced:  # the user asked for the source (--no-binary)
             return True
+        host = platform.machine()
+        wheels = [link for link in links if link.is_wheel and not link.yanked]
+        if (host != target.machine and wheels and self.registry.get(project) is None
+                and all(not link.filename.endswith("-any.whl") for link in wheels)):
+            self.refused[project] = ("no-build-environment", (
+                f"{project} has native code (it publishes only platform wheels) and this "
+                f"{host} machine cannot build {target.machine} code; its sdist was not "
+                f"built."))
+            return False
         d = diagnose(project, str(max(versions)), links, target)
-        return not (d.glibc_blocked and not config.build_above_glibc_ceiling)
-    return allow
+        return not (d.glibc_blocked and not self.config.build_above_glibc_ceiling)
 
 
 def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:

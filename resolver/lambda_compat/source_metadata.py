@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import shutil
 import tarfile
 import threading
 import time
@@ -219,6 +220,7 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
         return Prepared(metadata_dir(workdir, info.pkg_info or ""), "static")
     cache_dir = Path(source["cache_dir"])
     sha = sha256 or file_sha256(sdist)
+    _keep(sdist, sha, cache_dir / "files")  # a failed resolution must not cost a download again
     key = cache_key(sha, tuple(source["version"]), source["target_machine"])
     text = cached(cache_dir, key)
     if text is not None:
@@ -235,6 +237,23 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
     store(cache_dir, key, text)
     out.metadata_dir = metadata_dir(workdir, text)
     return out
+
+
+def _keep(path: Path, sha: str, cas: Path) -> None:
+    """The sdist into the content-addressed download cache (files/<sha[:2]>/<sha>/<name>)."""
+    dest = cas / sha[:2] / sha / path.name
+    if dest.exists():
+        return
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    except OSError:
+        pass  # a cache, not a result
 
 
 def no_build_environment(filename: str, backend: Optional[str],
