@@ -12,9 +12,10 @@ What it changes in pip, for that process only:
 * Requires-Python: judged against the target's full version (``--python-version``), both
   from the index's data-requires-python and from each file's own metadata (pip's resolver
   turns a candidate's Requires-Python into a requirement once it has the metadata);
-* pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved (their
-  metadata is prepared on the host) and handed to the builder, which builds them for the
-  target and verifies the result;
+* pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved and
+  handed to the builder, which builds them for the target and verifies the result; their
+  metadata comes from :mod:`lambda_compat.source_metadata` (static PKG-INFO, the cache, or a
+  build with the *target's* interpreter), never from pip's own interpreter;
 * pip's local wheel cache is ignored (it holds wheels built for the host);
 * files already in the content-addressed cache are reused (hash-verified by pip).
 
