@@ -204,8 +204,9 @@ def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig,
                                config.python) is None):
         v = target.python_version
         code = "no-build-environment"
-        reason = (f"its sdist was not built: no CPython {v[0]}.{v[1]} interpreter on this "
-                  f"machine (use --python). {reason}")
+        reason = (f"{nf.project} {version or ''}".rstrip() + f": its sdist was not built, "
+                  f"this machine has no CPython {v[0]}.{v[1]} interpreter (use --python). "
+                  f"{reason}")
     outcome = DistOutcome(
         name=nf.project, version=version, phase="missing", requested=nf.parent is None,
         reason_code=code, reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
@@ -604,7 +605,10 @@ class _Phases:
         findings = verify_wheel(info, self.target)
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:
-            return blocking[0].code, "; ".join(f.message for f in blocking)
+            why = blocking[0].message.rstrip(".")
+            if len(blocking) > 1:
+                why += f" (and {len(blocking) - 1} more like it)"
+            return blocking[0].code, why
         outcome.findings = [_soften(f) for f in findings]
         return None, ""
 
