@@ -211,8 +211,11 @@ def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig,
         name=nf.project, version=version, phase="missing", requested=nf.parent is None,
         reason_code=code, reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
         suggestion=d.suggestion)
+    host = platform.machine()
+    if refused is not None and code == refused[0]:
+        outcome.attempts.append(f"no build: this machine is {host}, the target is "
+                                f"{target.machine}, and {nf.project}'s code is native")
     if nf.reason_code:  # the metadata step's builds (pip stops at the first that fails)
-        host = platform.machine()
         if host != target.machine:
             outcome.attempts.append(f"no native build: this machine is {host}, the target is "
                                     f"{target.machine}")
