@@ -273,11 +273,17 @@ def load_case(path: Path) -> Case:
     requirements = tuple(data["requirements"])
     names = []
     for i, line in enumerate(requirements):
+        if line.startswith("-"):
+            continue  # an option line of the requirements file (--require-hashes, -i URL)
         try:
-            names.append(canonicalize_name(Requirement(line).name))
+            # per-requirement options (--hash=...) are pip's, not part of the requirement
+            names.append(canonicalize_name(Requirement(line.split(" --")[0]).name))
         except InvalidRequirement as exc:
             raise CaseError(path, f"requirements/{i}: {exc}",
                             _line_of(node, ["requirements", i])) from None
+    if not names and not data.get("subject"):
+        raise CaseError(path, "requirements: no requirement, only options",
+                        _line_of(node, ["requirements"]))
     subject = canonicalize_name(data.get("subject") or names[0])
     rules = tuple(_rule(path, node, "expect", i, raw)
                   for i, raw in enumerate(data["expect"]))

@@ -188,12 +188,14 @@ def build(case: Case, target: Target, work: Path, cache_dir: Path, cell: Cell,
         with lock:
             report = build_dependencies(bundle, reqs, target.runtime, ui=ui, config=config,
                                         architecture=target.arch)
-    except errors.DependenciesMissing as exc:
+    except (errors.DependenciesMissing, errors.HashMismatch) as exc:
+        # no bundle for this target (no consistent set; hashes that cover other targets)
         cell.build_seconds = round(time.monotonic() - started, 1)
         cell.build_status = "unresolvable"
         cell.verdict = "missing"
         cell.reasons = [_build_error_code(exc)]
-        cell.messages = [str(exc).splitlines()[0]]
+        cell.messages = ([p.describe() for p in getattr(exc, "mismatches", ())]
+                         or [str(exc).splitlines()[0]])
         return None
     cell.build_seconds = round(time.monotonic() - started, 1)
     cell.build_status = report.status

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -159,12 +161,54 @@ def test_native_sdist_built_for_matching_host(tmp_path, config):
 
 @needs_311
 def test_native_sdist_for_foreign_arch_is_missing_with_reason(tmp_path, config):
+    started = time.monotonic()
     report = build(tmp_path, "lc-needs-compiler==1.0\n", "python3.11", "arm64", config)
     d = names(report)["lc-needs-compiler"]
     assert d.phase == "missing"
+    # This x86_64 host cannot build aarch64 code: said as such, not as a failed build.
+    assert d.reason_code == "no-build-environment"
+    assert d.reason.startswith("lc_needs_compiler-1.0.tar.gz needs a compiler for aarch64")
     text = "\n".join(d.attempts)
     assert "aarch64" in text and "compiler" in text
     assert "vendor/" in d.suggestion
+    assert time.monotonic() - started < 120
+
+
+def test_requires_python_is_the_reason_not_the_abi(tmp_path, config):
+    # lc-rp-trap 2.0 is py3-none-any with Requires-Python >=3.13: for python3.12 the cause
+    # is Requires-Python (the wheel's tags would fit), and 1.0 is the version to pin.
+    report = build(tmp_path, "lc-rp-trap==2.0\n", "python3.12", config=config)
+    d = names(report)["lc-rp-trap"]
+    assert d.phase == "missing" and d.reason_code == "requires-python"
+    assert d.reason.startswith("lc-rp-trap 2.0 requires Python >=3.13")
+    assert "lc-rp-trap==1.0" in d.suggestion
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("gcc") is None
+                    or not has_python((3, 12), "x86_64"),
+                    reason="needs an x86_64 host with gcc and CPython 3.12")
+def test_wheel_built_here_refused_for_glibc_is_glibc_too_new(tmp_path, shared_cache,
+                                                            monkeypatch):
+    # The compiler links a call to arc4random (GLIBC_2.36) into the extension, as a newer
+    # build machine's libc would: the wheel built here cannot load on python3.12 (glibc 2.34).
+    extra = tmp_path / "newer_glibc.c"
+    extra.write_text("#include <stdlib.h>\nunsigned lc_random(void) { return arc4random(); }\n")
+    cc = tmp_path / "cc"
+    cc.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -c ] && exec gcc "$@"; done\n'
+                  f'exec gcc "$@" {extra}\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    probe = tmp_path / "probe.so"
+    if subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(probe), str(extra)]).returncode:
+        pytest.skip("this gcc/libc cannot link arc4random")
+    if (read_elf(probe).max_version("GLIBC_") or (0,)) <= (2, 34):
+        pytest.skip("this libc's arc4random is not newer than glibc 2.34")
+    report = build(tmp_path, "lc-needs-compiler==1.0\n", "python3.12", "x86_64",
+                   fixture_config(tmp_path / "cache"))
+    d = names(report)["lc-needs-compiler"]
+    assert d.phase == "missing" and d.reason_code == "glibc-too-new", (d.reason, d.attempts)
+    assert d.reason.startswith("lc-needs-compiler 1.0 was built here for python3.12/x86_64")
+    assert "GLIBC_2.36" in d.reason
 
 
 @needs_311

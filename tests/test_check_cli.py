@@ -21,6 +21,7 @@ from conftest import INDEX, write_reqs
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 TODAY = "2026-11-21"
+HASHES = json.loads((INDEX / "hashes.json").read_text())
 LC_NATIVE_312_X86 = INDEX_FILES / "lc_native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
 
 
@@ -283,6 +284,28 @@ def test_requirements_missing_for_one_target(capsys, tmp_path, shared_cache):
     (f,) = [f for f in t311["findings"] if f["severity"] == "error"]
     assert f["code"] == "glibc-too-new" and f["distribution"] == "lc-glibc"
     assert t311["build"]["missing"][0]["name"] == "lc-glibc"
+
+
+def test_hash_mismatch_on_one_target_is_its_verdict(capsys, tmp_path, shared_cache):
+    """--require-hashes listing the x86_64 wheel only: arm64 gets a hash-mismatch finding
+    (file, expected, actual), x86_64 its normal verdict, exit 1, in JSON and in text."""
+    x86 = "lc_hashes-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+    arm = "lc_hashes-1.0-cp312-cp312-manylinux_2_17_aarch64.whl"
+    req = write_reqs(tmp_path, f"--require-hashes\nlc-hashes==1.0 --hash=sha256:{HASHES[x86]}\n")
+    args = [req, "--runtime", "3.12", "--arch", "x86_64", "--arch", "arm64",
+            "--backend", "static", *_index_args(shared_cache)]
+    code, data, _ = run_json(capsys, *args)
+    assert code == 1
+    t = {x["arch"]: x for x in data["targets"]}
+    assert t["x86_64"]["verdict"] == "compatible"
+    assert t["arm64"]["verdict"] == "incompatible"
+    (f,) = t["arm64"]["findings"]
+    assert (f["code"], f["distribution"], f["file"], f["severity"]) == (
+        "hash-mismatch", "lc-hashes", arm, "error")
+    assert f"expected sha256:{HASHES[x86]}" in f["message"]
+    assert f"actual sha256:{HASHES[arm]}" in f["message"]
+    code, out, _ = run(capsys, *args)
+    assert code == 1 and "hash-mismatch on python3.12/arm64" in out
 
 
 def test_requirements_file_errors_are_exit_2(capsys, tmp_path, shared_cache):

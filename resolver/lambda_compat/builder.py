@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from . import errors, lifecycle, outputs, reqfile, resolution_cache
-from .diagnose import ALTERNATIVES, diagnose
+from .diagnose import ALTERNATIVES, diagnose, requires_python_ok
 from .install import install_all
 from .interpreters import find_interpreter
 from .packages import PackageRegistry, load_packages, tags_fit_except_platform
@@ -41,6 +41,7 @@ from .report import BuildReport, DistOutcome
 from .resolve import PipOptions, ResolvedItem, Resolution, resolve
 from .runtimes import load_runtimes
 from .sdist_build import build_wheel, file_sha256
+from .source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from .targets import Target
 from .ui import UI, NullUI
 from .wheels import Finding, WheelError, read_wheel, verify_wheel
@@ -128,35 +129,23 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         rkey = resolution_cache.key(requirements, target, config.pip)
         resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
                                            config.resolution_ttl)
+        policy = _SourcePolicy(target, config, registry)
         if resolution is None:
             resolution = resolve(target, requirements, workdir=work, cas_dir=cache / "files",
-                                 pip=config.pip,
-                                 on_event=lambda e: ui.event("pip-" + e.pop("event", "?"), **e),
-                                 allow_source=_source_policy(target, config),
-                                 log_dir=cache / "logs", build_sandbox=config.build_sandbox,
+                                 pip=config.pip, on_event=lambda e: _engine_event(ui, e),
+                                 allow_source=policy,
+                                 log_dir=cache / "logs",
+                                 source_build=source_build_spec(target, config, cache,
+                                                                requirements),
+                                 build_sandbox=config.build_sandbox,
                                  build_timeout=config.build_timeout)
         _require_index(resolution, config.pip, target)
         ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
         for url, reason in resolution.fetch_failures:
             report.warnings.append(f"index page not reachable: {url} ({reason})")
         for nf in resolution.not_found:
-            links = resolution.links.get(nf.project, ())
-            version = _candidate_version(nf.requirement, links, target)
-            d = diagnose(nf.project, version, links, target)
-            code, reason = d.reason_code, d.reason
-            if nf.message.startswith("building the metadata"):
-                code, reason = "build-failed", nf.message
-            elif (d.reason_code == "no-wheel" and _versions(links, nf.requirement, target, True)
-                  and find_interpreter(target.python_version, platform.machine(),
-                                       config.python) is None):
-                reason += (f"; its sdist was not built: no CPython {target.python_version[0]}."
-                           f"{target.python_version[1]} interpreter on this machine (use "
-                           f"--python)")
-            report.distributions.append(DistOutcome(
-                name=nf.project, version=version, phase="missing",
-                requested=nf.parent is None, reason_code=code,
-                reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
-                suggestion=d.suggestion))
+            report.distributions.append(_not_found(nf, resolution, target, config,
+                                                   policy.refused.get(nf.project)))
         shas = _store_in_cas(resolution, cache / "files", config.jobs)
         resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
         phases = _Phases(target, config, registry, cache, requirements, ui, resolution, shas)
@@ -186,6 +175,9 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     return report
 
 
+#: The "rejected" mark of a native build that ran out of time (no compiler-less retry).
+_TIMED_OUT = "timed-out"
+
 UNSANDBOXED_WARNING = ("--no-build-sandbox: source distributions' build code ran WITHOUT the "
                        "build sandbox, with this user's files, network and credentials "
                        "(docs/security.md).")
@@ -213,6 +205,82 @@ def _remove_stale(cache: Path, artifacts: Path) -> None:
     lifecycle.remove_stale(cache, "lc-build-")
     for kind in ("new", "old"):
         lifecycle.remove_stale(artifacts.parent, f".{artifacts.name}.lambda-compat-{kind}-")
+
+
+def _engine_event(ui: UI, event: dict) -> None:
+    """Events of the pip engine; its source builds use the builder's own event names."""
+    name = event.pop("event", "?")
+    ui.event(name if name.startswith("sdist-") else "pip-" + name, **event)
+
+
+def source_build_spec(target: Target, config: BuildConfig, cache: Path,
+                      requirements: Path) -> dict:
+    """How the pip engine may have an sdist's metadata (lambda_compat.source_metadata): with
+    an interpreter of the target's Python only, natively where this machine runs the
+    target's machine code, into the builder's cache of built wheels."""
+    from dataclasses import asdict
+    host = platform.machine()
+    native = host == target.machine
+    interp = find_interpreter(target.python_version, host, config.python)
+    return {"interpreter": asdict(interp) if interp else None, "native": native,
+            "host_machine": host, "target_machine": target.machine,
+            "version": list(target.python_version), "cache_dir": str(cache),
+            "pip": asdict(config.pip), "timeout": config.build_timeout,
+            "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent)}
+
+
+def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig,
+               refused: Optional[Tuple[str, str]] = None) -> DistOutcome:
+    """The outcome of a distribution the resolution found no usable file for."""
+    links = resolution.links.get(nf.project, ())
+    version = _candidate_version(nf.requirement, links, target)
+    d = diagnose(nf.project, version, links, target)
+    code, reason = d.reason_code, d.reason
+    if refused is not None and code == "no-compatible-wheel":
+        code, reason = refused[0], f"{refused[1]} {d.reason}"
+    elif nf.reason_code == "no-build-environment":
+        code, reason = nf.reason_code, f"{nf.message.rstrip('.')}. {d.reason}"
+    elif nf.reason_code:
+        code, reason = nf.reason_code, nf.message
+    elif nf.message.startswith("building the metadata"):
+        code, reason = "sdist-build-failed", nf.message
+    elif (code == "no-compatible-wheel" and _versions(links, nf.requirement, target, True)
+          and find_interpreter(target.python_version, platform.machine(),
+                               config.python) is None):
+        v = target.python_version
+        code = "no-build-environment"
+        reason = (f"{nf.project} {version or ''}".rstrip() + f": its sdist was not built, "
+                  f"this machine has no CPython {v[0]}.{v[1]} interpreter (use --python). "
+                  f"{reason}")
+    outcome = DistOutcome(
+        name=nf.project, version=version, phase="missing", requested=nf.parent is None,
+        reason_code=code, reason=reason + (f" (required by {nf.parent})" if nf.parent else ""),
+        suggestion=d.suggestion)
+    host = platform.machine()
+    if refused is not None and code == refused[0]:
+        outcome.attempts.append(f"no build: this machine is {host}, the target is "
+                                f"{target.machine}, and {nf.project}'s code is native")
+    if nf.reason_code:  # the metadata step's builds (pip stops at the first that fails)
+        if host != target.machine:
+            outcome.attempts.append(f"no native build: this machine is {host}, the target is "
+                                    f"{target.machine}")
+        for filename, src in resolution.sources.items():
+            if not src.get("reason_code"):
+                continue
+            outcome.source = filename
+            for a in src.get("attempts", ()):
+                how = "without a compiler" if a["no_compiler"] else f"with {a['interpreter']}"
+                outcome.attempts.append(f"build {how} failed:\n{a['tail']}\n"
+                                        f"(full log: {a['log']})")
+                outcome.build_log, outcome.interpreter = a["log"], a["interpreter"]
+    return outcome
+
+
+def _read_text(path: Optional[str]) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace") if path else ""
+    except OSError:
+        return ""
 
 
 def _versions(links, requirement: str, target: Target, sdist_only: bool = False):
@@ -271,31 +339,50 @@ def _with_no_binary(config: BuildConfig) -> BuildConfig:
     return replace(config, no_binary=tuple(names), pip=pip)
 
 
-def _source_policy(target: Target, config: BuildConfig):
+class _SourcePolicy:
     """Allow building a project from source only where that can produce a usable wheel.
 
-    Not when the project's wheels for that version only need a newer glibc (unless asked), and
-    not when this machine has no CPython of the target's version at all: every build phase
-    needs one, so pip would only build the sdist (numpy: minutes of C++) to read metadata.
+    Not when the project's wheels for that version only need a newer glibc (unless asked);
+    not when this machine has no CPython of the target's version at all (every build phase
+    needs one, so pip would only build the sdist, numpy: minutes of C++, to read metadata);
+    not for a machine this host cannot compile for when the project's code is native (it
+    publishes only platform wheels) and no registry entry could vouch for a compiler-less
+    build: decided from the index page, before the sdist is even downloaded.
+    ``refused`` keeps (code, reason) of the last two, for the report.
     """
-    forced = _no_binary_names(config)
-    interpreter: list = []
 
-    def can_build() -> bool:
-        if not interpreter:
-            interpreter.append(find_interpreter(target.python_version, platform.machine(),
-                                                config.python) is not None)
-        return interpreter[0]
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry) -> None:
+        self.target, self.config, self.registry = target, config, registry
+        self.forced = _no_binary_names(config)
+        self.refused: dict = {}
+        self._interpreter: list = []
 
-    def allow(project: str, requirement: str, links) -> bool:
+    def can_build(self) -> bool:
+        if not self._interpreter:
+            self._interpreter.append(find_interpreter(
+                self.target.python_version, platform.machine(), self.config.python) is not None)
+        return self._interpreter[0]
+
+    def __call__(self, project: str, requirement: str, links) -> bool:
+        target = self.target
+        # sdists the target's Python may install (Requires-Python), of a wanted version
+        links = [link for link in links if requires_python_ok(link, target)]
         versions = _versions(links, requirement, target, sdist_only=True)
-        if not versions or not can_build():
+        if not versions or not self.can_build():
             return False
-        if project in forced:  # the user asked for the source (--no-binary)
+        if project in self.forced:  # the user asked for the source (--no-binary)
             return True
+        host = platform.machine()
+        wheels = [link for link in links if link.is_wheel and not link.yanked]
+        if (host != target.machine and wheels and self.registry.get(project) is None
+                and all(not link.filename.endswith("-any.whl") for link in wheels)):
+            self.refused[project] = ("no-build-environment", (
+                f"{project} has native code (it publishes only platform wheels) and this "
+                f"{host} machine cannot build {target.machine} code; its sdist was not "
+                f"built."))
+            return False
         d = diagnose(project, str(max(versions)), links, target)
-        return not (d.glibc_blocked and not config.build_above_glibc_ceiling)
-    return allow
+        return not (d.glibc_blocked and not self.config.build_above_glibc_ceiling)
 
 
 def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:
@@ -399,39 +486,25 @@ class _Phases:
                                     "version need a newer glibc")
             return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
         # A local directory's content can change between runs: a fresh key means no reuse.
-        source_key = sha or f"dir-{uuid.uuid4().hex}"
+        key = (f"dir-{uuid.uuid4().hex}-d" if is_dir else sha)
+        # Builds the resolution already made to read the metadata (source_metadata).
+        earlier = {a["no_compiler"]: a for a in self.resolution.sources.get(
+            outcome.source, {}).get("attempts", ())}
+        backend = None if is_dir else read_sdist(item.path).build_backend
         native = None
         if self.host_machine == self.target.machine:
             native = find_interpreter(self.target.python_version, self.target.machine,
                                       self.config.python)
+        rejected: Optional[Tuple[str, str]] = None
         # phase 3: build with the compiler, natively for the target's Python
         if native is not None:
-            self.ui.event("dist-start", name=item.name, version=item.version, phase="built",
-                          interpreter=native.describe(),
-                          size=None if is_dir else item.path.stat().st_size)
-            result = build_wheel(Path(source), source_key if not is_dir else source_key + "-d",
-                                 native, cache_dir=self.cache, pip=self.config.pip,
-                                 no_compiler=False, timeout=self.config.build_timeout,
-                                 cwd=self.requirements.resolve().parent,
-                                 sandbox=self.config.build_sandbox)
-            outcome.build_log = str(result.log)
-            outcome.interpreter = result.interpreter
-            if result.ok:
-                ok, why = self._accept_built(outcome, result.wheel)
-                if ok:
-                    outcome.phase, outcome.file = "built", result.wheel.name
-                    self.ui.event("dist-done", name=item.name, version=item.version,
-                                  phase="built")
-                    return outcome, result.wheel
-                outcome.attempts.append(f"built with {result.interpreter}, rejected: {why}")
-            else:
-                outcome.attempts.append(f"build with {result.interpreter} failed:\n"
-                                        f"{result.error_tail}\n(full log: {result.log})")
-                if result.timed_out:  # a compiler is not why it hung: no second wait
-                    return self._missing(
-                        outcome, "build-failed",
-                        f"building {item.name} {item.version} did not finish within "
-                        f"{self.config.build_timeout:g} s (--build-timeout)"), None
+            wheel, rejected = self._native_build(item, outcome, Path(source), key, native,
+                                                 earlier.get(False))
+            if wheel is not None:
+                return outcome, wheel
+            if rejected is not None and rejected[0] == _TIMED_OUT:
+                return self._missing(outcome, "sdist-build-failed", rejected[1],
+                                     diag.suggestion), None
         elif self.host_machine != self.target.machine:
             outcome.attempts.append(
                 f"no native build: this machine is {self.host_machine}, the target is "
@@ -443,83 +516,159 @@ class _Phases:
         # phase 4: rebuild with compilers disabled; any machine can do this
         fallback = native or find_interpreter(self.target.python_version, self.host_machine,
                                               self.config.python)
-        if fallback is not None:
-            self.ui.event("dist-start", name=item.name, version=item.version,
-                          phase="built-no-compiler", interpreter=fallback.describe())
-            result = build_wheel(Path(source), source_key + ("-d" if is_dir else ""), fallback,
-                                 cache_dir=self.cache, pip=self.config.pip, no_compiler=True,
-                                 timeout=self.config.build_timeout,
-                                 cwd=self.requirements.resolve().parent,
-                                 sandbox=self.config.build_sandbox)
-            outcome.build_log = str(result.log)
-            outcome.interpreter = result.interpreter
-            if result.ok:
-                info = read_wheel(result.wheel)
-                problems = [f for f in verify_wheel(info, self.target, check_tag=False)
-                            if f.code in BLOCKING]
-                if info.native_files:
-                    problems = problems or [Finding(
-                        "native-code", item.name, info.native_files[0],
-                        "contains native code built for this machine", "", "error")]
-                if not problems and self.target.accepts_wheel_tags(info.tags):
-                    outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
-                    self.ui.event("dist-done", name=item.name, version=item.version,
-                                  phase=outcome.phase)
-                    return outcome, result.wheel
-                # The registry: name, version and target must match an entry, the wheel must
-                # be the resolved distribution, for the target's Python (only the platform
-                # may be the build machine's), and hold no native file (checked above).
-                entry = self.registry.find(info.name, info.version, self.target)
-                if entry is not None and (canonicalize_name(info.name) != item.key
-                                          or Version(info.version) != Version(item.version)):
-                    entry = None
-                if (entry is not None and not problems
-                        and not tags_fit_except_platform(info.tags, self.target)):
-                    problems = [Finding(
-                        "incompatible-tags", item.name, result.wheel.name,
-                        f"{result.wheel.name} is built for another Python than "
-                        f"{self.target.runtime}", "", "error")]
-                if not problems and entry is not None:
-                    outcome.phase, outcome.file = "registry", result.wheel.name
-                    outcome.registry_entry = (f"{entry.label} ({entry.kind}; "
-                                              f"{Path(entry.path).name}; registry "
-                                              f"{self.registry.version})")
-                    self.ui.event("dist-done", name=item.name, version=item.version,
-                                  phase="registry")
-                    return outcome, result.wheel
-                why = (problems[0].message if problems else
-                       f"the wheel is tagged {', '.join(sorted(map(str, info.tags)))} and no "
-                       f"registry entry vouches that it needs no native code")
-                outcome.attempts.append(f"built without a compiler, rejected: {why}")
-            else:
-                outcome.attempts.append(
-                    f"build without a compiler failed:\n{result.error_tail}\n"
-                    f"(full log: {result.log})")
+        if backend in NATIVE_BACKENDS:
+            outcome.attempts.append(f"no build without a compiler: {NATIVE_BACKENDS[backend]} "
+                                    f"builds native code only")
+        elif fallback is not None:
+            wheel = self._fallback_build(item, outcome, Path(source), key, fallback,
+                                         earlier.get(True))
+            if wheel is not None:
+                return outcome, wheel
         else:
             outcome.attempts.append(
                 f"no CPython {self.target.python_version[0]}.{self.target.python_version[1]} "
                 f"interpreter on this machine for a pure-Python build (use --python)")
-        # phase 6: missing
-        reason = diag.reason if diag.reason_code != "no-wheel" else (
-            f"{item.name} {item.version} has no wheel for {self.target.name} and could not be "
-            f"built for it")
-        return self._missing(outcome, "build-failed" if diag.reason_code == "no-wheel"
-                             else diag.reason_code, reason, diag.suggestion), None
+        # phase 6: missing, the real cause first
+        code, reason = self._source_reason(item, diag, rejected, native, fallback, backend,
+                                           outcome)
+        return self._missing(outcome, code, reason, diag.suggestion), None
+
+    def _build(self, item: ResolvedItem, outcome: DistOutcome, source: Path, key: str,
+               interp, no_compiler: bool, earlier: Optional[dict]):
+        """One build (or the resolution's earlier failed one, not repeated); the result."""
+        if earlier is not None and not earlier["ok"]:
+            outcome.build_log, outcome.interpreter = earlier["log"], earlier["interpreter"]
+            return None, earlier
+        self.ui.event("dist-start", name=item.name, version=item.version,
+                      phase="built-no-compiler" if no_compiler else "built",
+                      interpreter=interp.describe(),
+                      size=None if source.is_dir() else source.stat().st_size)
+        with build_progress(self.ui.event, outcome.source or source.name, interp.describe(),
+                            no_compiler) as state:
+            result = build_wheel(source, key, interp, cache_dir=self.cache,
+                                 pip=self.config.pip, no_compiler=no_compiler,
+                                 timeout=self.config.build_timeout,
+                                 cwd=self.requirements.resolve().parent,
+                                 sandbox=self.config.build_sandbox)
+            state["ok"] = result.ok
+        outcome.build_log = str(result.log)
+        outcome.interpreter = result.interpreter
+        return result, {"ok": result.ok, "log": str(result.log), "tail": result.error_tail,
+                        "interpreter": result.interpreter, "timed_out": result.timed_out}
+
+    def _native_build(self, item, outcome, source, key, native, earlier):
+        """Phase 3: (wheel, None) if accepted, else (None, (code, why) of a refused wheel)."""
+        result, attempt = self._build(item, outcome, source, key, native, False, earlier)
+        if result is not None and result.ok:
+            code, why = self._accept_built(outcome, result.wheel)
+            if code is None:
+                outcome.phase, outcome.file = "built", result.wheel.name
+                self.ui.event("dist-done", name=item.name, version=item.version,
+                              phase="built")
+                return result.wheel, None
+            outcome.attempts.append(f"built with {result.interpreter}, rejected: {why}")
+            return None, (code, why)
+        outcome.attempts.append(f"build with {attempt['interpreter']} failed:\n"
+                                f"{attempt['tail']}\n(full log: {attempt['log']})")
+        if attempt.get("timed_out"):  # a compiler is not why it hung: no second wait
+            return None, (_TIMED_OUT, f"building {item.name} {item.version} did not finish "
+                                      f"within {self.config.build_timeout:g} s "
+                                      f"(--build-timeout)")
+        return None, None
+
+    def _fallback_build(self, item, outcome, source, key, fallback, earlier) -> Optional[Path]:
+        """Phase 4 (and 5, the registry): the wheel built without a compiler, if usable."""
+        result, attempt = self._build(item, outcome, source, key, fallback, True, earlier)
+        if result is None or not result.ok:
+            outcome.attempts.append(
+                f"build without a compiler failed:\n{attempt['tail']}\n"
+                f"(full log: {attempt['log']})")
+            return None
+        info = read_wheel(result.wheel)
+        problems = [f for f in verify_wheel(info, self.target, check_tag=False)
+                    if f.code in BLOCKING]
+        if info.native_files:
+            problems = problems or [Finding(
+                "native-code", item.name, info.native_files[0],
+                "contains native code built for this machine", "", "error")]
+        if not problems and self.target.accepts_wheel_tags(info.tags):
+            outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
+            self.ui.event("dist-done", name=item.name, version=item.version,
+                          phase=outcome.phase)
+            return result.wheel
+        # The registry: name, version and target must match an entry, the wheel must
+        # be the resolved distribution, for the target's Python (only the platform
+        # may be the build machine's), and hold no native file (checked above).
+        entry = self.registry.find(info.name, info.version, self.target)
+        if entry is not None and (canonicalize_name(info.name) != item.key
+                                  or Version(info.version) != Version(item.version)):
+            entry = None
+        if (entry is not None and not problems
+                and not tags_fit_except_platform(info.tags, self.target)):
+            problems = [Finding(
+                "incompatible-tags", item.name, result.wheel.name,
+                f"{result.wheel.name} is built for another Python than "
+                f"{self.target.runtime}", "", "error")]
+        if not problems and entry is not None:
+            outcome.phase, outcome.file = "registry", result.wheel.name
+            outcome.registry_entry = (f"{entry.label} ({entry.kind}; "
+                                      f"{Path(entry.path).name}; registry "
+                                      f"{self.registry.version})")
+            self.ui.event("dist-done", name=item.name, version=item.version,
+                          phase="registry")
+            return result.wheel
+        why = (problems[0].message if problems else
+               f"the wheel is tagged {', '.join(sorted(map(str, info.tags)))} and no "
+               f"registry entry vouches that it needs no native code")
+        outcome.attempts.append(f"built without a compiler, rejected: {why}")
+        return None
+
+    def _source_reason(self, item, diag, rejected, native, fallback, backend,
+                       outcome) -> Tuple[str, str]:
+        """Why a source distribution is missing: the real cause first, then the context."""
+        label = f"{item.name} {item.version}"
+        context = diag.reason or ""
+        if rejected is not None:
+            code, why = rejected
+            return code, (f"{label} was built here for {self.target.name} "
+                          f"({outcome.interpreter}), but the wheel cannot load there: {why}. "
+                          f"{context}")
+        t = self.target
+        version = f"{t.python_version[0]}.{t.python_version[1]}"
+        if fallback is None:
+            return "no-build-environment", (
+                f"{label} could not be built: this machine has no CPython {version} "
+                f"interpreter (use --python). {context}")
+        if native is None and t.machine != self.host_machine:
+            needs_cc = backend in NATIVE_BACKENDS or COMPILER_DISABLED in _read_text(
+                outcome.build_log)
+            if needs_cc:
+                return "no-build-environment", (
+                    f"{label} needs a compiler for {t.machine} to be built, and this "
+                    f"{self.host_machine} machine has none (its build without a compiler "
+                    f"failed or cannot work). {context}")
+        return "sdist-build-failed", (f"{label} has no wheel for {t.name} and its sdist could "
+                                      f"not be built for it (see attempts). {context}")
 
     def _sha(self, path: Path) -> str:
         return self.shas.get(path.name) or file_sha256(path)
 
-    def _accept_built(self, outcome: DistOutcome, wheel: Path) -> Tuple[bool, str]:
+    def _accept_built(self, outcome: DistOutcome,
+                      wheel: Path) -> Tuple[Optional[str], str]:
+        """(None, "") for a wheel that fits the target, else (reason code, why)."""
         try:
             info = read_wheel(wheel)
         except WheelError as exc:
-            return False, str(exc)
+            return "bad-wheel", str(exc)
         findings = verify_wheel(info, self.target)
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:
-            return False, "; ".join(f.message.rstrip(".") for f in blocking) + "."
+            why = blocking[0].message.rstrip(".")
+            if len(blocking) > 1:
+                why += f" (and {len(blocking) - 1} more like it)"
+            return blocking[0].code, why
         outcome.findings = [_soften(f) for f in findings]
-        return True, ""
+        return None, ""
 
     def _missing(self, outcome: DistOutcome, code: Optional[str], reason: str,
                  suggestion: Optional[str] = None) -> DistOutcome:

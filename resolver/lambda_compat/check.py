@@ -391,11 +391,10 @@ def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: Selec
     try:
         build = build_dependencies(out, reqs, t.runtime, ui=_TargetUI(ui, t), config=config,
                                    architecture=t.arch)
-    except errors.DependenciesMissing as exc:
-        # pip found no consistent set for this target: a verdict for it, not a crash.
-        result.findings.append(Finding(
-            "resolution-failed", "(requirements)", str(reqs), exc.message,
-            exc.hint or "Relax the pins that conflict on this target."))
+    except (errors.DependenciesMissing, errors.HashMismatch) as exc:
+        # No bundle for this target (pip found no consistent set, or the hashes cover other
+        # targets' files only): this target's verdict, not a crash; the others go on.
+        result.findings.extend(_unbuilt_findings(exc, reqs, t))
         result.seconds = time.monotonic() - started
         _deprecation(result)
         ui.event("check-target-done", target=t.name, verdict=result.verdict,
@@ -416,6 +415,18 @@ def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: Selec
     ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,
              seconds=result.seconds)
     return result
+
+
+def _unbuilt_findings(exc: errors.LambdaCompatError, reqs: Path, t: Target) -> List[Finding]:
+    if not isinstance(exc, errors.HashMismatch):
+        return [Finding("resolution-failed", "(requirements)", str(reqs), exc.message,
+                        exc.hint or "Relax the pins that conflict on this target.")]
+    fix = (f"Add the hashes of the files pip picks for {t.name} (`pip hash FILE`), or lock "
+           f"for every platform you deploy to.")
+    if not exc.mismatches:
+        return [Finding("hash-mismatch", "(requirements)", str(reqs), exc.message, fix)]
+    return [Finding("hash-mismatch", p.name or "(requirements)", p.filename,
+                    f"--require-hashes: {p.describe()}.", fix) for p in exc.mismatches]
 
 
 def _check_view(checker: StaticChecker, sel: SelectedTarget, options: CheckOptions,

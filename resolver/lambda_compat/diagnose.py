@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name,
+                             parse_sdist_filename, parse_wheel_filename)
 from packaging.version import InvalidVersion, Version
 
 from .resolve import LinkInfo
@@ -37,7 +38,7 @@ def glibc_level(platform: str) -> Optional[Tuple[Tuple[int, int], str]]:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    reason_code: Optional[str]      # glibc-too-new, wrong-arch, python-abi-mismatch, no-wheel
+    reason_code: Optional[str]      # requires-python, glibc-too-new, no-compatible-wheel
     reason: Optional[str]
     glibc_blocked: bool             # wheels exist for this version but need a newer glibc
     newest_compatible: Optional[str]
@@ -52,7 +53,8 @@ def _wheel_parts(link: LinkInfo):
     return canonicalize_name(name), version, tags
 
 
-def _rp_ok(link: LinkInfo, target: Target) -> bool:
+def requires_python_ok(link: LinkInfo, target: Target) -> bool:
+    """The file's Requires-Python (as the index labels it) admits the target's Python."""
     if not link.requires_python:
         return True
     try:
@@ -67,7 +69,7 @@ def newest_compatible(links: Iterable[LinkInfo], target: Target,
     supported = target.tag_priority()
     best = None
     for link in links:
-        if not link.is_wheel or link.yanked or not _rp_ok(link, target):
+        if not link.is_wheel or link.yanked or not requires_python_ok(link, target):
             continue
         parts = _wheel_parts(link)
         if not parts:
@@ -126,6 +128,12 @@ def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
                        and level[1] == target.machine and level[0] <= tuple(target.glibc)
                        and (t.interpreter, t.abi) in interp_abis
                        for _l, tags in same for t in tags)
+    excluded = _requires_python_excludes(links, want, target)
+    if excluded:
+        return Diagnosis(
+            "requires-python",
+            f"{label} requires Python {excluded}; {runtime_desc} has Python "
+            f"{target.python_full_version}.", False, str(best) if best else None, suggestion)
     if blocked_levels and not usable_below:
         lowest = min(blocked_levels)
         return Diagnosis(
@@ -135,13 +143,43 @@ def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
             f"{glibc_str}, the ceiling for manylinux_2_{target.glibc[1]}.",
             True, str(best) if best else None, suggestion)
     if same and other_arches and not abi_only:
-        return Diagnosis("wrong-arch",
-                         f"{label} publishes Linux wheels only for {', '.join(sorted(other_arches))}, "
-                         f"not {target.machine}.", False, str(best) if best else None, suggestion)
-    if abi_only:
-        return Diagnosis("python-abi-mismatch",
-                         f"{label} has no wheel for CPython {target.python_version[0]}."
-                         f"{target.python_version[1]} on {target.machine} (e.g. {abi_only[0]} is "
-                         f"for another Python).", False, str(best) if best else None, suggestion)
-    return Diagnosis("no-wheel", f"{label} publishes no wheel for {target.name}.", False,
-                     str(best) if best else None, suggestion)
+        detail = (f"{label} publishes Linux wheels only for {', '.join(sorted(other_arches))}, "
+                  f"not {target.machine}.")
+    elif abi_only:
+        detail = (f"{label} has no wheel for CPython {target.python_version[0]}."
+                  f"{target.python_version[1]} on {target.machine} (e.g. {abi_only[0]} is "
+                  f"for another Python).")
+    else:
+        detail = f"{label} publishes no wheel for {target.name}."
+    return Diagnosis("no-compatible-wheel", detail, False, str(best) if best else None,
+                     suggestion)
+
+
+def _requires_python_excludes(links: Sequence[LinkInfo], want: Optional[Version],
+                              target: Target) -> Optional[str]:
+    """The Requires-Python that shuts the target out, when every file of the version says so.
+
+    Only files the index labels count (a file without the data proves nothing); with no
+    version given, every file offered.
+    """
+    specs = set()
+    for link in links:
+        if link.yanked:
+            continue
+        version = _file_version(link)
+        if version is None or (want is not None and version != want):
+            continue
+        if not link.requires_python or requires_python_ok(link, target):
+            return None
+        specs.add(link.requires_python)
+    return " or ".join(sorted(specs)) if specs else None
+
+
+def _file_version(link: LinkInfo) -> Optional[Version]:
+    if link.is_wheel:
+        parts = _wheel_parts(link)
+        return parts[1] if parts else None
+    try:
+        return parse_sdist_filename(link.filename)[1]
+    except (InvalidSdistFilename, InvalidVersion):
+        return None

@@ -62,7 +62,38 @@ class UnknownTarget(BadInput):
 
 
 class HashMismatch(BadInput):
-    """``--hash``/``--require-hashes`` do not cover the file chosen for the target."""
+    """``--hash``/``--require-hashes`` do not cover the file chosen for the target.
+
+    ``mismatches`` holds one :class:`HashProblem` per file pip refused; ``check`` turns them
+    into that target's ``hash-mismatch`` findings (a verdict, not a crash), ``build`` exits
+    with :attr:`exit_code` (the requirements file is wrong for this target).
+    """
+
+    reason_code = "hash-mismatch"
+
+    def __init__(self, message: str, *, hint: Optional[str] = None,
+                 mismatches: Iterable["HashProblem"] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.mismatches = tuple(mismatches)
+
+
+class HashProblem:
+    """One file whose hash the requirements do not list: which, what was expected, what it is."""
+
+    def __init__(self, name: Optional[str], filename: Optional[str],
+                 expected: Iterable[str], actual: Optional[str],
+                 comes_from: Optional[str] = None) -> None:
+        self.name = name
+        self.filename = filename
+        self.expected = tuple(expected)      # "sha256:<hex>" each
+        self.actual = actual                 # "sha256:<hex>" or None
+        self.comes_from = comes_from
+
+    def describe(self) -> str:
+        expected = ", ".join(self.expected) if self.expected else "no hash at all"
+        return (f"{self.filename or self.name}: expected {expected}; actual "
+                f"{self.actual or 'unknown'}"
+                + (f" (hashes from {self.comes_from})" if self.comes_from else ""))
 
 
 class UnknownPackage(BadInput):

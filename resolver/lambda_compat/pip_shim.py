@@ -12,9 +12,10 @@ What it changes in pip, for that process only:
 * Requires-Python: judged against the target's full version (``--python-version``), both
   from the index's data-requires-python and from each file's own metadata (pip's resolver
   turns a candidate's Requires-Python into a requirement once it has the metadata);
-* pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved (their
-  metadata is prepared on the host) and handed to the builder, which builds them for the
-  target and verifies the result;
+* pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved and
+  handed to the builder, which builds them for the target and verifies the result; their
+  metadata comes from :mod:`lambda_compat.source_metadata` (static PKG-INFO, the cache, or a
+  build with the *target's* interpreter), never from pip's own interpreter;
 * pip's local wheel cache is ignored (it holds wheels built for the host);
 * files already in the content-addressed cache are reused (hash-verified by pip).
 
@@ -299,10 +300,55 @@ def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
 
         FormatControl.get_allowed_formats = allowed_formats
 
+    _install_source_metadata(spec, state)
+
+
+def _install_source_metadata(spec: dict[str, Any], state: dict[str, Any]) -> None:
+    """An sdist's metadata comes from :mod:`lambda_compat.source_metadata` (PKG-INFO when
+    static, the cache, or a build with the *target's* interpreter), never from a build with
+    the interpreter pip runs on. Local directories keep pip's own path."""
+    source = spec.get("source_build")
+    if not source:
+        return
+    from pathlib import Path
+
+    from pip._internal.distributions import sdist
+    from pip._internal.exceptions import MetadataGenerationFailed
+
+    from lambda_compat import source_metadata
+
+    original = sdist.SourceDistribution.prepare_distribution_metadata
+    workdir = Path(spec["result_path"]).parent / "metadata"
+
+    def prepare(self: Any, *args: Any, **kwargs: Any) -> None:
+        req = self.req
+        path = getattr(req, "local_file_path", None)
+        if not path or req.editable or req.link is None or req.link.is_existing_dir():
+            return original(self, *args, **kwargs)
+        link = req.link
+        sha = link.hash if link.hash_name == "sha256" else None
+        out = source_metadata.prepare(Path(path), source, workdir / str(len(state["sources"])),
+                                      _emit, sha256=sha)
+        state["sources"][os.path.basename(path)] = {
+            "source": out.source, "reason_code": out.reason_code, "message": out.message,
+            "attempts": [a.to_json() for a in out.attempts]}
+        if out.metadata_dir is None:
+            state["metadata_failure"] = {"reason_code": out.reason_code,
+                                         "message": out.message}
+            raise MetadataGenerationFailed(package_details=req.name or os.path.basename(path))
+        req.metadata_directory = str(out.metadata_dir)
+        if not req.name:
+            req._set_requirement()
+        else:
+            req.warn_on_mismatching_name()
+        req.assert_source_matches_version()
+
+    sdist.SourceDistribution.prepare_distribution_metadata = prepare
+
 
 def _run(spec: dict[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {"fetch_failures": [], "not_found": [], "cache_hits": [],
-                             "preparing": None}
+                             "preparing": None, "sources": {}, "metadata_failure": None}
     _install_patches(spec, state)
     from lambda_compat import pip_sandbox
 
@@ -469,7 +515,8 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
             result = {"status": "error", "kind": "metadata-failed", "message": str(exc),
                       "package": name, "requirement": preparing.get("requirement") or name,
                       "filename": preparing.get("filename"), "links": links,
-                      "log": _log_tail(spec, 40) or error_log.lines[-40:]}
+                      "log": _log_tail(spec, 40) or error_log.lines[-40:],
+                      **(state["metadata_failure"] or {})}
         else:
             result = {"status": "error", "kind": "installation", "message": str(exc),
                       "log": error_log.lines[-40:]}
@@ -484,6 +531,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
                   "traceback": traceback.format_exc()}
     result["fetch_failures"] = state["fetch_failures"]
     result["cache_hits"] = state["cache_hits"]
+    result["sources"] = state["sources"]
     return result
 
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -71,6 +71,7 @@ class NotFound:
     requirement: str
     parent: Optional[str]
     message: str
+    reason_code: Optional[str] = None   # set when the engine knows it (no-build-environment...)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class Resolution:
     cache_hits: Tuple[str, ...] = ()
     log_path: Optional[Path] = None
     message: str = ""
+    #: sdist file name -> how its metadata was had (source_metadata): "source" (static, cache,
+    #: build, or "" for pip's own path), "attempts" (builds made), "reason_code", "message"
+    sources: Mapping[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -160,6 +164,7 @@ def resolve(
     log_dir: Optional[Path] = None,
     build_sandbox: bool = True,
     build_timeout: float = 1800.0,
+    source_build: Optional[Mapping] = None,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
 
@@ -175,6 +180,10 @@ def resolve(
 
     Preparing an sdist's metadata runs its build code: in the build sandbox
     (``build_sandbox=False``: unconfined), each step bounded by ``build_timeout`` seconds.
+
+    ``source_build`` (:func:`lambda_compat.builder.source_build_spec`) says how an sdist's
+    metadata may be had for the target (:mod:`lambda_compat.source_metadata`); None leaves it
+    to pip (its own interpreter prepares it).
     """
     allowed: List[str] = []
     for attempt in range(max_passes):
@@ -182,7 +191,7 @@ def resolve(
             target, requirements, workdir=workdir / f"pass{attempt}", cas_dir=cas_dir, pip=pip,
             on_event=on_event, env=env,
             binary_only=allow_source is not None, allow_source=allowed, log_dir=log_dir,
-            sandbox=(build_sandbox, build_timeout))
+            sandbox=(build_sandbox, build_timeout), source_build=source_build)
         if (allow_source is None or data["status"] == "ok"
                 or data.get("kind") != "not-found"):
             return _resolution(target, requirements, data, failures, log_path)
@@ -206,7 +215,8 @@ def resolve(
 
 def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
              pip: PipOptions, on_event, env, binary_only: bool, allow_source: List[str],
-             log_dir: Optional[Path] = None, sandbox: Tuple[bool, float] = (True, 1800.0)):
+             log_dir: Optional[Path] = None, sandbox: Tuple[bool, float] = (True, 1800.0),
+             source_build: Optional[Mapping] = None):
     workdir.mkdir(parents=True, exist_ok=True)
     build_tmp = workdir / "tmp"   # pip unpacks and prepares sdists in here: the build dir
     build_tmp.mkdir(exist_ok=True)
@@ -232,6 +242,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
         "sandbox": build_sandbox_config(enabled=sandbox[0], timeout=sandbox[1],
                                         writable=[build_tmp]),
         "isolated": pip.isolated,
+        "source_build": dict(source_build) if source_build else None,
         "pip_args": [
             "-d", str(download_dir),
             "-r", str(requirements.resolve()),
@@ -308,8 +319,22 @@ def _resolution(target: Target, requirements: Path, data: dict,
         links: Dict[str, Tuple[LinkInfo, ...]] = {
             canonicalize_name(k): _links(v) for k, v in data.get("links", {}).items()}
         return Resolution(items=items, links=links, fetch_failures=failures,
-                          cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path)
+                          cache_hits=tuple(data.get("cache_hits", ())), log_path=log_path,
+                          sources=dict(data.get("sources") or {}))
     return _failure(target, requirements, data, failures, log_path)
+
+
+def _hash_problem(e: dict) -> errors.HashProblem:
+    """One of pip's hash errors (as the engine reported it) as data."""
+    got = e.get("got")
+    if isinstance(got, dict):
+        actual = ", ".join(f"{k}:{v}" for k, v in sorted(got.items())) or None
+    else:
+        actual = f"sha256:{got}" if got else None
+    expected = [f"{k}:{v}" for k, values in sorted((e.get("allowed") or {}).items())
+                for v in values]
+    return errors.HashProblem(e.get("name") or e.get("requirement"), e.get("filename"),
+                              expected, actual, e.get("comes_from") or None)
 
 
 def _failure(target: Target, requirements: Path, data: dict,
@@ -318,20 +343,15 @@ def _failure(target: Target, requirements: Path, data: dict,
     message = data.get("message", "")
     where = f"(full pip log: {log_path})"
     if kind == "hash":
-        lines = []
-        for e in data.get("hash_errors", []):
-            got = e.get("got")
-            if isinstance(got, dict):
-                got = ", ".join(f"{k}:{v}" for k, v in got.items())
-            lines.append(
-                f"  {e.get('name') or e.get('requirement')}: the file chosen for {target.name} is "
-                f"{e.get('filename')} ({got}), which is not covered by the --hash values "
-                f"{('from ' + e['comes_from']) if e.get('comes_from') else ''}".rstrip())
+        problems = [_hash_problem(e) for e in data.get("hash_errors", [])]
+        lines = [f"  {p.name or '?'}: the file chosen for {target.name}, {p.describe()}"
+                 for p in problems]
         raise errors.HashMismatch(
             f"Hash check failed for {target.name}: pip would install files whose hashes the "
             f"requirements do not list.\n" + "\n".join(lines),
             hint="Add the hashes of the target's files (for example with `pip hash FILE` on the "
-                 "file named above, or regenerate the lock for every platform you deploy to).")
+                 "file named above, or regenerate the lock for every platform you deploy to).",
+            mismatches=problems)
     if kind == "not-found":
         if failures and not any(data.get("links", {}).values()):
             urls = "; ".join(f"{u} ({r})" for u, r in failures[:3])
@@ -368,17 +388,23 @@ def _failure(target: Target, requirements: Path, data: dict,
     if kind == "metadata-failed":
         package = data.get("package") or "a source distribution"
         name = canonicalize_name(package.split()[0]) if package else "?"
-        log = data.get("log", [])
-        # The build backend's own last words come right before pip's "[end of output]".
-        ends = [i for i, line in enumerate(log) if "end of output" in line]
-        tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
         links = {
             canonicalize_name(k): _links(v) for k, v in data.get("links", {}).items()}
+        code = data.get("reason_code")
+        if code:  # lambda_compat.source_metadata said why, with the real cause first
+            text = f"{message}\n{where}" if code == "sdist-build-failed" else message
+        else:
+            log = data.get("log", [])
+            # The build backend's own last words come right before pip's "[end of output]".
+            ends = [i for i, line in enumerate(log) if "end of output" in line]
+            tail = "\n".join(log[max(0, ends[-1] - 12):ends[-1]] if ends else log[-12:])
+            text = (f"building the metadata of {data.get('filename') or package} failed:\n"
+                    f"{tail}\n{where}")
         return Resolution(items=(), links=links, not_found=(NotFound(
             project=name, requirement=data.get("requirement") or package, parent=None,
-            message=f"building the metadata of {data.get('filename') or package} failed:\n"
-                    f"{tail}\n{where}"),),
-            fetch_failures=failures, log_path=log_path, message=message)
+            message=text, reason_code=code),),
+            fetch_failures=failures, log_path=log_path, message=message,
+            sources=dict(data.get("sources") or {}))
     if kind == "sandbox-refused":
         raise errors.BuildSandboxUnavailable(
             f"{message} (needed to prepare the metadata of "

@@ -177,6 +177,18 @@ class ProgressUI:
             self._say(f"{self._prefix(target)}{data['name']} {data.get('version') or ''} "
                       f"{data['phase']}", style="green")
 
+    def _on_sdist_build_start(self, target: str, data: dict) -> None:
+        how = "building" if data.get("compiler", True) else "building without a compiler"
+        self._set(target, how, f"{data.get('sdist', '?')} with {data.get('interpreter', '?')}")
+
+    def _on_sdist_build_done(self, target: str, data: dict) -> None:
+        ok = bool(data.get("ok"))
+        if ok and self.live and not self.verbose:
+            return
+        self._say(f"{self._prefix(target)}{'built' if ok else 'build failed:'} "
+                  f"{data.get('sdist', '?')} in {_duration(data.get('seconds', 0))}",
+                  style="" if ok else "red")
+
     def _on_install_start(self, target: str, data: dict) -> None:
         self._set(target, "installing", f"{data['count']} wheels")
 
