@@ -221,7 +221,8 @@ def test_without_the_sandbox_the_same_sdist_does_harm(tmp_path, evil_env, listen
 @pytest.mark.parametrize("arch,stage", [("x86_64", "metadata"), ("x86_64", "wheel"),
                                         ("arm64", "metadata"), ("arm64", "wheel")])
 def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, stage):
-    mark = MARK + str(len(stage))  # `sleep MARK` must be a valid duration
+    # `sleep MARK` must be a valid duration; one mark per case, as cases run side by side
+    mark = MARK + str(len(stage)) + ("1" if arch == "arm64" else "2")
     evil = dict(evil_env, hang=stage, mark=mark)
     make_sdist(tmp_path / "links", evil)
     req = write_reqs(tmp_path, "lc-evil==1.0\n")
@@ -231,7 +232,7 @@ def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, sta
                                                   build_timeout=4))
     took = time.monotonic() - started
     d = {x.name: x for x in report.distributions}["lc-evil"]
-    assert d.phase == "missing" and d.reason_code == "build-failed"
+    assert d.phase == "missing" and d.reason_code == "sdist-build-failed", d.reason
     text = d.reason + "\n".join(d.attempts)
     assert "4 s" in text and "--build-timeout" in text, text
     # one timeout, not one per phase (no second wait for the no-compiler retry)

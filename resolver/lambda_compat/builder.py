@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from . import errors, lifecycle, outputs, reqfile, resolution_cache
+from . import sandbox as _sandbox
 from .diagnose import ALTERNATIVES, diagnose, requires_python_ok
 from .install import install_all
 from .interpreters import find_interpreter
@@ -226,7 +227,9 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
             "host_machine": host, "target_machine": target.machine,
             "version": list(target.python_version), "cache_dir": str(cache),
             "pip": asdict(config.pip), "timeout": config.build_timeout,
-            "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent)}
+            "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
+            # decided here, once: the pip engine's builds refuse when no sandbox can be had
+            "sandbox_refused": (config.build_sandbox and not _sandbox.bwrap_works())}
 
 
 def _not_found(nf, resolution: Resolution, target: Target, config: BuildConfig,

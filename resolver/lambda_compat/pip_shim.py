@@ -315,7 +315,8 @@ def _install_source_metadata(spec: dict[str, Any], state: dict[str, Any]) -> Non
     from pip._internal.distributions import sdist
     from pip._internal.exceptions import MetadataGenerationFailed
 
-    from lambda_compat import source_metadata
+    from lambda_compat import pip_sandbox, source_metadata
+    from lambda_compat.errors import BuildSandboxUnavailable
 
     original = sdist.SourceDistribution.prepare_distribution_metadata
     workdir = Path(spec["result_path"]).parent / "metadata"
@@ -327,8 +328,13 @@ def _install_source_metadata(spec: dict[str, Any], state: dict[str, Any]) -> Non
             return original(self, *args, **kwargs)
         link = req.link
         sha = link.hash if link.hash_name == "sha256" else None
-        out = source_metadata.prepare(Path(path), source, workdir / str(len(state["sources"])),
-                                      _emit, sha256=sha)
+        try:
+            out = source_metadata.prepare(Path(path), source,
+                                          workdir / str(len(state["sources"])), _emit,
+                                          sha256=sha)
+        except BuildSandboxUnavailable as exc:   # reported as the resolution's refusal
+            state["preparing"] = {"filename": os.path.basename(path)}
+            raise pip_sandbox.SandboxRefused(str(exc)) from exc
         state["sources"][os.path.basename(path)] = {
             "source": out.source, "reason_code": out.reason_code, "message": out.message,
             "attempts": [a.to_json() for a in out.attempts]}

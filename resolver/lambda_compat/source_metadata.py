@@ -277,6 +277,11 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
     from .resolve import PipOptions
     from .sdist_build import build_wheel
 
+    if source.get("sandbox_refused"):
+        from . import errors
+        raise errors.BuildSandboxUnavailable(
+            f"refusing to build {sdist.name}: no build sandbox (bubblewrap) works on this "
+            f"machine, and building runs the distribution's own code.")
     interp = Interpreter(**{**source["interpreter"],
                             "version": tuple(source["interpreter"]["version"])})
     options: Dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
