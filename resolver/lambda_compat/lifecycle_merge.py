@@ -114,18 +114,11 @@ def parse_runtime_table(page: str) -> Dict[str, LifecycleRow]:
 
 
 def _source_key(doc: Any, date: datetime.date) -> str:
-    sources = doc["sources"]
+    from .probe_merge import set_source
     text = (f"{SOURCE_PREFIX} ({URL}) as downloaded by the refresh-runtimes workflow on "
             f"{date.isoformat()}: deprecation, block function create and block function "
             f"update dates per runtime")
-    for key, value in sources.items():
-        if str(value).startswith(SOURCE_PREFIX):
-            sources[key] = text
-            return str(key)
-    numbers = [int(str(k)[1:]) for k in sources if str(k)[1:].isdigit()]
-    key = f"S{max(numbers, default=0) + 1}"
-    sources[key] = text
-    return key
+    return set_source(doc, SOURCE_PREFIX, text)
 
 
 def merge_text(text: str, rows: Dict[str, LifecycleRow], date: datetime.date

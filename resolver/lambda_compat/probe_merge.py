@@ -298,12 +298,19 @@ def _block(items: Sequence[Any]):
 
 
 def _source_key(doc: Any, date: datetime.date, probe_version: int) -> str:
-    sources = doc["sources"]
     text = (f"{PROBE_SOURCE_PREFIX} v{probe_version} run inside each public.ecr.aws/lambda/python "
             f"image by the refresh-runtimes workflow on {date.isoformat()} (the image digest "
             f"probed is recorded per target in image.digest; sys.path as seen by a handler)")
+    return set_source(doc, PROBE_SOURCE_PREFIX, text)
+
+
+def set_source(doc: Any, prefix: str, text: str) -> str:
+    """Record ``text`` in the registry's ``sources``: in place of the source whose citation
+    starts with ``prefix`` (a refresh replaces its own earlier citation), else under the next
+    free ``S<n>`` key. Returns the key."""
+    sources = doc["sources"]
     for key, value in sources.items():
-        if str(value).startswith(PROBE_SOURCE_PREFIX):
+        if str(value).startswith(prefix):
             sources[key] = text
             return str(key)
     numbers = [int(str(k)[1:]) for k in sources if str(k)[1:].isdigit()]
