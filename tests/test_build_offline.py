@@ -352,3 +352,34 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
     assert built == []
     # Decided at resolution (the sdist was never prepared), not after building its metadata.
     assert not d.attempts
+
+
+def test_the_rest_is_judged_when_a_top_level_requirement_cannot_be_had(tmp_path, shared_cache):
+    """pip stops at the first requirement it cannot satisfy; the others are still resolved,
+    judged and (with allow_missing) installed, and never cached as the whole file's answer."""
+    from dataclasses import replace
+    config = replace(fixture_config(shared_cache), allow_missing=True)
+    # lc-native 1.0 has cp311/cp312 wheels only: nothing for python3.13
+    report = build(tmp_path, "lc-native==1.0\nlc-markers==1.0\n", "python3.13", config=config)
+    d = names(report)
+    assert d["lc-native"].phase == "missing"
+    assert d["lc-markers"].phase == "wheel" and d["lc-pure"].phase == "wheel"
+    assert (tmp_path / "out" / "lc_markers").is_dir()
+    again = build(tmp_path, "lc-native==1.0\nlc-markers==1.0\n", "python3.13", config=config,
+                  out="out2")
+    assert names(again)["lc-native"].phase == "missing"           # not lost to a cache
+
+
+def test_without_projects_keeps_options_and_makes_paths_absolute(tmp_path):
+    from lambda_compat.reqfile import without_projects
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "more.txt").write_text("lc-pure\n")
+    req = write_reqs(tmp_path, "-r sub/more.txt\n--extra-index-url https://example.invalid/\n"
+                               "Lc_Native==1.0 --hash=sha256:00\n./pkg\nlc-markers\n")
+    out = without_projects(req, {"lc-native"}, tmp_path / "rest.txt")
+    assert out is not None
+    assert out.read_text().splitlines() == [
+        f"-r {tmp_path / 'sub' / 'more.txt'}", "--extra-index-url https://example.invalid/",
+        str(tmp_path / "pkg"), "lc-markers"]
+    assert without_projects(write_reqs(tmp_path, "lc-native\n", "only.txt"), {"lc-native"},
+                            tmp_path / "none.txt") is None

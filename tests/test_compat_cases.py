@@ -91,7 +91,7 @@ def test_expectations_follow_the_target_only():
     # what this machine cannot do changes what the tool must answer, never the expectation
     assert pg.here(target("python3.11/x86_64"), rich) is None
     here = pg.here(target("python3.11/arm64"), rich)
-    assert (here.verdict, here.reasons) == ("missing", ("build-failed",))
+    assert (here.verdict, here.reasons) == ("missing", ("no-build-environment",))
     assert pg.here(target("python3.11/x86_64"), poor).verdict == "missing"
     assert pg.here(target("python3.11/arm64"), FixedHost("aarch64", ALL, True)) is None
     marker = load_case(CASES_DIR / "marker-arch.yaml")

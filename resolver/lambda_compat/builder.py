@@ -147,8 +147,13 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         for nf in resolution.not_found:
             report.distributions.append(_not_found(nf, resolution, target, config,
                                                    policy.refused.get(nf.project)))
-        shas = _store_in_cas(resolution, cache / "files", config.jobs)
-        resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
+        rest = _the_rest(resolution, requirements, work, report, target, config, policy,
+                         cache, ui)
+        shas = _store_in_cas(rest or resolution, cache / "files", config.jobs)
+        if rest is None:   # a partial resolution is never reused as the whole file's
+            resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
+        else:
+            resolution = rest
         phases = _Phases(target, config, registry, cache, requirements, ui, resolution, shas)
         wheels: List[Path] = []
         with ThreadPoolExecutor(max_workers=max(1, config.jobs)) as pool:
@@ -171,6 +176,9 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
             ui.event("install-done", count=len(wheels), dest=str(artifacts))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        # The pip engine builds sdists for their metadata in its own process: when it was
+        # killed (a signal, a timeout), its build directory is left for us to remove.
+        lifecycle.remove_stale(cache, "lc-build-")
         report.seconds = time.monotonic() - started
     ui.event("done", status=report.status, seconds=report.seconds)
     return report
@@ -206,6 +214,39 @@ def _remove_stale(cache: Path, artifacts: Path) -> None:
     lifecycle.remove_stale(cache, "lc-build-")
     for kind in ("new", "old"):
         lifecycle.remove_stale(artifacts.parent, f".{artifacts.name}.lambda-compat-{kind}-")
+
+
+def _the_rest(resolution: Resolution, requirements: Path, work: Path, report: BuildReport,
+              target: Target, config: BuildConfig, policy, cache: Path,
+              ui: UI) -> Optional[Resolution]:
+    """pip stops at the first top-level requirement it cannot satisfy for the target, so the
+    others would go unjudged: resolve them again without the ones already reported missing
+    (their outcomes are in ``report``). None when nothing else is left to resolve."""
+    if resolution.items or not resolution.not_found:
+        return None
+    dropped = set()
+    current = resolution
+    for attempt in range(5):
+        if any(nf.parent is not None for nf in current.not_found):
+            return None   # a dependency's failure: which requirement to leave out is unknown
+        dropped |= {canonicalize_name(nf.project) for nf in current.not_found}
+        rest_file = reqfile.without_projects(requirements, dropped,
+                                             work / f"requirements-rest-{attempt}.txt")
+        if rest_file is None:
+            return None
+        current = resolve(target, rest_file, workdir=work / f"rest-{attempt}",
+                          cas_dir=cache / "files", pip=config.pip,
+                          on_event=lambda e: _engine_event(ui, e), allow_source=policy,
+                          log_dir=cache / "logs",
+                          source_build=source_build_spec(target, config, cache, requirements),
+                          build_sandbox=config.build_sandbox,
+                          build_timeout=config.build_timeout)
+        for nf in current.not_found:
+            report.distributions.append(_not_found(nf, current, target, config,
+                                                   policy.refused.get(nf.project)))
+        if current.items or not current.not_found:
+            return current
+    return current
 
 
 def _engine_event(ui: UI, event: dict) -> None:

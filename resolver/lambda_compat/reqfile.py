@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -178,3 +179,51 @@ def referenced_files(path: Path) -> List[Path]:
     seen: Set[Path] = set()
     validate(path, seen)
     return sorted(seen)
+
+
+#: Options whose value is a path that is relative to the requirements file's directory.
+_PATH_OPTIONS = ("-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-f",
+                 "--find-links")
+
+
+def without_projects(path: Path, projects: Set[str], dest: Path) -> Optional[Path]:
+    """A copy of ``path`` at ``dest`` without the top-level lines that name ``projects``
+    (canonical names), relative paths made absolute; None when no requirement is left.
+
+    Lets the rest of a requirements file be judged for a target where some of its top-level
+    requirements cannot be satisfied at all (pip stops at the first one it cannot satisfy).
+    """
+    from packaging.utils import canonicalize_name
+
+    base = path.resolve().parent
+    out: List[str] = []
+    kept = 0
+    for line in logical_lines(path):
+        text = line.text
+        if text.startswith("-"):
+            opt, _, value = text.replace("=", " ", 1).partition(" ")
+            value = value.strip()
+            if opt in _PATH_OPTIONS and value and "://" not in value \
+                    and not os.path.isabs(os.path.expanduser(value)):
+                text = f"{opt} {base / value}"
+            out.append(text)
+            continue
+        if _looks_like_path_or_url(text):
+            head = text.split(";", 1)[0].strip()
+            if head.startswith(".") and "://" not in head:
+                text = str(base / head) + text[len(head):]
+            out.append(text)
+            kept += 1
+            continue
+        try:
+            name: str = canonicalize_name(Requirement(text.split(" --", 1)[0]).name)
+        except InvalidRequirement:
+            name = ""
+        if name in projects:
+            continue
+        out.append(text)
+        kept += 1
+    if not kept:
+        return None
+    dest.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return dest
