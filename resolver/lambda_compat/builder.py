@@ -176,7 +176,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                 wheels.append(wheel)
         if report.ok or config.allow_missing:
             ui.event("install-start", count=len(wheels), dest=str(artifacts))
-            _install_and_swap(wheels, artifacts, config.jobs)
+            _install_and_swap(wheels, artifacts, config.jobs, cache / "unpacked")
             report.installed = True
             ui.event("install-done", count=len(wheels), dest=str(artifacts))
     finally:
@@ -323,13 +323,14 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:
     return shas
 
 
-def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
+def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int,
+                      unpacked: Optional[Path] = None) -> None:
     artifacts.parent.mkdir(parents=True, exist_ok=True)
     token = lifecycle.owned_name("") + uuid.uuid4().hex[:8]
     staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
     old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
     try:
-        install_all(wheels, staging, jobs)
+        install_all(wheels, staging, jobs, unpacked)
         outputs.write_marker(staging)
         if artifacts.exists():
             os.rename(artifacts, old)
