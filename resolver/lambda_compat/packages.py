@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import (AbstractSet, Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Set, Tuple)
 
-import jsonschema
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -393,8 +392,15 @@ def _validator(schema_path: str) -> Any:
                             path=schema_path) from None
     except ValueError as e:
         raise RegistryError(f"the package schema is not valid JSON: {e}", path=schema_path) from None
+    import jsonschema
+
+    from .runtimes import registry_dir
+    shipped = os.path.abspath(schema_path) == os.path.abspath(registry_dir() / SCHEMA_FILE)
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        # The shipped schema's own validity is a test (tests/test_runtimes.py), not a per-run
+        # cost; a registry's own schema is checked against the meta-schema.
+        if not shipped:
+            jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as e:
         raise RegistryError(f"the package schema is invalid: {e.message}",
                             path=schema_path) from None
