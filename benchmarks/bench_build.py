@@ -296,7 +296,8 @@ def run_alb(args, arch: str, phase: str, rep: int, pair_dir: Path, pip_cache: Pa
         "runtime": RUNTIME_FOR[arch],
         "architecture": arch,
         # alb looks for python3.11 / python / python3 with pip on these dirs, then PATH.
-        "executable_search_paths": [str(Path(args.alb_interpreter).parent)],
+        "executable_search_paths": [str(Path(args.alb_interpreter).parent)] + [
+            str(d) for d in args.alb_search_path],
         "verbose": args.verbose,
     }
     env = base_env(args)
@@ -324,6 +325,7 @@ def run_lambda_compat(args, arch: str, phase: str, rep: int, pair_dir: Path,
     cmd = lc + ["build", "-r", req, "--runtime", RUNTIME_FOR[arch],
                 "--arch", arch, "-o", str(out), "--cache-dir", str(lc_cache)]
     env["PIP_CACHE_DIR"] = str(pip_cache)
+    env["LAMBDA_COMPAT_CACHE_DIR"] = str(lc_cache)  # also what --cache-dir does not cover
     log = args.work_dir / "logs" / f"r{rep}-{arch}-{tool}-{phase}.log"
     seconds, rc, so, se = run_timed(cmd, env, ROOT, log, args.timeout)
     res = finish(arch, tool, phase, rep, seconds, rc, so, se, out, log, args)
@@ -710,6 +712,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--alb-interpreter", default=None,
                    help="python3.11 (with pip) alb should use for pip; its directory is passed as "
                         "executable_search_paths (default: the alb venv's python3.11)")
+    p.add_argument("--alb-search-path", type=Path, action="append",
+                   default=[ROOT / ".bench" / "alb312-venv" / "bin"],
+                   help="more directories where alb looks for pythonX.Y with pip (default: "
+                        ".bench/alb312-venv/bin, a python3.12 venv for the arm64 target)")
     p.add_argument("--lambda-compat", default=str(ROOT / ".venv" / "bin" / "lambda-compat"),
                    help="lambda-compat executable")
     p.add_argument("--inherit-pip-config", action="store_true",
