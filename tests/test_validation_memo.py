@@ -57,3 +57,29 @@ def test_invalid_file_gets_no_stamp(monkeypatch, tmp_path):
     assert not validation_memo.known_valid(
         validation_memo.stamp_key(str(bad), str(schema_dir / runtimes.SCHEMA_FILENAME)))
     assert key is not None
+
+
+def test_shipped_package_registry_schema_check_is_remembered(monkeypatch, tmp_path):
+    from lambda_compat import packages
+
+    monkeypatch.setenv("LAMBDA_COMPAT_CACHE_DIR", str(tmp_path / "cache"))
+    built = []
+    real = packages._validator
+
+    def spy(path):
+        built.append(path)
+        return real(path)
+
+    monkeypatch.setattr(packages, "_validator", spy)
+    packages.load_packages.cache_clear()
+    try:
+        first = packages.load_packages()
+        packages.load_packages.cache_clear()
+        second = packages.load_packages()
+    finally:
+        packages.load_packages.cache_clear()
+    assert len(built) == 1  # the second process-like load skipped the schema
+    assert [e.name for e in first.entries] == [e.name for e in second.entries]
+    # A registry the user names is always checked against the schema.
+    packages.check_registry(packages.Path(first.root))
+    assert len(built) == 2
