@@ -376,3 +376,18 @@ def test_cache_entry_for_a_different_wheel_name_is_not_used(tmp_path, demo_wheel
     assert manifest["wheel"] == demo_wheel.name
     sha = install_mod.wheel_sha256(demo_wheel)
     assert install_mod._read_manifest(cache / sha[:2] / sha, "other-1.0-py3-none-any.whl") is None
+
+
+def test_concurrent_unpacks_of_one_wheel_share_one_entry(tmp_path, demo_wheel):
+    """Several threads (targets of one check) unpacking the same wheel at once: every one
+    gets a complete tree, and none removes the entry another is linking from."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = tmp_path / "unpacked"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        roots = [tmp_path / f"b{i}" for i in range(6)]
+        list(pool.map(lambda r: install_all([demo_wheel], r, unpacked=cache), roots))
+    first = tree(roots[0])
+    assert all(tree(r) == first for r in roots[1:])
+    sha = install_mod.wheel_sha256(demo_wheel)
+    assert [p.name for p in (cache / sha[:2]).iterdir()] == [sha]  # no temporary left

@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple, Union
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from . import errors, lifecycle, outputs, reqfile, resolution_cache
+from . import errors, install, lifecycle, outputs, reqfile, resolution_cache
 from .diagnose import ALTERNATIVES, diagnose
 from .install import install_all
 from .interpreters import find_interpreter
@@ -382,6 +382,7 @@ class _Phases:
                                  f"{item.path.name}: " + " ".join(f.message for f in blocking),
                                  d.suggestion), None
         self.ui.event("dist-done", name=item.name, version=item.version, phase="wheel")
+        install.prefetch_unpacked(item.path, self.cache / "unpacked")  # overlaps verification
         return outcome, item.path
 
     # -- phases 3-6: source ----------------------------------------------------------------

@@ -254,6 +254,9 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
         manifest = {"format": UNPACKED_FORMAT, "wheel": wheel_path.name, "dist_info": dist_info,
                     "skipped": skipped, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        theirs = _read_manifest(entry, wheel_path.name)
+        if theirs is not None:  # another thread or process finished it meanwhile: use theirs
+            return theirs, entry / "tree"
         if entry.exists():  # an unreadable or older-format entry
             shutil.rmtree(entry, ignore_errors=True)
         try:
@@ -266,6 +269,15 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest, entry / "tree"
+
+
+def prefetch_unpacked(wheel_path: Path, cache_dir: Path) -> None:
+    """Unpack a verified wheel into the cache ahead of the install step (which then only
+    links). A wheel that cannot be unpacked is left for the install step to report."""
+    try:
+        unpack_wheel(wheel_path, cache_dir)
+    except (errors.LambdaCompatError, OSError, zipfile.BadZipFile):
+        pass
 
 
 def _place(src: Path, dest: Path) -> bool:
