@@ -478,7 +478,6 @@ def _cell(text: str) -> str:
 def summarize(results: list[RunResult], args) -> list[dict]:
     rows = []
     for arch in args.arches:
-        alb_med = {}
         for tool in args.tools:
             rs = [r for r in results if r.arch == arch and r.tool == tool]
             if not rs:
@@ -490,8 +489,6 @@ def summarize(results: list[RunResult], args) -> list[dict]:
                 row[phase] = okv
                 row[phase + "_n"] = len(ph)
                 row[phase + "_median"] = statistics.median(okv) if okv else None
-            if tool == "alb":
-                alb_med = {p: row[p + "_median"] for p in ("cold", "warm")}
             # bundle facts: from the last successful run
             good = [r for r in rs if r.ok and r.bundle]
             b = good[-1].bundle if good else None
@@ -630,8 +627,7 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
         f"1-min load average {args.load_at_start} at start, {mi['load']} at end, "
         + "%.1f–%.1f at the starts of the runs " % (min(r.load for r in results),
                                                     max(r.load for r in results))
-        + 
-        "(above nproc means something else competed for the CPUs)."
+        + "(above nproc means something else competed for the CPUs)."
     )
     lines.append(
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()) + "."
