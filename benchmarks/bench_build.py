@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Build benchmark: lambda-compat against aws-lambda-builders (alb).
+"""Build benchmark: lambda-compat against uv, pip and aws-lambda-builders (alb).
 
-Both tools build fixtures/bench/requirements.txt for the python3.11 Lambda
-runtime, for x86_64 and arm64, in the same run and interleaved. Every
-(arch, tool) pair gets:
+Every tool builds one requirements file (default fixtures/bench/requirements.txt)
+for python3.11/x86_64 and python3.12/arm64, in the same run and interleaved.
+Every (arch, tool) pair gets:
 
 * a cold run: fresh, empty caches (a fresh PIP_CACHE_DIR, and for
-  lambda-compat also a fresh --cache-dir) and a fresh output dir;
+  lambda-compat/uv also a fresh --cache-dir) and a fresh output dir;
 * a warm run: the same caches again, a fresh output dir.
+
+uv runs as `uv pip install --target OUT --python-platform ARCH-manylinux_2_X
+--python-version X.Y`; pip as `pip install --target OUT --only-binary=:all:
+--platform ...`. Both judge less than lambda-compat does (no verification, no
+sdists); they are the speed bar, not the correctness one.
 
 Each run is timed by wall clock (time.perf_counter around the subprocess).
 The bundle is then measured: file count, size, and the ELF e_machine of every
@@ -37,18 +42,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "fixtures" / "bench" / "requirements.txt"
-RUNTIME = "python3.11"
-SECTION_TITLE = "## build: fixtures/bench (python3.11)"
+# The runtime each architecture is built for, and that runtime's glibc
+# (python3.11 runs on Amazon Linux 2, python3.12 on Amazon Linux 2023).
+RUNTIME_FOR = {"x86_64": "python3.11", "arm64": "python3.12"}
+GLIBC_OF = {"python3.11": (2, 26), "python3.12": (2, 34)}
+# uv's --python-platform has no manylinux_2_26; 2_17 is the newest at or below AL2's 2.26.
+UV_PLATFORM = {"x86_64": "x86_64-manylinux_2_17", "arm64": "aarch64-manylinux_2_34"}
 
 ARCHES = ("x86_64", "arm64")
-TOOLS = ("alb", "lambda-compat")
-TOOL_LABEL = {"alb": "aws-lambda-builders", "lambda-compat": "lambda-compat"}
+TOOLS = ("alb", "pip", "uv", "lambda-compat", "lc-baseline")
+TOOL_LABEL = {"alb": "aws-lambda-builders", "pip": "pip --target", "uv": "uv pip --target",
+              "lambda-compat": "lambda-compat", "lc-baseline": "lambda-compat (baseline)"}
 
 # ELF e_machine values.
 EM_X86_64 = 62
 EM_AARCH64 = 183
 EXPECTED_MACHINE = {"x86_64": EM_X86_64, "arm64": EM_AARCH64}
-RUNTIME_GLIBC = (2, 26)  # python3.11 runs on Amazon Linux 2
 MACHINE_NAME = {EM_X86_64: "x86_64", EM_AARCH64: "aarch64"}
 
 # Run by the alb venv's interpreter: drives aws_lambda_builders' python_pip
@@ -112,6 +121,7 @@ class RunResult:
     bundle: BundleStats | None = None
     log: str = ""
     cache_bytes: dict[str, int] = field(default_factory=dict)  # after the run
+    load: float = 0.0  # 1-min load average when the run started
 
 
 # --------------------------------------------------------------------------
@@ -138,6 +148,7 @@ def elf_machine(path: Path) -> int | None:
 
 
 def inspect_bundle(root: Path, arch: str) -> BundleStats:
+    runtime_glibc = GLIBC_OF[RUNTIME_FOR[arch]]
     stats = BundleStats()
     expected = EXPECTED_MACHINE[arch]
     if not root.is_dir():
@@ -167,7 +178,7 @@ def inspect_bundle(root: Path, arch: str) -> BundleStats:
                 top = (2, max(minors))
                 if not stats.max_glibc or top > tuple(map(int, stats.max_glibc.split("."))):
                     stats.max_glibc = "%d.%d" % top
-                if top > RUNTIME_GLIBC:
+                if top > runtime_glibc:
                     stats.so_glibc_too_new += 1
             if machine != expected:
                 stats.so_wrong_arch += 1
@@ -201,6 +212,12 @@ def base_env(args: argparse.Namespace) -> dict[str, str]:
     env.pop("VIRTUAL_ENV", None)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    # Installed tools run from byte-compiled modules; a shell that forbids .pyc would make
+    # every Python tool compile its sources on every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["UV_NO_CONFIG"] = "1"
+    for key in ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_CACHE_DIR"):
+        env.pop(key, None)
     if not args.inherit_pip_config:
         # Only PyPI: no pip.conf, no local find-links / extra indexes. Local
         # file:// indexes make alb's pip print "Processing /path/x.whl", which
@@ -268,7 +285,7 @@ def fresh_dir(p: Path) -> Path:
 def run_alb(args, arch: str, phase: str, rep: int, pair_dir: Path, pip_cache: Path) -> RunResult:
     run_dir = fresh_dir(pair_dir / phase)
     src = fresh_dir(run_dir / "src")
-    shutil.copy2(REQUIREMENTS, src / "requirements.txt")
+    shutil.copy2(args.requirements, src / "requirements.txt")
     out = run_dir / "out"
     scratch = run_dir / "scratch"
     driver_args = {
@@ -276,10 +293,11 @@ def run_alb(args, arch: str, phase: str, rep: int, pair_dir: Path, pip_cache: Pa
         "artifacts_dir": str(out),
         "scratch_dir": str(scratch),
         "manifest_path": str(src / "requirements.txt"),
-        "runtime": RUNTIME,
+        "runtime": RUNTIME_FOR[arch],
         "architecture": arch,
         # alb looks for python3.11 / python / python3 with pip on these dirs, then PATH.
-        "executable_search_paths": [str(Path(args.alb_interpreter).parent)],
+        "executable_search_paths": [str(Path(args.alb_interpreter).parent)] + [
+            str(d) for d in args.alb_search_path],
         "verbose": args.verbose,
     }
     env = base_env(args)
@@ -293,18 +311,72 @@ def run_alb(args, arch: str, phase: str, rep: int, pair_dir: Path, pip_cache: Pa
 
 
 def run_lambda_compat(args, arch: str, phase: str, rep: int, pair_dir: Path,
-                      pip_cache: Path, lc_cache: Path) -> RunResult:
+                      pip_cache: Path, lc_cache: Path, tool: str = "lambda-compat") -> RunResult:
     run_dir = fresh_dir(pair_dir / phase)
     out = run_dir / "out"
-    req = os.path.relpath(REQUIREMENTS, ROOT)
-    cmd = [args.lambda_compat, "build", "-r", req, "--runtime", RUNTIME,
-           "--arch", arch, "-o", str(out), "--cache-dir", str(lc_cache)]
+    req = os.path.relpath(args.requirements, ROOT)
+    env = base_env(args)
+    if tool == "lc-baseline":
+        # The same venv, with an older checkout of the package first on sys.path.
+        lc = [str(Path(args.lambda_compat).parent / "python"), "-m", "lambda_compat.cli"]
+        env["PYTHONPATH"] = str(args.lc_baseline / "resolver")
+    else:
+        lc = [args.lambda_compat]
+    cmd = lc + ["build", "-r", req, "--runtime", RUNTIME_FOR[arch],
+                "--arch", arch, "-o", str(out), "--cache-dir", str(lc_cache)]
+    env["PIP_CACHE_DIR"] = str(pip_cache)
+    env["LAMBDA_COMPAT_CACHE_DIR"] = str(lc_cache)  # also what --cache-dir does not cover
+    log = args.work_dir / "logs" / f"r{rep}-{arch}-{tool}-{phase}.log"
+    seconds, rc, so, se = run_timed(cmd, env, ROOT, log, args.timeout)
+    res = finish(arch, tool, phase, rep, seconds, rc, so, se, out, log, args)
+    res.cache_bytes = {"pip cache": tree_bytes(pip_cache), "--cache-dir": tree_bytes(lc_cache)}
+    return res
+
+
+def _py_version(arch: str) -> str:
+    return RUNTIME_FOR[arch].removeprefix("python")
+
+
+def run_uv(args, arch: str, phase: str, rep: int, pair_dir: Path, uv_cache: Path) -> RunResult:
+    run_dir = fresh_dir(pair_dir / phase)
+    out = run_dir / "out"
+    cmd = [args.uv, "pip", "install", "--quiet", "--no-config", "--target", str(out),
+           "--python-platform", UV_PLATFORM[arch], "--python-version", _py_version(arch),
+           "--cache-dir", str(uv_cache), "-r", str(args.requirements)]
+    log = args.work_dir / "logs" / f"r{rep}-{arch}-uv-{phase}.log"
+    seconds, rc, so, se = run_timed(cmd, base_env(args), ROOT, log, args.timeout)
+    res = finish(arch, "uv", phase, rep, seconds, rc, so, se, out, log, args)
+    res.cache_bytes = {"uv cache": tree_bytes(uv_cache)}
+    return res
+
+
+def pip_platforms(arch: str) -> list[str]:
+    """Every manylinux tag the target's glibc accepts, for pip's --platform."""
+    machine = "x86_64" if arch == "x86_64" else "aarch64"
+    top = GLIBC_OF[RUNTIME_FOR[arch]][1]
+    tags = [f"manylinux_2_{m}_{machine}" for m in range(top, 16, -1)]
+    tags.append(f"manylinux2014_{machine}")
+    if machine == "x86_64":
+        tags += ["manylinux2010_x86_64", "manylinux1_x86_64"]
+    return tags
+
+
+def run_pip(args, arch: str, phase: str, rep: int, pair_dir: Path, pip_cache: Path) -> RunResult:
+    run_dir = fresh_dir(pair_dir / phase)
+    out = run_dir / "out"
+    python = str(Path(args.lambda_compat).parent / "python")
+    cmd = [python, "-m", "pip", "install", "--quiet", "--target", str(out),
+           "--only-binary=:all:", "--implementation", "cp",
+           "--python-version", _py_version(arch)]
+    for tag in pip_platforms(arch):
+        cmd += ["--platform", tag]
+    cmd += ["-r", str(args.requirements)]
     env = base_env(args)
     env["PIP_CACHE_DIR"] = str(pip_cache)
-    log = args.work_dir / "logs" / f"r{rep}-{arch}-lambda-compat-{phase}.log"
+    log = args.work_dir / "logs" / f"r{rep}-{arch}-pip-{phase}.log"
     seconds, rc, so, se = run_timed(cmd, env, ROOT, log, args.timeout)
-    res = finish(arch, "lambda-compat", phase, rep, seconds, rc, so, se, out, log, args)
-    res.cache_bytes = {"pip cache": tree_bytes(pip_cache), "--cache-dir": tree_bytes(lc_cache)}
+    res = finish(arch, "pip", phase, rep, seconds, rc, so, se, out, log, args)
+    res.cache_bytes = {"pip cache": tree_bytes(pip_cache)}
     return res
 
 
@@ -323,7 +395,7 @@ def finish(arch, tool, phase, rep, seconds, rc, stdout, stderr, out: Path, log: 
         extra = (f" files={bundle.files} MiB={bundle.bytes / 2**20:.1f}"
                  f" so={bundle.so_total} wrong-arch={bundle.so_wrong_arch}"
                  f" max-GLIBC={bundle.max_glibc or '-'}")
-    print(f"  [{rep}] {arch:6} {TOOL_LABEL[tool]:19} {phase}: {seconds:8.2f}s {status}{extra}",
+    print(f"  [{rep}] {arch:6} {TOOL_LABEL[tool]:24} {phase}: {seconds:8.2f}s {status}{extra}",
           flush=True)
     return res
 
@@ -349,6 +421,12 @@ def tool_version_info(args) -> dict[str, str]:
         info["alb pip"] = ask(args.alb_interpreter, "import pip; print(pip.__version__)")
         info["aws-lambda-builders"] = ask(
             args.alb_python, "import aws_lambda_builders as a; print(a.__version__)")
+    if "uv" in args.tools:
+        try:
+            r = subprocess.run([args.uv, "--version"], capture_output=True, text=True, timeout=60)
+            info["uv"] = r.stdout.strip().removeprefix("uv ") or "?"
+        except OSError as exc:
+            info["uv"] = f"unavailable ({exc})"
     if "lambda-compat" in args.tools:
         lc_python = Path(args.lambda_compat).parent / "python"
         info["lambda-compat"] = ask(
@@ -387,6 +465,12 @@ def _fmt_s(values: list[float], n_total: int) -> str:
     return s
 
 
+def _fmt_paired(p: dict[str, list[float]]) -> str:
+    if not p["cold"] and not p["warm"]:
+        return "—"
+    return " / ".join(f"{statistics.median(v):.2f}×" if v else "—" for v in (p["cold"], p["warm"]))
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -394,7 +478,6 @@ def _cell(text: str) -> str:
 def summarize(results: list[RunResult], args) -> list[dict]:
     rows = []
     for arch in args.arches:
-        alb_med = {}
         for tool in args.tools:
             rs = [r for r in results if r.arch == arch and r.tool == tool]
             if not rs:
@@ -406,8 +489,6 @@ def summarize(results: list[RunResult], args) -> list[dict]:
                 row[phase] = okv
                 row[phase + "_n"] = len(ph)
                 row[phase + "_median"] = statistics.median(okv) if okv else None
-            if tool == "alb":
-                alb_med = {p: row[p + "_median"] for p in ("cold", "warm")}
             # bundle facts: from the last successful run
             good = [r for r in rs if r.ok and r.bundle]
             b = good[-1].bundle if good else None
@@ -427,32 +508,60 @@ def summarize(results: list[RunResult], args) -> list[dict]:
         for row in rows:
             if row["arch"] != arch:
                 continue
-            ratios = []
-            for phase in ("cold", "warm"):
-                a, m = alb_med.get(phase), row[phase + "_median"]
-                ratios.append(f"{m / a:.2f}×" if a and m else "—")
-            row["ratio"] = " / ".join(ratios) if row["tool"] != "alb" else (
-                "1.00× / 1.00×" if alb_med.get("cold") else "—")
+            ref = {t: next((r for r in rows if r["arch"] == arch and r["tool"] == t), None)
+                   for t in ("uv", "alb")}
+            for t, other in ref.items():
+                ratios = []
+                for phase in ("cold", "warm"):
+                    a = other[phase + "_median"] if other else None
+                    m = row[phase + "_median"]
+                    ratios.append(f"{m / a:.2f}×" if a and m else "—")
+                row["ratio_" + t] = " / ".join(ratios)
+            row["paired_uv"] = paired_ratios(results, arch, row["tool"], "uv")
     return rows
+
+
+def paired_ratios(results: list[RunResult], arch: str, tool: str, ref: str) -> dict[str, list[float]]:
+    """Per repeat: tool's time / ref's time in the same round (cold, warm)."""
+    out: dict[str, list[float]] = {"cold": [], "warm": []}
+    for phase in out:
+        mine = {r.repeat: r.seconds for r in results
+                if r.arch == arch and r.tool == tool and r.phase == phase and r.ok}
+        theirs = {r.repeat: r.seconds for r in results
+                  if r.arch == arch and r.tool == ref and r.phase == phase and r.ok}
+        out[phase] = [mine[k] / theirs[k] for k in sorted(mine) if k in theirs and theirs[k]]
+    return out
+
+
+def section_title(args) -> str:
+    req = os.path.relpath(args.requirements, ROOT)
+    targets = ", ".join(f"{RUNTIME_FOR[a]}/{a}" for a in args.arches)
+    return f"## build: {req} ({targets})"
 
 
 def render_section(rows: list[dict], results: list[RunResult], args, info: dict[str, str]) -> str:
     n = args.repeat
-    lines = [SECTION_TITLE, ""]
+    lines = [section_title(args), ""]
     lines.append(
         "Generated by `benchmarks/bench_build.py` — do not edit by hand; rerun it. "
-        f"Fixture `fixtures/bench/requirements.txt`, runtime {RUNTIME}. "
-        "Cold = fresh empty caches (PIP_CACHE_DIR, and lambda-compat's --cache-dir); "
+        f"Requirements `{os.path.relpath(args.requirements, ROOT)}`; "
+        + ", ".join(f"{RUNTIME_FOR[a]} on {a}" for a in args.arches) + ". "
+        "Cold = fresh empty caches (PIP_CACHE_DIR, uv's and lambda-compat's --cache-dir); "
         "warm = the same caches again with a fresh output dir. "
         + (f"Times are medians of {n} runs (min–max). " if n > 1 else "One run per cell. ")
-        + "Ratio = tool time / aws-lambda-builders time, cold / warm (below 1 = faster). "
+        + "Ratios = ratio of the median times (tool / uv, tool / aws-lambda-builders), "
+        "cold / warm (below 1 = faster); paired = median of the per-round ratios to uv "
+        "(each round runs the tools back to back, so load changes cancel). "
+        "lambda-compat verifies every wheel (tags, ELF machine, glibc and library needs) as "
+        "always; uv and pip do not. "
         "MB = MiB of file contents (2^20 bytes, the unit of Lambda's 250 MB unzipped limit). "
         "Wrong-arch .so = shared objects whose ELF e_machine is not the target's "
         "(x86_64 = 62, aarch64 = 183), out of all ELF .so files in the bundle."
     )
     lines.append("")
-    lines.append("| arch | tool | cold s | warm s | ratio vs alb | files | MB | wrong-arch .so | status |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("| arch | tool | cold s | warm s | ratio vs uv | paired vs uv | ratio vs alb "
+                 "| files | MB | wrong-arch .so | status |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         b: BundleStats | None = row["bundle"]
         files = str(b.files) if b else "—"
@@ -477,7 +586,8 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
             "| " + " | ".join(_cell(c) for c in (
                 row["arch"], TOOL_LABEL[row["tool"]],
                 _fmt_s(row["cold"], row["cold_n"]), _fmt_s(row["warm"], row["warm_n"]),
-                row["ratio"], files, mb, wrong, status,
+                row["ratio_uv"], _fmt_paired(row["paired_uv"]), row["ratio_alb"],
+                files, mb, wrong, status,
             )) + " |"
         )
     lines.append("")
@@ -495,7 +605,7 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
             g = f"highest GLIBC symbol version referenced by its .so files: {b.max_glibc or 'none'}"
             if b.so_glibc_too_new:
                 g += (f" (**{b.so_glibc_too_new} .so need glibc newer than "
-                      f"{RUNTIME_GLIBC[0]}.{RUNTIME_GLIBC[1]}**)")
+                      "%d.%d**)" % GLIBC_OF[RUNTIME_FOR[row["arch"]]])
             parts.append(g)
         if parts:
             notes.append(f"- {row['arch']} / {TOOL_LABEL[row['tool']]}: " + "; ".join(parts) + ".")
@@ -514,8 +624,10 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
     mi = machine_info()
     lines.append(
         f"Machine: nproc {mi['nproc']}, {mi['machine']}; date {mi['date']}; "
-        f"1-min load average {args.load_at_start} at start, {mi['load']} at end "
-        "(above nproc means something else competed for the CPUs)."
+        f"1-min load average {args.load_at_start} at start, {mi['load']} at end, "
+        + "%.1f–%.1f at the starts of the runs " % (min(r.load for r in results),
+                                                    max(r.load for r in results))
+        + "(above nproc means something else competed for the CPUs)."
     )
     lines.append(
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info.items()) + "."
@@ -534,6 +646,7 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
 def replace_section(doc: str, section: str) -> str:
     """Replace our '## ' section in doc (up to the next '## ' heading outside a
     code fence), or append it. Other sections are left byte-for-byte alone."""
+    title = section.splitlines()[0].rstrip()
     lines = doc.splitlines(keepends=True)
     start = end = None
     in_fence = False
@@ -545,7 +658,7 @@ def replace_section(doc: str, section: str) -> str:
         if in_fence:
             continue
         if start is None:
-            if stripped.rstrip() == SECTION_TITLE:
+            if stripped.rstrip() == title:
                 start = i
         elif re.match(r"^#{1,2} ", stripped):
             end = i
@@ -571,12 +684,20 @@ def replace_section(doc: str, section: str) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=1, help="cold+warm pairs per (arch, tool) (default 1)")
-    p.add_argument("--tools", default=",".join(TOOLS),
-                   help="comma list of: alb, lambda-compat (default both)")
+    p.add_argument("--tools", default="alb,pip,uv,lambda-compat",
+                   help="comma list of: " + ", ".join(TOOLS) + " (default all but lc-baseline)")
     p.add_argument("--arches", default=",".join(ARCHES), help="comma list of: x86_64, arm64 (default both)")
     p.add_argument("--output", type=Path, default=None,
                    help="markdown file whose '%s' section is written/replaced "
-                        "(e.g. docs/benchmarks.md); without it the section is only printed" % SECTION_TITLE)
+                        "(e.g. docs/benchmarks.md); without it the section is only printed"
+                        % "## build: REQUIREMENTS (TARGETS)")
+    p.add_argument("-r", "--requirements", type=Path, default=REQUIREMENTS,
+                   help="requirements file to build (default fixtures/bench/requirements.txt)")
+    p.add_argument("--uv", default=str(ROOT / ".bench" / "uv-venv" / "bin" / "uv"),
+                   help="uv executable (default .bench/uv-venv/bin/uv)")
+    p.add_argument("--lc-baseline", type=Path, default=None,
+                   help="a checkout (with resolver/) of an older lambda-compat, run as the extra "
+                        "tool lc-baseline from the same venv, for before/after in one run")
     p.add_argument("--json", type=Path, default=None, help="also write raw per-run results here")
     p.add_argument("--work-dir", type=Path, default=ROOT / ".bench" / "build",
                    help="scratch space for caches, outputs and logs (default .bench/build)")
@@ -587,6 +708,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--alb-interpreter", default=None,
                    help="python3.11 (with pip) alb should use for pip; its directory is passed as "
                         "executable_search_paths (default: the alb venv's python3.11)")
+    p.add_argument("--alb-search-path", type=Path, action="append",
+                   default=[ROOT / ".bench" / "alb312-venv" / "bin"],
+                   help="more directories where alb looks for pythonX.Y with pip (default: "
+                        ".bench/alb312-venv/bin, a python3.12 venv for the arm64 target)")
     p.add_argument("--lambda-compat", default=str(ROOT / ".venv" / "bin" / "lambda-compat"),
                    help="lambda-compat executable")
     p.add_argument("--inherit-pip-config", action="store_true",
@@ -598,6 +723,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     args.arches = [a.strip() for a in args.arches.split(",") if a.strip()]
     aliases = {"aws-lambda-builders": "alb", "lc": "lambda-compat"}
+    if args.lc_baseline is not None and "lc-baseline" not in args.tools:
+        args.tools.append("lc-baseline")
+    args.requirements = args.requirements.resolve()
     args.tools = [aliases.get(t, t) for t in args.tools]
     for t in args.tools:
         if t not in TOOLS:
@@ -616,8 +744,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    if not REQUIREMENTS.is_file():
-        print(f"missing fixture {REQUIREMENTS}", file=sys.stderr)
+    if not args.requirements.is_file():
+        print(f"missing requirements file {args.requirements}", file=sys.stderr)
         return 2
     args.work_dir.mkdir(parents=True, exist_ok=True)
     args.load_at_start = machine_info()["load"]
@@ -633,10 +761,17 @@ def main(argv: list[str] | None = None) -> int:
                 pip_cache = fresh_dir(pair_dir / "pip-cache")
                 lc_cache = fresh_dir(pair_dir / "lc-cache")
                 for phase in ("cold", "warm"):
+                    load = os.getloadavg()[0]
                     if tool == "alb":
                         r = run_alb(args, arch, phase, rep, pair_dir, pip_cache)
+                    elif tool == "uv":
+                        r = run_uv(args, arch, phase, rep, pair_dir, lc_cache)
+                    elif tool == "pip":
+                        r = run_pip(args, arch, phase, rep, pair_dir, pip_cache)
                     else:
-                        r = run_lambda_compat(args, arch, phase, rep, pair_dir, pip_cache, lc_cache)
+                        r = run_lambda_compat(args, arch, phase, rep, pair_dir, pip_cache,
+                                              lc_cache, tool)
+                    r.load = load
                     results.append(r)
                 if not args.keep:
                     shutil.rmtree(pair_dir, ignore_errors=True)
@@ -660,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if args.output:
-        print(f"updated section {SECTION_TITLE!r} in {out}")
+        print(f"updated section {section_title(args)!r} in {out}")
     print(f"logs: {args.work_dir / 'logs'}")
     return 0
 

@@ -316,3 +316,78 @@ def test_install_all_parallel_namespace_race(tmp_path, monkeypatch):
     install_all(wheels, root, jobs=4)
     assert (root / "nspkg/__init__.py").read_bytes() == NS_INIT
     assert {f"nspkg/m{i}.py" for i in range(4)} <= set(tree(root))
+
+
+# --------------------------------------------------------------------------- unpacked cache
+
+def test_install_from_cache_equals_install_from_wheel(tmp_path):
+    wdir = tmp_path / "wheels"
+    wdir.mkdir()
+    wheels = _many_wheels(wdir) + [build_wheel(wdir, "demo", "1.0", DEMO_FILES, DEMO_MODES)]
+    plain = tmp_path / "plain"
+    plain_res = install_all(wheels, plain, jobs=4)
+    cache = tmp_path / "unpacked"
+    for run in ("cold", "warm"):
+        root = tmp_path / run
+        res = install_all(wheels, root, jobs=4, unpacked=cache)
+        assert tree(root) == tree(plain), run
+        for name, inst in res.items():
+            assert set(inst.files) == set(plain_res[name].files)
+            assert set(inst.skipped) == set(plain_res[name].skipped)
+    # Warm files are hard links into the cache, not copies.
+    sha = install_mod.wheel_sha256(wheels[-1])
+    cached = cache / sha[:2] / sha / "tree" / "demo" / "core.py"
+    assert os.stat(tmp_path / "warm" / "demo" / "core.py").st_ino == os.stat(cached).st_ino
+    # INSTALLER and RECORD are the bundle's own files, never links into the cache.
+    assert os.stat(tmp_path / "warm" / "demo-1.0.dist-info" / "RECORD").st_nlink == 1
+
+
+def test_changed_cache_file_is_not_used(tmp_path, demo_wheel):
+    cache = tmp_path / "unpacked"
+    install_all([demo_wheel], tmp_path / "first", unpacked=cache)
+    # A bundle that shares the inode was edited in place (new content, new mtime).
+    edited = tmp_path / "first" / "demo" / "core.py"
+    time.sleep(0.01)
+    edited.write_bytes(b"VALUE = 'tampered'\n")
+    install_all([demo_wheel], tmp_path / "second", unpacked=cache)
+    assert (tmp_path / "second" / "demo" / "core.py").read_bytes() == b"VALUE = 'core'\n"
+    # The entry was dropped and is unpacked afresh on the next install.
+    install_all([demo_wheel], tmp_path / "third", unpacked=cache)
+    assert (tmp_path / "third" / "demo" / "core.py").read_bytes() == b"VALUE = 'core'\n"
+    assert tree(tmp_path / "third") == tree(tmp_path / "second")
+
+
+def test_conflict_detected_with_cache(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    a = build_wheel(wheels, "alpha", "1.0", [("shared/mod.py", b"A = 1\n")])
+    b = build_wheel(wheels, "beta", "2.0", [("shared/mod.py", b"B = 2\n")])
+    cache = tmp_path / "unpacked"
+    install_all([a], tmp_path / "warmup", unpacked=cache)
+    with pytest.raises(BadInput) as info:
+        install_all([a, b], tmp_path / "bundle", jobs=2, unpacked=cache)
+    assert "shared/mod.py" in str(info.value)
+
+
+def test_cache_entry_for_a_different_wheel_name_is_not_used(tmp_path, demo_wheel):
+    """A manifest is tied to the wheel it was unpacked from."""
+    cache = tmp_path / "unpacked"
+    manifest, _ = install_mod.unpack_wheel(demo_wheel, cache)
+    assert manifest["wheel"] == demo_wheel.name
+    sha = install_mod.wheel_sha256(demo_wheel)
+    assert install_mod._read_manifest(cache / sha[:2] / sha, "other-1.0-py3-none-any.whl") is None
+
+
+def test_concurrent_unpacks_of_one_wheel_share_one_entry(tmp_path, demo_wheel):
+    """Several threads (targets of one check) unpacking the same wheel at once: every one
+    gets a complete tree, and none removes the entry another is linking from."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = tmp_path / "unpacked"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        roots = [tmp_path / f"b{i}" for i in range(6)]
+        list(pool.map(lambda r: install_all([demo_wheel], r, unpacked=cache), roots))
+    first = tree(roots[0])
+    assert all(tree(r) == first for r in roots[1:])
+    sha = install_mod.wheel_sha256(demo_wheel)
+    assert [p.name for p in (cache / sha[:2]).iterdir()] == [sha]  # no temporary left

@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple, Union
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from . import errors, lifecycle, outputs, reqfile, resolution_cache
+from . import errors, install, lifecycle, outputs, reqfile, resolution_cache
 from . import sandbox as _sandbox
 from .diagnose import ALTERNATIVES, diagnose, requires_python_ok
 from .install import install_all
@@ -171,7 +171,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                 wheels.append(wheel)
         if report.ok or config.allow_missing:
             ui.event("install-start", count=len(wheels), dest=str(artifacts))
-            _install_and_swap(wheels, artifacts, config.jobs)
+            _install_and_swap(wheels, artifacts, config.jobs, cache / "unpacked")
             report.installed = True
             ui.event("install-done", count=len(wheels), dest=str(artifacts))
     finally:
@@ -454,13 +454,14 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> dict:
     return shas
 
 
-def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int) -> None:
+def _install_and_swap(wheels: List[Path], artifacts: Path, jobs: int,
+                      unpacked: Optional[Path] = None) -> None:
     artifacts.parent.mkdir(parents=True, exist_ok=True)
     token = lifecycle.owned_name("") + uuid.uuid4().hex[:8]
     staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
     old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
     try:
-        install_all(wheels, staging, jobs)
+        install_all(wheels, staging, jobs, unpacked)
         outputs.write_marker(staging)
         if artifacts.exists():
             os.rename(artifacts, old)
@@ -512,6 +513,7 @@ class _Phases:
                                  f"{item.path.name}: " + " ".join(f.message for f in blocking),
                                  d.suggestion), None
         self.ui.event("dist-done", name=item.name, version=item.version, phase="wheel")
+        install.prefetch_unpacked(item.path, self.cache / "unpacked")  # overlaps verification
         return outcome, item.path
 
     # -- phases 3-6: source ----------------------------------------------------------------

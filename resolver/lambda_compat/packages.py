@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import (AbstractSet, Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
                     Set, Tuple)
 
-import jsonschema
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag
@@ -242,18 +241,32 @@ def load_packages(root: Optional[os.PathLike] = None) -> PackageRegistry:
 
 @functools.lru_cache(maxsize=1)
 def _default() -> PackageRegistry:
+    from . import validation_memo
     from .runtimes import registry_dir
-    registry, problems = check_registry(registry_dir())
+    root = registry_dir()
+    files = sorted(str(p) for p in (root / PACKAGES_DIR).glob("*.y*ml"))
+    stamp = validation_memo.stamp_key(str(root / SCHEMA_FILE), *files)
+    schema_known = validation_memo.known_valid(stamp)
+    registry, problems = check_registry(root, _schema_known_valid=schema_known)
     if problems:
         raise RegistryProblems(problems)
     assert registry is not None
+    validation_memo.remember(stamp)
     return registry
+
+
+class _NoSchemaErrors:
+    """Stands in for the schema validator when these exact files are known to pass it."""
+
+    @staticmethod
+    def iter_errors(data: Any) -> Iterator[Any]:
+        return iter(())
 
 
 load_packages.cache_clear = _default.cache_clear  # type: ignore[attr-defined]
 
 
-def check_registry(root: Path, *, changelog: bool = False
+def check_registry(root: Path, *, changelog: bool = False, _schema_known_valid: bool = False
                    ) -> Tuple[Optional[PackageRegistry], Tuple[RegistryProblem, ...]]:
     """Every problem of the registry at ``root``; the registry itself when there are none.
 
@@ -272,7 +285,8 @@ def check_registry(root: Path, *, changelog: bool = False
     if changelog and version:
         _check_changelog(root, version, problems)
     try:
-        validator = _validator(str(_schema_path(root)))
+        validator = (_NoSchemaErrors() if _schema_known_valid
+                     else _validator(str(_schema_path(root))))
         known = known_targets(root)
     except RegistryError as exc:
         return None, tuple(problems) + (RegistryProblem(exc.path, exc.line, exc.message),)
@@ -393,8 +407,15 @@ def _validator(schema_path: str) -> Any:
                             path=schema_path) from None
     except ValueError as e:
         raise RegistryError(f"the package schema is not valid JSON: {e}", path=schema_path) from None
+    import jsonschema
+
+    from .runtimes import registry_dir
+    shipped = os.path.abspath(schema_path) == os.path.abspath(registry_dir() / SCHEMA_FILE)
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        # The shipped schema's own validity is a test (tests/test_runtimes.py), not a per-run
+        # cost; a registry's own schema is checked against the meta-schema.
+        if not shipped:
+            jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as e:
         raise RegistryError(f"the package schema is invalid: {e.message}",
                             path=schema_path) from None

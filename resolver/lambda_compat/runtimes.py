@@ -23,10 +23,12 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
+from . import validation_memo
 from .errors import RegistryError, UnknownTarget
 from .runtimes_yaml import LineMap, LineSeq, dotted, line_of, read_yaml
 
@@ -333,6 +335,8 @@ def registry_dir() -> pathlib.Path:
 
 @functools.lru_cache(maxsize=None)
 def _schema(schema_path: str) -> "jsonschema.protocols.Validator":
+    import jsonschema
+
     try:
         with open(schema_path, encoding="utf-8") as f:
             schema = json.load(f)
@@ -367,13 +371,19 @@ load_runtimes.cache_clear = _load_default.cache_clear  # type: ignore[attr-defin
 # --------------------------------------------------------------------------- loading
 
 def _load(path: str) -> RuntimeRegistry:
-    validator = _schema(str(registry_dir() / "schema" / SCHEMA_FILENAME))
+    schema_path = str(registry_dir() / "schema" / SCHEMA_FILENAME)
     data = read_yaml(path)
-    _validate_schema(validator, data, path)
+    shipped = os.path.abspath(path) == os.path.abspath(registry_dir() / RUNTIMES_FILENAME)
+    stamp = validation_memo.stamp_key(path, schema_path) if shipped else None
+    if not validation_memo.known_valid(stamp):
+        _validate_schema(_schema(schema_path), data, path)
+        validation_memo.remember(stamp)
     return _Checker(data, path).build()
 
 
 def _validate_schema(validator: Any, data: Any, path: str) -> None:
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return
