@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from lambda_compat import cli
-from lambda_compat.interpreters import find_interpreter
+from compat_tests.local_env import has_python
 
 from check_helpers import SCHEMA_PATH
 from conftest import write_reqs
@@ -72,7 +72,8 @@ def _host_glibc():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(platform.machine() != "x86_64" or find_interpreter((3, 13), "x86_64") is None
+@pytest.mark.heavy
+@pytest.mark.skipif(platform.machine() != "x86_64" or not has_python((3, 13), "x86_64")
                     or (_host_glibc() or (0, 0)) <= (2, 34),
                     reason="an x86_64 host with CPython 3.13 and a glibc newer than 2.34")
 def test_numpy_1264_built_for_python313_is_refused_for_glibc_once(capsys, tmp_path, cache):

@@ -82,7 +82,7 @@ def test_ci_and_ci_run_share_one_test_selection():
     assert "pytest" not in ci_run.replace("scripts/test.sh", "")
     test_sh = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     for command in ('-m ruff check resolver compat_tests tests benchmarks', '-m mypy',
-                    '-m pytest -m "not container" -n 2', '-m pytest compat_tests -m compat_fast',
+                    '-m pytest -m "not container and not heavy" -n 2', '-m pytest compat_tests -m compat_fast',
                     '-m pytest -m container -n 2'):
         assert command in test_sh, command
     assert "bash scripts/setup.sh && bash scripts/test.sh" in \
