@@ -102,6 +102,7 @@ def test_check_grid_shows_ok_rows_a_legend_and_counts_the_rest(tmp_path, capsys,
     assert code == 1
     rows = {line.split()[0]: line.split()[2:] for line in out.splitlines()
             if line.startswith("lc-")}
-    assert rows == {"lc-native": ["ok", "FAIL"], "lc-markers": ["ok", "-"]}
+    # lc-markers is judged on python3.13 too, though lc-native stops pip's resolution there
+    assert rows == {"lc-native": ["ok", "FAIL"], "lc-markers": ["ok", "ok"]}
     assert "(and 1 more dependency, ok wherever present)" in out   # lc-pure, transitive
     assert "FAIL: does not import there" in out and "-: not in that target's bundle" in out
