@@ -67,3 +67,16 @@ def test_unknown_package_is_no_such_package(tmp_path, shared_cache):
         _builder("python3.12", "x86_64").build_dependencies(
             tmp_path / "a", tmp_path / "s", req, config=fixture_config(shared_cache))
     assert "lc-does-not-exist" in str(exc.value)
+
+
+def test_a_callers_file_is_never_overwritten(tmp_path, shared_cache):
+    req = write_reqs(tmp_path, "lc-pure==1.0\n")
+    artifacts = tmp_path / "artifacts"
+    (artifacts / "lc_pure").mkdir(parents=True)
+    (artifacts / "lc_pure" / "__init__.py").write_text("# the caller's own module\n")
+    with pytest.raises(PackagerError) as exc:
+        _builder("python3.12", "x86_64").build_dependencies(
+            artifacts, tmp_path / "scratch", req, config=fixture_config(shared_cache))
+    assert "lc_pure/__init__.py" in str(exc.value) and "does not overwrite" in str(exc.value)
+    assert (artifacts / "lc_pure" / "__init__.py").read_text() == "# the caller's own module\n"
+    assert not list(artifacts.glob("lc_pure-1.0.dist-info"))   # nothing half-merged

@@ -18,6 +18,7 @@ glibc, Requires-Python), not for the machine the build runs on.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import tempfile
@@ -195,20 +196,28 @@ def _has_a_requirement(path: Path) -> bool:
 
 
 def _merge_into(src: Path, dest: Path) -> None:
-    """Copy the built tree into ``dest``: files of the same path are replaced, nothing else
-    in ``dest`` is touched (the caller's sources stay)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for root, dirs, files in os.walk(src):
+    """Copy the built tree into ``dest``. A file the caller already has there is never
+    overwritten: a different one at a path a dependency needs is an error, raised before
+    anything is copied (so nothing is half-merged); an identical one is left as it is."""
+    plan = []
+    for root, _dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
-        (dest / rel).mkdir(exist_ok=True)
         for name in files:
             target = dest / rel / name
-            if target.is_dir() and not target.is_symlink():
-                raise PackagerError(f"cannot install {rel / name}: {target} is a directory "
-                                    f"in the artifacts directory")
-            tmp = target.with_name(f".{name}.lambda-compat-tmp")
-            shutil.copy2(Path(root) / name, tmp)
-            os.replace(tmp, target)
+            if target.is_symlink() or target.exists():
+                if target.is_file() and not target.is_symlink() and \
+                        filecmp.cmp(Path(root) / name, target, shallow=False):
+                    continue
+                raise PackagerError(
+                    f"cannot install {rel / name}: {target} already exists in the artifacts "
+                    f"directory and is not the dependency's file; lambda-compat does not "
+                    f"overwrite files it did not write (rename or remove yours)")
+            plan.append((Path(root) / name, target))
+    for source, target in plan:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.lambda-compat-tmp")
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
 
 
 __all__ = ["PythonPipDependencyBuilder", "PackagerError", "MissingDependencyError",
