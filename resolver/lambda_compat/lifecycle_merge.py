@@ -23,10 +23,8 @@ import argparse
 import datetime
 import html.parser
 import io
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -163,7 +161,6 @@ def merge_text(text: str, rows: Dict[str, LifecycleRow], date: datetime.date
 
 
 def merge_file(runtimes: Path, page: Path, date: datetime.date) -> List[str]:
-    from .runtimes import load_runtimes
     try:
         text = Path(runtimes).read_text(encoding="utf-8")
         html_text = Path(page).read_text(encoding="utf-8", errors="replace")
@@ -175,16 +172,8 @@ def merge_file(runtimes: Path, page: Path, date: datetime.date) -> List[str]:
                               f"block dates.", hint=f"Is it the page at {URL}? AWS may have "
                                                     f"changed its layout.")
     new, changes = merge_text(text, rows, date)
-    dest = Path(runtimes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=str(dest.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(new)
-        load_runtimes(tmp)     # validated (dates in order ...) before it replaces the file
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from .probe_merge import write_validated
+    write_validated(Path(runtimes), new)   # validated (dates in order ...) before it replaces
     return changes
 
 

@@ -353,7 +353,6 @@ def merge_text(text: str, probes: Iterable[ProbeInput], date: datetime.date) -> 
 def merge_file(runtimes: Path, probe_files: Sequence[Path], date: datetime.date,
                output: Optional[Path] = None) -> MergeResult:
     """Merge into ``runtimes`` (or write ``output``); validated with the registry loader."""
-    from .runtimes import load_runtimes
     runtimes = Path(runtimes)
     probes = [read_probe(Path(f)) for f in probe_files]
     try:
@@ -361,18 +360,24 @@ def merge_file(runtimes: Path, probe_files: Sequence[Path], date: datetime.date,
     except OSError as exc:
         raise errors.BadInput(f"{runtimes}: cannot read ({exc.strerror}).") from None
     result = merge_text(text, probes, date)
-    dest = Path(output) if output else runtimes
+    write_validated(Path(output) if output else runtimes, result.text)
+    return result
+
+
+def write_validated(dest: Path, text: str) -> None:
+    """Replace ``dest`` (a runtimes.yaml) with ``text`` atomically, only once the registry
+    loader accepts it: written next to ``dest`` (the loader finds registry/schema via the
+    file's parent), loaded, then renamed over it; never half-written."""
+    from .runtimes import load_runtimes
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=str(dest.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(result.text)
-        # a file next to the schema: the loader finds registry/schema via the file's parent
+            f.write(text)
         load_runtimes(tmp)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
