@@ -318,7 +318,7 @@ def run_lambda_compat(args, arch: str, phase: str, rep: int, pair_dir: Path,
     env = base_env(args)
     if tool == "lc-baseline":
         # The same venv, with an older checkout of the package first on sys.path.
-        lc = [str(Path(args.lambda_compat).parent / "python"), "-m", "lambda_compat.cli"]
+        lc = [str(Path(args.lambda_compat).parent / "python"), "-m", "lambda_compat.cli.main"]
         env["PYTHONPATH"] = str(args.lc_baseline / "resolver")
     else:
         lc = [args.lambda_compat]

@@ -83,7 +83,7 @@ def prepare(work: Path) -> tuple[Path, list[Path]]:
         run(cmd + list(PACKAGES))
     bundle = work / "bundle"
     if not bundle.is_dir():
-        from lambda_compat.install import install_all
+        from lambda_compat.build.install import install_all
         install_all(sorted(wheels.glob("*.whl")), bundle, 2)
     return bundle, sorted(wheels.glob("*.whl"))
 
@@ -253,11 +253,13 @@ def main(argv=None) -> int:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         return requirements_main(args)
 
-    from lambda_compat import bundle as B, __version__
-    from lambda_compat.builder import get_target
-    from lambda_compat.runtimes import load_runtimes
-    from lambda_compat.static_check import StaticChecker
-    from lambda_compat.targets import Target
+    from lambda_compat.verify import bundle as B
+
+    from lambda_compat import __version__
+    from lambda_compat.build.builder import get_target
+    from lambda_compat.registry.runtimes import load_runtimes
+    from lambda_compat.verify.static_check import StaticChecker
+    from lambda_compat.targets.target import Target
 
     load_before = os.getloadavg()[0]
     bundle, wheels = prepare(args.work_dir)

@@ -55,7 +55,7 @@ WRITE_ZIP = r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
-from lambda_compat.packaging_zip import write_zip
+from lambda_compat.package.reprozip import write_zip
 s = write_zip(Path(sys.argv[1]), Path(sys.argv[2]), level=6)
 print(s.compressed_bytes)
 '''

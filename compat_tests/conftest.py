@@ -123,8 +123,8 @@ def pytest_configure(config):
 
 def _targets(config):
     from lambda_compat.errors import LambdaCompatError
-    from lambda_compat.runtimes import load_runtimes
-    from lambda_compat.targets import Target
+    from lambda_compat.registry.runtimes import load_runtimes
+    from lambda_compat.targets.target import Target
     registry = load_runtimes()
     try:
         runtimes = [registry.get(r, "x86_64").runtime
@@ -179,7 +179,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def compat_cache_dir(pytestconfig) -> Path:
-    from lambda_compat.builder import default_cache_dir
+    from lambda_compat.build.builder import default_cache_dir
     path = Path(pytestconfig.getoption("compat_cache") or default_cache_dir()).resolve()
     (path / "locks").mkdir(parents=True, exist_ok=True)
     return path

@@ -1,7 +1,7 @@
 """What this machine has, found WITHOUT lambda-compat's own code (the tests' oracle).
 
 The compat cases and the skip conditions of ``tests/`` need to know whether a CPython of a
-given version exists here. Asking ``lambda_compat.interpreters.find_interpreter`` would let a
+given version exists here. Asking ``lambda_compat.host.interpreters.find_interpreter`` would let a
 broken tool change its own expectations (make it return None and every test that needs an
 interpreter skips, every expectation flips to "no interpreter here"). This module looks on
 its own, deliberately by different means: every ``python3.N`` on PATH and under

@@ -28,10 +28,10 @@ from typing import List, Optional, Sequence, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = re.compile(r"^registry/packages/([a-z0-9]+(?:-[a-z0-9]+)*)\.yaml$")
 #: Changes that can change the outcome of every entry's compat test.
-PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/packages.py",
-             "resolver/lambda_compat/builder.py", "resolver/lambda_compat/sdist_build.py",
-             "resolver/lambda_compat/wheels.py", "resolver/lambda_compat/static_check.py",
-             "resolver/lambda_compat/capabilities.py", "compat_tests/test_registry_entries.py",
+PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/registry/packages.py",
+             "resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/sdist.py",
+             "resolver/lambda_compat/verify/wheels.py", "resolver/lambda_compat/verify/static_check.py",
+             "resolver/lambda_compat/verify/capabilities.py", "compat_tests/test_registry_entries.py",
              "compat_tests/test_runtime_capabilities.py")
 #: Changes that are registry data: they need a VERSION bump.
 DATA = ("registry/packages/", "registry/schema/package.schema.json")
@@ -41,7 +41,7 @@ ALL = "test_registry_entry or test_runtime_capability_entry"
 #: Everything the registry workflow must run for: the data, what proves it, what validates
 #: it, and the workflow's own machinery.
 WATCHED = tuple(dict.fromkeys(("registry/",) + PROVE_ALL + DATA + (
-    "resolver/lambda_compat/registry_cmd.py", "resolver/lambda_compat/registry_claims.py",
+    "resolver/lambda_compat/cli/registry.py", "resolver/lambda_compat/registry/claims.py",
     "compat_tests/registry_changes.py",
     ".github/workflows/registry.yml")))
 

@@ -39,7 +39,7 @@ TEST_ID = "compat_tests/test_registry_entries.py::test_registry_entry"
 
 
 def _load():
-    from lambda_compat.packages import ALLOWLIST_KINDS, load_packages
+    from lambda_compat.registry.packages import ALLOWLIST_KINDS, load_packages
     return [e for e in load_packages(REGISTRY).entries if e.kind in ALLOWLIST_KINDS]
 
 
@@ -102,7 +102,7 @@ def extend_text(text: str, newest: str, version: str, targets: Sequence[str],
 
 
 def extend(name: str, version: str, date: str, root: Path = REGISTRY) -> Path:
-    from lambda_compat.packages import load_packages
+    from lambda_compat.registry.packages import load_packages
     entry = load_packages(root).get(name)
     if entry is None:
         raise SystemExit(f"no registry entry {name!r}")
@@ -117,7 +117,7 @@ def extend(name: str, version: str, date: str, root: Path = REGISTRY) -> Path:
 
 def finish(names: Sequence[str], date: str, root: Path = REGISTRY) -> str:
     """Bump VERSION (the date, next counter) and add the changelog section; the new VERSION."""
-    from lambda_compat.packages import load_packages
+    from lambda_compat.registry.packages import load_packages
     registry = load_packages(root)
     old = (root / "VERSION").read_text(encoding="utf-8").strip()
     day = date.replace("-", ".")

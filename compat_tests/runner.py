@@ -2,9 +2,9 @@
 
 The three steps use lambda-compat's public API, exactly as a user's tooling would:
 
-1. :func:`lambda_compat.builder.build_dependencies` builds the requirements for the target;
-2. :func:`lambda_compat.verify.check_bundle` judges the bundle statically (the *prediction*);
-3. the strongest dynamic backend available (:func:`lambda_compat.backends.select_backend`)
+1. :func:`lambda_compat.build.builder.build_dependencies` builds the requirements for the target;
+2. :func:`lambda_compat.verify.bundle_check.check_bundle` judges the bundle statically (the *prediction*);
+3. the strongest dynamic backend available (:func:`lambda_compat.prove.backends.select_backend`)
    imports every distribution's top-level modules (the *observation*).
 
 :func:`judge` then compares the prediction with the case's expectation and with the
@@ -27,9 +27,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from lambda_compat import errors
-from lambda_compat.builder import BuildConfig, build_dependencies
-from lambda_compat.resolve import PipOptions
-from lambda_compat.targets import Target
+from lambda_compat.build.builder import BuildConfig, build_dependencies
+from lambda_compat.resolve.engine import PipOptions
+from lambda_compat.targets.target import Target
 from lambda_compat.ui import RecordingUI
 
 from .cases import ROOT, Case, Rule
@@ -214,7 +214,7 @@ def build(case: Case, target: Target, work: Path, cache_dir: Path, cell: Cell,
 
 
 def static_check(bundle: Path, target: Target, cell: Cell):
-    from lambda_compat.verify import check_bundle
+    from lambda_compat.verify.bundle_check import check_bundle
     report = check_bundle(bundle, [], target)
     errs = report.errors
     cell.verdict = "compatible" if report.ok else "incompatible"
@@ -229,7 +229,7 @@ def static_check(bundle: Path, target: Target, cell: Cell):
 def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendChoice,
                   cell: Cell) -> None:
     """Import with the strongest backend available; records proof and outcome in ``cell``."""
-    from lambda_compat import backends
+    from lambda_compat.prove import backends
     notes = []
     backend = None
     for name in choice.order():
@@ -284,7 +284,7 @@ def container_image(choice: BackendChoice, target: Target) -> Tuple[str, Optiona
         image = facts.image if facts is not None else ""
         return image, f"{image} is not pinned: registry/runtimes.yaml has no digest for it"
     if choice.image == "standin":
-        from lambda_compat import standin
+        from lambda_compat.prove import standin
         root = standin.ensure_standin(target)
         return standin.ensure_standin_image(root, engine=choice.engine or "podman"), None
     return choice.image, None

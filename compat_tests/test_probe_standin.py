@@ -1,6 +1,6 @@
 """The runtime probe inside stand-in roots: it must report the root's facts, not the host's.
 
-The probe (resolver/lambda_compat/probe.py) is copied into a bundle directory and run by the
+The probe (resolver/lambda_compat/prove/_payload/probe.py) is copied into a bundle directory and run by the
 root's own interpreter under bwrap, with the bundle at /var/task and Lambda's environment,
 as the refresh-runtimes workflow runs it in the real images. Each fact is checked against an
 independent source: the stand-in's record of itself, the files in the root, binutils.
@@ -21,7 +21,7 @@ import pytest
 from lambda_compat import errors
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "resolver" / "lambda_compat" / "probe.py"
+PROBE = ROOT / "resolver" / "lambda_compat" / "prove" / "_payload" / "probe.py"
 LOADER = {"x86_64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}
 
 pytestmark = [pytest.mark.slow]
@@ -43,8 +43,11 @@ def standin_probe(request, tmp_path_factory):
     runtime, arch = request.param
     if not _selected(request.config, runtime, arch):
         pytest.skip(f"{runtime}/{arch} not selected (--runtime/--arch)")
-    from lambda_compat import backends, binfmt, sandbox, standin
-    from lambda_compat.builder import get_target
+    from lambda_compat.prove import backends
+    from lambda_compat.host import binfmt
+    from lambda_compat.host import sandbox
+    from lambda_compat.prove import standin
+    from lambda_compat.build.builder import get_target
     target = get_target(runtime, arch)
     if not sandbox.bwrap_works():
         pytest.skip("bwrap cannot create namespaces here")
@@ -140,8 +143,8 @@ def test_probe_libstdcxx_ceiling_agrees_with_readelf(standin_probe):
 
 def test_a_standin_probe_cannot_enter_the_registry(standin_probe, tmp_path):
     pytest.importorskip("ruamel.yaml")
-    from lambda_compat.probe_merge import merge_file
-    from lambda_compat.runtimes import registry_dir
+    from lambda_compat.registry.probe_merge import merge_file
+    from lambda_compat.registry.runtimes import registry_dir
     target, root, data = standin_probe
     runtimes = tmp_path / "runtimes.yaml"
     shutil.copyfile(registry_dir() / "runtimes.yaml", runtimes)

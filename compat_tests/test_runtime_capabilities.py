@@ -30,10 +30,10 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from lambda_compat.builder import get_target
-from lambda_compat.capabilities import capability_version
-from lambda_compat.packages import PackageEntry, load_packages
-from lambda_compat.verify import check_bundle
+from lambda_compat.build.builder import get_target
+from lambda_compat.verify.capabilities import capability_version
+from lambda_compat.registry.packages import PackageEntry, load_packages
+from lambda_compat.verify.bundle_check import check_bundle
 
 TEST_ID = "compat_tests/test_runtime_capabilities.py::test_runtime_capability_entry"
 _PLATFORM = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}

@@ -31,7 +31,7 @@ RUNNERS = {"x86_64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm"}
 
 
 def matrix(runtimes: Sequence[str] = (), arches: Sequence[str] = ()) -> dict:
-    from lambda_compat.runtimes import load_runtimes
+    from lambda_compat.registry.runtimes import load_runtimes
     registry = load_runtimes()
     include: List[dict] = []
     for facts in registry.targets:

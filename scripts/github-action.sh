@@ -7,4 +7,4 @@ args=(--requirements "${LC_REQUIREMENTS:-requirements.txt}" --fail-on "${LC_FAIL
 [ -n "${LC_ARCHITECTURES:-}" ] && args+=(--architectures "$LC_ARCHITECTURES")
 # Extra check options, split on whitespace as a shell would (no globbing, no evaluation).
 read -r -a extra <<< "${LC_ARGS:-}"
-exec "${LC_PYTHON:-python}" -m lambda_compat.github_action "${args[@]}" "${extra[@]}"
+exec "${LC_PYTHON:-python}" -m lambda_compat.cli.github_action "${args[@]}" "${extra[@]}"

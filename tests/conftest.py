@@ -11,8 +11,8 @@ sys.path.insert(0, str(ROOT / "resolver"))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lambda_compat.builder import BuildConfig  # noqa: E402
-from lambda_compat.resolve import PipOptions  # noqa: E402
+from lambda_compat.build.builder import BuildConfig  # noqa: E402
+from lambda_compat.resolve.engine import PipOptions  # noqa: E402
 
 INDEX = ROOT / "fixtures" / "index"
 

@@ -8,10 +8,10 @@ import pytest
 
 from conftest import write_reqs
 from lambda_compat import errors
-from lambda_compat.builder import BuildConfig, build_dependencies
-from lambda_compat.elf import read_elf
+from lambda_compat.build.builder import BuildConfig, build_dependencies
+from lambda_compat.verify.elf import read_elf
 from compat_tests.local_env import has_python
-from lambda_compat.resolve import PipOptions
+from lambda_compat.resolve.engine import PipOptions
 
 pytestmark = pytest.mark.network
 

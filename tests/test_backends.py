@@ -18,12 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import backends, binfmt, errors, sandbox, standin
+from lambda_compat.prove import backends
+
+from lambda_compat.host import binfmt
+
+from lambda_compat import errors
+
+from lambda_compat.host import sandbox
+
+from lambda_compat.prove import standin
 from compat_tests.local_env import has_python, python_path
-from lambda_compat.interpreters import probe as probe_interpreter
-from lambda_compat.backends import (DynamicResult, HostBackend, RootfsBackend, available_backends,
+from lambda_compat.host.interpreters import probe as probe_interpreter
+from lambda_compat.prove.backends import (DynamicResult, HostBackend, RootfsBackend, available_backends,
                                     select_backend)
-from lambda_compat.builder import get_target
+from lambda_compat.build.builder import get_target
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_FIXTURES = ROOT / "fixtures" / "probe"

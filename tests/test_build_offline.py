@@ -13,8 +13,8 @@ import pytest
 
 from conftest import INDEX, fixture_config, write_reqs
 from lambda_compat import errors
-from lambda_compat.builder import build_dependencies
-from lambda_compat.elf import read_elf
+from lambda_compat.build.builder import build_dependencies
+from lambda_compat.verify.elf import read_elf
 from compat_tests.local_env import has_python
 from lambda_compat.ui import RecordingUI
 
@@ -291,8 +291,8 @@ def test_unknown_package_is_bad_input(tmp_path, config):
 
 
 def test_unreachable_index_is_environment_problem(tmp_path, shared_cache):
-    from lambda_compat.resolve import PipOptions
-    from lambda_compat.builder import BuildConfig
+    from lambda_compat.resolve.engine import PipOptions
+    from lambda_compat.build.builder import BuildConfig
     cfg = BuildConfig(cache_dir=shared_cache, pip=PipOptions(
         index_url="http://127.0.0.1:9/simple", isolated=True, retries=0, timeout=2))
     with pytest.raises(errors.IndexUnreachable) as exc:
@@ -336,8 +336,8 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
                                                                      monkeypatch):
     # Every build phase needs a CPython of the target's version; without one pip must not
     # build the sdist just to read its metadata (for numpy on python3.14 that took minutes).
-    import lambda_compat.builder as builder_mod
-    import lambda_compat.sdist_build as sdist_mod
+    import lambda_compat.build.builder as builder_mod
+    import lambda_compat.build.sdist as sdist_mod
 
     monkeypatch.setattr(builder_mod, "find_interpreter", lambda *a, **k: None)
     built = []
@@ -371,7 +371,7 @@ def test_the_rest_is_judged_when_a_top_level_requirement_cannot_be_had(tmp_path,
 
 
 def test_without_projects_keeps_options_and_makes_paths_absolute(tmp_path):
-    from lambda_compat.reqfile import without_projects
+    from lambda_compat.resolve.reqfile import without_projects
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "more.txt").write_text("lc-pure\n")
     req = write_reqs(tmp_path, "-r sub/more.txt\n--extra-index-url https://example.invalid/\n"

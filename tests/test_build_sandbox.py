@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from conftest import INDEX, write_reqs
-from lambda_compat import errors, sandbox
-from lambda_compat.builder import BuildConfig, build_dependencies
+from lambda_compat import errors
+from lambda_compat.host import sandbox
+from lambda_compat.build.builder import BuildConfig, build_dependencies
 from compat_tests.local_env import has_python
-from lambda_compat.resolve import PipOptions
+from lambda_compat.resolve.engine import PipOptions
 
 RUNTIME = "python3.11"
 SECRET = "AKIA-LAMBDA-COMPAT-TEST-SECRET"
@@ -258,7 +259,7 @@ def test_no_sandbox_means_exit_3_before_build_code_runs(tmp_path, evil_env, monk
 
 @needs_bwrap
 def test_wrap_allow_lists_the_environment_and_binds_only_build_dirs(tmp_path, monkeypatch):
-    from lambda_compat import pip_sandbox
+    from lambda_compat.resolve import pip_sandbox
     build_dir, tree = tmp_path / "build", tmp_path / "project"
     build_dir.mkdir()
     tree.mkdir()

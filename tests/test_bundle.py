@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import bundle, errors
-from lambda_compat.install import install_all
+from lambda_compat.verify import bundle
+
+from lambda_compat import errors
+from lambda_compat.build.install import install_all
 
 from check_helpers import (INDEX_FILES, add_symlink, copy_elf, make_dist, snapshot, zip_dir)
 

@@ -8,10 +8,10 @@ import dataclasses
 
 import pytest
 
-from lambda_compat.builder import get_target
-from lambda_compat.capabilities import capability_version
-from lambda_compat.runtimes import Capability
-from lambda_compat.verify import check_bundle
+from lambda_compat.build.builder import get_target
+from lambda_compat.verify.capabilities import capability_version
+from lambda_compat.registry.runtimes import Capability
+from lambda_compat.verify.bundle_check import check_bundle
 
 from check_helpers import make_dist
 

@@ -11,8 +11,12 @@ import zipfile
 import jsonschema
 import pytest
 
-from lambda_compat import check, cli, sandbox
-from lambda_compat.install import install_all
+from lambda_compat.check import core as check
+
+from lambda_compat.cli import main as cli
+
+from lambda_compat.host import sandbox
+from lambda_compat.build.install import install_all
 from compat_tests.local_env import python_path
 
 from check_helpers import (CHECK, INDEX_FILES, SCHEMA_PATH, add_symlink, make_dist,
@@ -391,7 +395,7 @@ def test_explicit_backend_that_cannot_run_is_exit_3_with_a_report(capsys, native
 @pytest.mark.slow
 @pytest.mark.skipif(_host_python((3, 12)) is None, reason="no local CPython 3.12")
 def test_rootfs_standin_without_libpq_fails_the_import(capsys, tmp_path):
-    from lambda_compat import sandbox
+    from lambda_compat.host import sandbox
     if not sandbox.bwrap_works():
         pytest.skip("bwrap not installed")
     make_dist(tmp_path, "pqmod", files={"_pqmod.abi3.so": CHECK / "_pqmod.abi3.so"},

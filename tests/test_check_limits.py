@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import bundle, cli
-from lambda_compat.elf import read_elf
+from lambda_compat.verify import bundle
+
+from lambda_compat.cli import main as cli
+from lambda_compat.verify.elf import read_elf
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SO = ROOT / "fixtures" / "elf" / "_oldglibc.cpython-311-x86_64-linux-gnu.so"

@@ -10,7 +10,9 @@ import sys
 import jsonschema
 import pytest
 
-from lambda_compat import cli, sandbox
+from lambda_compat.cli import main as cli
+
+from lambda_compat.host import sandbox
 from compat_tests.local_env import has_python
 
 from check_helpers import ROOT, SCHEMA_PATH

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from conftest import INDEX, write_reqs
-from lambda_compat.cli import main
+from lambda_compat.cli.main import main
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "resolver" / "lambda_compat" / "schemas"
                      / "build-report.schema.json").read_text())

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from lambda_compat.cli import _parser, main
+from lambda_compat.cli.main import _parser, main
 
 SUBCOMMANDS = ("build", "check", "package", "registry")
 
@@ -46,7 +46,7 @@ def test_every_option_has_help(command):
 @pytest.mark.parametrize("argv", [["registry", "list"], ["registry", "show", "pyyaml"]])
 def test_closed_stdout_ends_quietly(tmp_path, argv):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"), TMPDIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "lambda_compat.cli", *argv],
+    proc = subprocess.Popen([sys.executable, "-m", "lambda_compat.cli.main", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()                  # the reader is gone before the first write

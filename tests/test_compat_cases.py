@@ -19,8 +19,8 @@ from compat_tests.cases import (CASES_DIR, CaseError, HostFacts, all_cases,  # n
                                 load_case, registry_cases)
 from compat_tests.runner import Cell, classify, judge  # noqa: E402
 from compat_tests.runner import agreement as agreement_of  # noqa: E402
-from lambda_compat.runtimes import load_runtimes  # noqa: E402
-from lambda_compat.targets import Target  # noqa: E402
+from lambda_compat.registry.runtimes import load_runtimes  # noqa: E402
+from lambda_compat.targets.target import Target  # noqa: E402
 
 TARGETS = [Target.from_facts(f) for f in load_runtimes().targets]
 
@@ -105,7 +105,7 @@ def test_expectations_follow_the_target_only():
 
 def test_expectations_never_call_the_tools_interpreter_discovery(monkeypatch):
     """Mutation guard: a tool that finds no interpreter must not change what is expected."""
-    from lambda_compat import interpreters
+    from lambda_compat.host import interpreters
     monkeypatch.setattr(interpreters, "find_interpreter", lambda *a, **k: None)
     from compat_tests import local_env
     local_env.local_pythons.cache_clear()

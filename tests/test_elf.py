@@ -1,4 +1,4 @@
-"""Tests for lambda_compat.elf against the committed fixtures in fixtures/elf (see its README),
+"""Tests for lambda_compat.verify.elf against the committed fixtures in fixtures/elf (see its README),
 synthetic ELF files built here (32/64-bit, little/big endian, with and without program
 headers) and, when present, real system libraries."""
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambda_compat.elf import ELFError, ELFInfo, is_elf, read_elf, version_tuple
+from lambda_compat.verify.elf import ELFError, ELFInfo, is_elf, read_elf, version_tuple
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "elf"
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import INDEX, ROOT, write_reqs
-from lambda_compat import errors, outputs
-from lambda_compat.builder import BuildConfig, build_dependencies
-from lambda_compat.resolve import PipOptions
-from lambda_compat.cli import main
+from lambda_compat import errors
+from lambda_compat.host import outputs
+from lambda_compat.build.builder import BuildConfig, build_dependencies
+from lambda_compat.resolve.engine import PipOptions
+from lambda_compat.cli.main import main
 from test_build_sandbox import (MARK, leftover_processes, make_sdist, needs_bwrap,
                                 needs_python)
 
@@ -102,7 +103,7 @@ def test_signal_mid_build_leaves_nothing_behind(tmp_path, sig, sandboxed):
     req = write_reqs(tmp_path, "lc-evil==1.0\nlc-pure==1.0\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"), PIP_CONFIG_FILE=os.devnull)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from lambda_compat.cli import main; "
+        [sys.executable, "-c", "import sys; from lambda_compat.cli.main import main; "
                                "sys.exit(main(sys.argv[1:]))",
          "build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "out"),
          "--cache-dir", str(tmp_path / "cache"), "--isolated", "--no-index",
@@ -203,7 +204,7 @@ def test_sigkill_takes_the_build_along_and_the_next_run_cleans_up(tmp_path, sand
                                     "read": "/nonexistent", "port": 9})
     req = write_reqs(tmp_path, "lc-evil==1.0\nlc-pure==1.0\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"), PIP_CONFIG_FILE=os.devnull)
-    argv = [sys.executable, "-c", "import sys; from lambda_compat.cli import main; "
+    argv = [sys.executable, "-c", "import sys; from lambda_compat.cli.main import main; "
                                   "sys.exit(main(sys.argv[1:]))",
             "build", "-r", str(req), "--runtime", "python3.11", "-o", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--isolated", "--no-index",

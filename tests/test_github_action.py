@@ -75,5 +75,5 @@ def test_action_yml_runs_the_tested_script():
 
 @pytest.mark.parametrize("text,expected", [("a\nb%", "a%0Ab%25"), ("x\r", "x%0D")])
 def test_workflow_command_escaping(text, expected):
-    from lambda_compat.github_action import _escape
+    from lambda_compat.cli.github_action import _escape
     assert _escape(text) == expected

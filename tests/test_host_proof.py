@@ -13,9 +13,19 @@ from typing import Tuple
 
 import pytest
 
-from lambda_compat import backends, binfmt, check, cli, errors, sandbox
-from lambda_compat.builder import get_target
-from lambda_compat.interpreters import Interpreter, find_interpreter, probe
+from lambda_compat.prove import backends
+
+from lambda_compat.host import binfmt
+
+from lambda_compat.check import core as check
+
+from lambda_compat.cli import main as cli
+
+from lambda_compat import errors
+
+from lambda_compat.host import sandbox
+from lambda_compat.build.builder import get_target
+from lambda_compat.host.interpreters import Interpreter, find_interpreter, probe
 from compat_tests.local_env import python_path
 
 from check_helpers import make_dist
@@ -107,8 +117,8 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
     assert skipped == ["rootfs: the stand-in root could not be built (test)"]
     result = check.TargetResult(target=target)
     make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
-    from lambda_compat import bundle as _bundle
-    from lambda_compat.static_check import StaticChecker
+    from lambda_compat.verify import bundle as _bundle
+    from lambda_compat.verify.static_check import StaticChecker
     view = _bundle.load(tmp_path / "task", [])
     check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
                    check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())

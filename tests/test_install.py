@@ -18,9 +18,9 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import pytest
 
-from lambda_compat import install as install_mod
+from lambda_compat.build import install as install_mod
 from lambda_compat.errors import BadInput
-from lambda_compat.install import INSTALLER, install_all, install_wheel, plan_wheel
+from lambda_compat.build.install import INSTALLER, install_all, install_wheel, plan_wheel
 
 
 def record_hash(data: bytes) -> str:

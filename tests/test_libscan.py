@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import binfmt, cli, libscan, sandbox
-from lambda_compat import bundle as _bundle
-from lambda_compat.builder import get_target
+from lambda_compat.host import binfmt
+
+from lambda_compat.cli import main as cli
+
+from lambda_compat.verify import libscan
+
+from lambda_compat.host import sandbox
+from lambda_compat.verify import bundle as _bundle
+from lambda_compat.build.builder import get_target
 from compat_tests.local_env import has_python
-from lambda_compat.static_check import StaticChecker
+from lambda_compat.verify.static_check import StaticChecker
 
 from check_helpers import make_dist
 

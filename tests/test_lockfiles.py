@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from lambda_compat import errors, reqfile
-from lambda_compat.builder import get_target
-from lambda_compat.lockfiles import _poetry_constraint, lock_kind, select
+from lambda_compat import errors
+
+from lambda_compat.resolve import reqfile
+from lambda_compat.build.builder import get_target
+from lambda_compat.package.lockfiles import _poetry_constraint, lock_kind, select
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ROOT / "fixtures" / "projects" / "locked" / "offline"

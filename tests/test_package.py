@@ -21,11 +21,12 @@ import jsonschema
 import pytest
 
 from conftest import INDEX, fixture_config
-from lambda_compat import cli, errors
-from lambda_compat.builder import get_target
-from lambda_compat.outputs import MARKER
-from lambda_compat.package import (LAYER_ZIP, PackageOptions, package_project, site_packages)
-from lambda_compat.project import load_project
+from lambda_compat.cli import main as cli
+from lambda_compat import errors
+from lambda_compat.build.builder import get_target
+from lambda_compat.host.outputs import MARKER
+from lambda_compat.package.core import (LAYER_ZIP, PackageOptions, package_project, site_packages)
+from lambda_compat.package.project import load_project
 
 ROOT = Path(__file__).resolve().parent.parent
 CHALICE = ROOT / "fixtures" / "projects" / "chalice-like"
@@ -229,7 +230,8 @@ def test_bundle_run_after_a_layer_run_removes_the_stale_layer(tmp_path, shared_c
 
 
 def test_size_limits_judged_before_writing(tmp_path, shared_cache, monkeypatch):
-    from lambda_compat import package, static_check
+    from lambda_compat.package import core as package
+    from lambda_compat.verify import static_check
     proj = project_copy(tmp_path, "lc-pure==1.1\n")
     monkeypatch.setattr(static_check, "UNZIPPED_LIMIT", 1000)
     result = run(proj, tmp_path / "dist", shared_cache)
@@ -329,7 +331,7 @@ def test_lock_files_give_the_same_bundle_as_requirements(lock, target, tmp_path,
 
 
 def lockfiles_kind(lock: str) -> str:
-    from lambda_compat.lockfiles import lock_kind
+    from lambda_compat.package.lockfiles import lock_kind
     return lock_kind(Path(lock))
 
 
@@ -449,7 +451,7 @@ def test_dependency_file_colliding_with_app_code(tmp_path, shared_cache):
 
 @pytest.fixture(scope="module")
 def host_backend_312():
-    from lambda_compat import backends
+    from lambda_compat.prove import backends
     try:
         return backends.select_backend(get_target("python3.12", "x86_64"), "host")
     except errors.EnvironmentProblem as e:

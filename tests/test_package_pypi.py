@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from lambda_compat import errors
-from lambda_compat.builder import BuildConfig, get_target
-from lambda_compat.package import PackageOptions, package_project
-from lambda_compat.project import load_project
-from lambda_compat.resolve import PipOptions
+from lambda_compat.build.builder import BuildConfig, get_target
+from lambda_compat.package.core import PackageOptions, package_project
+from lambda_compat.package.project import load_project
+from lambda_compat.resolve.engine import PipOptions
 
 pytestmark = pytest.mark.network
 
@@ -129,7 +129,7 @@ def test_lock_files_give_the_requirements_bundle(tmp_path, cfg, target):
 
 
 def test_check_handler_on_the_target(tmp_path, cfg):
-    from lambda_compat import backends
+    from lambda_compat.prove import backends
     try:
         backends.select_backend(get_target("python3.12", "x86_64"), "host")
     except errors.EnvironmentProblem as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lambda_compat import errors
-from lambda_compat.packaging_zip import list_tree, timestamp, write_zip
+from lambda_compat.package.reprozip import list_tree, timestamp, write_zip
 
 
 def make_tree(root: Path) -> Path:
@@ -169,7 +169,7 @@ def test_zip64_end_record_beyond_65535_entries(tmp_path):
 
 
 def test_deflate_streams_of_wheel_members_are_reused_only_for_identical_files(tmp_path):
-    from lambda_compat.packaging_zip import RawEntry
+    from lambda_compat.package.reprozip import RawEntry
     wheel = tmp_path / "w.whl"
     files = {"pkg/__init__.py": b"import os\n" * 300, "pkg/data.txt": b"abc " * 500,
              "pkg/same_size.txt": b"0123456789" * 100}

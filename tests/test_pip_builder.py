@@ -7,7 +7,7 @@ import pytest
 from conftest import fixture_config, write_reqs
 from lambda_compat import (MissingDependencyError, NoSuchPackageError, PackagerError,
                            PythonPipDependencyBuilder, UnsupportedPythonVersion)
-from lambda_compat.elf import read_elf
+from lambda_compat.verify.elf import read_elf
 
 
 def _builder(runtime: str, arch: str) -> PythonPipDependencyBuilder:

@@ -1,4 +1,4 @@
-"""lambda_compat.probe on this machine: the stdlib-only runtime probe (unit level).
+"""lambda_compat.prove._payload.probe on this machine: the stdlib-only runtime probe (unit level).
 
 Inside stand-in roots it is tested in compat_tests/test_probe_standin.py.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat import probe
+from lambda_compat.prove._payload import probe
 from compat_tests.local_env import python_path, this_machine
 
 ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "resolver" / "lambda_compat" / "probe.py"
+PROBE = ROOT / "resolver" / "lambda_compat" / "prove" / "_payload" / "probe.py"
 KEYS = {"probe_version", "mode", "time", "machine", "python", "glibc", "libstdcxx", "libgcc",
         "openssl", "sqlite", "zlib", "expat", "os_release", "library_dirs", "sonames", "ld_so_cache_entries", "sys_path",
         "env", "distributions", "errors"}

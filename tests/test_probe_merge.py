@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("ruamel.yaml")
 
 from lambda_compat import errors  # noqa: E402
-from lambda_compat.probe_merge import main, merge_file, read_probe  # noqa: E402
-from lambda_compat.runtimes import load_runtimes, registry_dir  # noqa: E402
+from lambda_compat.registry.probe_merge import main, merge_file, read_probe  # noqa: E402
+from lambda_compat.registry.runtimes import load_runtimes, registry_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "runtime-probe" / "python3.12-x86_64.json"
@@ -70,7 +70,7 @@ def test_merge_updates_the_target_and_marks_provenance(runtimes):
     # an absent pattern contradicted by the probe (libcrypt.so.1 is not libcrypt.so.2) stays
     assert after.is_known_absent("libpq.so.5")
     # the probe source is cited by the groups it observed and names the date
-    key = next(k for k, text in reg.sources if text.startswith("lambda_compat.probe"))
+    key = next(k for k, text in reg.sources if text.startswith("lambda_compat.prove._payload.probe"))
     assert key in after.sources
     assert "2026-11-28" in reg.source(key)
     assert reg.data_version == "2026.11.28"

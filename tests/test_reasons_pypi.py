@@ -11,7 +11,7 @@ import time
 import jsonschema
 import pytest
 
-from lambda_compat import cli
+from lambda_compat.cli import main as cli
 from compat_tests.local_env import has_python
 
 from check_helpers import SCHEMA_PATH

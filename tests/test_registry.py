@@ -28,14 +28,14 @@ from packaging.version import Version
 from compat_tests.local_env import has_python
 from conftest import fixture_config, write_reqs
 from lambda_compat import errors
-from lambda_compat.builder import BuildConfig, _with_no_binary, build_dependencies, get_target
-from lambda_compat.cli import main
-from lambda_compat.packages import (ALLOWLIST_KINDS, KINDS, Evidence, PackageEntry,
+from lambda_compat.build.builder import BuildConfig, _with_no_binary, build_dependencies, get_target
+from lambda_compat.cli.main import main
+from lambda_compat.registry.packages import (ALLOWLIST_KINDS, KINDS, Evidence, PackageEntry,
                                     PackageRegistry,
                                     changelog_versions, check_registry, dump_entry,
                                     known_targets, load_packages, parse_entry,
                                     tags_fit_except_platform)
-from lambda_compat.runtimes import registry_dir
+from lambda_compat.registry.runtimes import registry_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures" / "registries"
@@ -499,7 +499,7 @@ def test_wheel_ships_the_registry_and_loads_it(tmp_path):
     assert {n for n in shipped if "/packages/" in n} <= names
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(tmp_path / "site")
-    code = ("import json, lambda_compat.packages as p, lambda_compat.runtimes as r\n"
+    code = ("import json, lambda_compat.registry.packages as p, lambda_compat.registry.runtimes as r\n"
             "reg = p.load_packages()\n"
             "print(json.dumps([str(r.registry_dir()), reg.version, list(reg.names)]))\n")
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path / "site")}
@@ -656,8 +656,8 @@ def _fake_install(root: Path, name: str, version: str, tag: str, files: dict) ->
 
 
 def test_static_check_accepts_a_vouched_wheel_and_names_the_entry(tmp_path):
-    from lambda_compat import bundle
-    from lambda_compat.static_check import StaticChecker
+    from lambda_compat.verify import bundle
+    from lambda_compat.verify.static_check import StaticChecker
     entry = load_packages().get("pyyaml")
     assert entry is not None, "the shipped registry vouches for pyyaml"
     version = entry.evidence[0].versions[0]
@@ -755,12 +755,12 @@ def test_registry_workflow_paths_are_the_codes_list():
         assert any(_matches(g, example) for g in paths), f"{example} would skip the workflow"
         assert registry_changes.selection([example]) == registry_changes.ALL or \
             prefix in registry_changes.DATA + ("registry/schema/",)
-    for path in ("resolver/lambda_compat/builder.py", "resolver/lambda_compat/sdist_build.py",
-                 "resolver/lambda_compat/wheels.py"):
+    for path in ("resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/sdist.py",
+                 "resolver/lambda_compat/verify/wheels.py"):
         assert any(_matches(g, path) for g in paths), path
         assert registry_changes.selection([path]) == registry_changes.ALL
     # an unrelated change does not run it
-    assert not any(_matches(g, "resolver/lambda_compat/cli.py") for g in paths)
+    assert not any(_matches(g, "resolver/lambda_compat/cli/main.py") for g in paths)
     # the generated list is what `python -m compat_tests.registry_changes paths` prints
     proc = subprocess.run([sys.executable, "-m", "compat_tests.registry_changes", "paths"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)

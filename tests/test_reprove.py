@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lambda_compat.packages import check_registry, load_packages, parse_entry
-from lambda_compat.runtimes import registry_dir
+from lambda_compat.registry.packages import check_registry, load_packages, parse_entry
+from lambda_compat.registry.runtimes import registry_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lambda_compat.errors import BadInput, RequirementsFileError
-from lambda_compat.reqfile import logical_lines, validate
+from lambda_compat.resolve.reqfile import logical_lines, validate
 
 H1 = "sha256:" + "a" * 64
 H2 = "sha256:" + "b" * 64

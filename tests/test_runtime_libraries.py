@@ -23,9 +23,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from lambda_compat import elf
+from lambda_compat.verify import elf
 from compat_tests.local_env import python_path
-from lambda_compat.runtimes import ARCHITECTURES, RuntimeFacts, load_runtimes
+from lambda_compat.registry.runtimes import ARCHITECTURES, RuntimeFacts, load_runtimes
 
 #: lib-dynload modules the Lambda images do not ship or no function imports (the stand-in
 #: roots leave them out too: standin._STDLIB_SKIP_GLOBS).
@@ -86,8 +86,8 @@ def _standin_dynload(runtime: str) -> Tuple[Optional[Path], str]:
         dynload = _dynload_dir(path)
         if dynload is not None:
             return dynload, f"CPython {'.'.join(map(str, facts.python_version))} at {path}"
-    from lambda_compat.standin import find_standin
-    from lambda_compat.targets import Target
+    from lambda_compat.prove.standin import find_standin
+    from lambda_compat.targets.target import Target
     root = find_standin(Target.from_facts(facts))
     if root is not None:
         found = sorted(root.path.glob(f"var/lang/lib/python{facts.python_version[0]}."

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from lambda_compat.errors import RegistryError, UnknownTarget
-from lambda_compat.runtimes import (
+from lambda_compat.registry.runtimes import (
     ARCHITECTURES,
     RuntimeFacts,
     RuntimeRegistry,
@@ -422,7 +422,7 @@ def test_shipped_schemas_are_valid_json_schemas():
 
     import jsonschema
 
-    from lambda_compat.runtimes import registry_dir
+    from lambda_compat.registry.runtimes import registry_dir
 
     schemas = sorted((registry_dir() / "schema").glob("*.json"))
     schemas += sorted((pathlib.Path(__file__).resolve().parent.parent / "resolver" / "lambda_compat"

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from lambda_compat import bundle
-from lambda_compat.builder import get_target
-from lambda_compat.install import install_all
-from lambda_compat.static_check import StaticChecker
-from lambda_compat.verify import check_bundle
+from lambda_compat.verify import bundle
+from lambda_compat.build.builder import get_target
+from lambda_compat.build.install import install_all
+from lambda_compat.verify.static_check import StaticChecker
+from lambda_compat.verify.bundle_check import check_bundle
 
 from check_helpers import CHECK, INDEX_FILES, copy_elf, make_dist, snapshot
 
@@ -398,7 +398,7 @@ def test_one_checker_many_targets_reads_files_once(tmp_path, monkeypatch):
         "a/_x.cpython-312-x86_64-linux-gnu.so":
             copy_elf("_oldglibc.cpython-311-x86_64-linux-gnu.so")}, wheel=False)
     calls = []
-    from lambda_compat import elf as elfmod
+    from lambda_compat.verify import elf as elfmod
     real = elfmod.read_elf
     monkeypatch.setattr(elfmod, "read_elf", lambda p: calls.append(p) or real(p))
     checker = StaticChecker(bundle.load(tmp_path))

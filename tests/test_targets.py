@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from packaging.markers import Marker
 from packaging.tags import Tag
 
-from lambda_compat.runtimes import load_runtimes
-from lambda_compat.targets import Target, platform_tags
+from lambda_compat.registry.runtimes import load_runtimes
+from lambda_compat.targets.target import Target, platform_tags
 
 MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
 OTHER_MACHINE = {"x86_64": "aarch64", "aarch64": "x86_64"}
@@ -239,7 +239,7 @@ def test_every_registry_target_round_trips(reg):
 # --------------------------------------------------------------------------- no host reads
 
 SRC = Path(__file__).resolve().parent.parent / "resolver" / "lambda_compat"
-HOST_ALLOWED = {"interpreters.py", "builder.py", "sdist_build.py", "pip_shim.py"}
+HOST_ALLOWED = {"host/interpreters.py", "build/builder.py", "build/sdist.py", "resolve/pip_shim.py"}
 HOST_READS = re.compile(
     r"\bsys_tags\b"                      # packaging.tags.sys_tags
     r"|\bplatform_tags\s*\(\s*\)"        # packaging.tags.platform_tags() with no arguments
@@ -258,13 +258,15 @@ def test_host_read_pattern_detects_calls():
 
 
 def test_target_logic_never_reads_the_host():
-    modules = sorted(SRC.glob("*.py"))
-    assert {p.name for p in modules} >= {"targets.py", "resolve.py", "install.py", "reqfile.py"}
+    modules = sorted(SRC.rglob("*.py"))
+    names = {p.relative_to(SRC).as_posix() for p in modules}
+    assert names >= {"targets/target.py", "resolve/engine.py", "build/install.py",
+                     "resolve/reqfile.py"}
     offenders = []
     for path in modules:
-        if path.name in HOST_ALLOWED:
+        if path.relative_to(SRC).as_posix() in HOST_ALLOWED:
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if HOST_READS.search(line):
-                offenders.append(f"{path.name}:{number}: {line.strip()}")
+                offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert offenders == []

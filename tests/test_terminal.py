@@ -8,8 +8,8 @@ import re
 from rich.console import Console
 
 from conftest import fixture_config, write_reqs
-from lambda_compat.builder import build_dependencies
-from lambda_compat.terminal import LARGE_SDIST_BYTES, ProgressUI, Style
+from lambda_compat.build.builder import build_dependencies
+from lambda_compat.cli.style import LARGE_SDIST_BYTES, ProgressUI, Style
 
 
 class Clock:
@@ -93,7 +93,7 @@ def test_style_plain_and_coloured():
 def test_check_grid_shows_ok_rows_a_legend_and_counts_the_rest(tmp_path, capsys,
                                                                shared_cache):
     from conftest import INDEX
-    from lambda_compat.cli import main
+    from lambda_compat.cli.main import main
     req = write_reqs(tmp_path, "lc-markers==1.0\nlc-native==1.0\n")
     code = main(["check", str(req), "--runtime", "python3.12", "--runtime", "python3.13",
                  "--arch", "x86_64", "--backend", "static", "--isolated",

@@ -6,7 +6,9 @@ import shutil
 
 import pytest
 
-from lambda_compat import runtimes, validation_memo
+from lambda_compat.registry import runtimes
+
+from lambda_compat.registry import validation_memo
 from lambda_compat.errors import RegistryError
 
 
@@ -49,7 +51,7 @@ def test_invalid_file_gets_no_stamp(monkeypatch, tmp_path):
     monkeypatch.setattr(runtimes, "registry_dir", lambda: tmp_path)  # as if it were shipped
     schema_dir = tmp_path / "schema"
     schema_dir.mkdir()
-    real_schema = runtimes.pathlib.Path(runtimes.__file__).resolve().parents[2] / "registry" / \
+    real_schema = runtimes.pathlib.Path(runtimes.__file__).resolve().parents[3] / "registry" / \
         "schema" / runtimes.SCHEMA_FILENAME
     shutil.copyfile(real_schema, schema_dir / runtimes.SCHEMA_FILENAME)
     with pytest.raises(RegistryError):
@@ -60,7 +62,7 @@ def test_invalid_file_gets_no_stamp(monkeypatch, tmp_path):
 
 
 def test_shipped_package_registry_schema_check_is_remembered(monkeypatch, tmp_path):
-    from lambda_compat import packages
+    from lambda_compat.registry import packages
 
     monkeypatch.setenv("LAMBDA_COMPAT_CACHE_DIR", str(tmp_path / "cache"))
     built = []

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from lambda_compat.builder import get_target
-from lambda_compat.verify_cache import cached_findings, target_digest
-from lambda_compat.wheels import Finding
+from lambda_compat.build.builder import get_target
+from lambda_compat.verify.cache import cached_findings, target_digest
+from lambda_compat.verify.wheels import Finding
 
 SHA = "ab" * 32
 F = [Finding("glibc-too-new", "demo", "demo/_x.so", "needs GLIBC_2.28", "pin older",

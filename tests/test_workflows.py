@@ -110,7 +110,7 @@ def test_no_silent_continue_on_error(name):
 
 def test_nightly_matrix_covers_the_registry_on_both_runner_kinds():
     from compat_tests.workflow_matrix import matrix
-    from lambda_compat.runtimes import load_runtimes
+    from lambda_compat.registry.runtimes import load_runtimes
     include = matrix()["include"]
     targets = {(t.runtime, t.arch) for t in load_runtimes().targets}
     assert {(e["runtime"], e["arch"]) for e in include} == targets
@@ -277,9 +277,9 @@ def test_nightly_runs_every_cell_against_one_exact_digest(tmp_path, digest):
 def test_refresh_runs_the_probe_and_opens_a_pull_request():
     wf = _load("refresh-runtimes.yml")
     runs = " ".join(step.get("run", "") for _, step in _steps(wf))
-    assert "resolver/lambda_compat/probe.py" in runs
+    assert "resolver/lambda_compat/prove/_payload/probe.py" in runs
     assert "lambda_compat_probe.handler" in runs
-    assert "lambda_compat.probe_merge" in runs
+    assert "lambda_compat.registry.probe_merge" in runs
     assert any("create-pull-request" in step.get("uses", "") for _, step in _steps(wf))
     assert wf["jobs"]["pull-request"]["permissions"] == {"contents": "write",
                                                          "pull-requests": "write",
@@ -300,7 +300,7 @@ def test_refresh_pull_request_triggers_ci_and_marks_partial_probes():
     assert "PARTIAL" in pr["with"]["title"] and "partial" in pr["with"]["labels"]
     lifecycle = next(s for s in job["steps"] if s.get("id") == "lifecycle")
     assert "lambda-runtimes.html" in lifecycle["run"]
-    assert "python -m lambda_compat.lifecycle_merge" in lifecycle["run"]
+    assert "python -m lambda_compat.registry.lifecycle_merge" in lifecycle["run"]
     assert "::error::" in lifecycle["run"] and "ok=false" in lifecycle["run"]
     dispatch = next(s for s in job["steps"] if "gh workflow run" in s.get("run", ""))
     assert "HAS_TOKEN != 'true'" in dispatch["if"]

@@ -16,7 +16,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 py="$repo/.venv/bin/python"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/lambda-compat-broken-XXXXXX")
 git -C "$repo" archive HEAD | tar -x -C "$scratch"
-"$py" - "$scratch/resolver/lambda_compat/targets.py" <<'PY'
+"$py" - "$scratch/resolver/lambda_compat/targets/target.py" <<'PY'
 import sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()

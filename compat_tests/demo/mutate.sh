@@ -8,7 +8,7 @@
 #   bash compat_tests/demo/mutate.sh MUTATION [pytest args]
 #
 # MUTATION:
-#   no-interpreter      lambda_compat.interpreters.find_interpreter returns None
+#   no-interpreter      lambda_compat.host.interpreters.find_interpreter returns None
 #   host-markers        Target.marker_environment() returns this machine's PEP 508 environment
 #   manylinux-plus-one  platform_tags() accepts one manylinux level above the target's glibc
 # pytest args default to .ci/run's compat slice: compat_tests -m compat_fast -n 2

@@ -8,10 +8,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "build_dependencies": "builder", "BuildConfig": "builder",
-    "PythonPipDependencyBuilder": "pip_builder", "PackagerError": "pip_builder",
-    "MissingDependencyError": "pip_builder", "NoSuchPackageError": "pip_builder",
-    "PackageDownloadError": "pip_builder", "UnsupportedPythonVersion": "pip_builder",
+    "build_dependencies": "build.builder", "BuildConfig": "build.builder",
+    "PythonPipDependencyBuilder": "build.pip_builder", "PackagerError": "build.pip_builder",
+    "MissingDependencyError": "build.pip_builder", "NoSuchPackageError": "build.pip_builder",
+    "PackageDownloadError": "build.pip_builder", "UnsupportedPythonVersion": "build.pip_builder",
 }
 
 __all__ = ["__version__", *_API]

@@ -1,0 +1,1 @@
+"""The ``lambda-compat`` command: the only part that prints (besides the probe payloads)."""

@@ -1,0 +1,1 @@
+"""What this machine gives us: local interpreters, sandboxes, qemu binfmt, process lifecycle, output guards."""

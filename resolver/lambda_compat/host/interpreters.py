@@ -1,0 +1,121 @@
+"""Find local CPython interpreters of a given version (to build sdists for a target).
+
+Candidates, in order: an explicit ``--python``; ``pythonX.Y`` on PATH; pyenv's versions
+(``$PYENV_ROOT`` or ``~/.pyenv``); uv-managed Pythons; common prefixes. Each candidate is run
+once to learn what it really is (pyenv shims of versions that are not active fail here and are
+skipped). Nothing is hard-coded to this machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+from .. import errors
+
+_PROBE = (
+    "import json, platform, sys, sysconfig\n"
+    "try:\n import pip; pipv = pip.__version__\n"
+    "except Exception:\n pipv = None\n"
+    "print(json.dumps({'version': list(sys.version_info[:3]),"
+    " 'implementation': sys.implementation.name, 'machine': platform.machine(),"
+    " 'free_threaded': bool(sysconfig.get_config_var('Py_GIL_DISABLED')),"
+    " 'executable': sys.executable, 'pip': pipv}))\n"
+)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    path: str
+    version: Tuple[int, int, int]
+    implementation: str
+    machine: str
+    free_threaded: bool
+    pip: Optional[str]
+
+    @property
+    def short_version(self) -> Tuple[int, int]:
+        return self.version[:2]
+
+    def describe(self) -> str:
+        return f"CPython {'.'.join(map(str, self.version))} ({self.path})"
+
+
+@functools.lru_cache(maxsize=None)
+def probe(path: str) -> Optional[Interpreter]:
+    """Run ``path`` once; None if it is not a working Python."""
+    try:
+        proc = subprocess.run([path, "-I", "-c", _PROBE], capture_output=True, text=True,
+                              timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    try:
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+    return Interpreter(path=path, version=tuple(data["version"]),
+                       implementation=data["implementation"], machine=data["machine"],
+                       free_threaded=data["free_threaded"], pip=data["pip"])
+
+
+def _candidates(version: Tuple[int, int]) -> Iterator[str]:
+    name = f"python{version[0]}.{version[1]}"
+    found = shutil.which(name)
+    if found:
+        yield found
+    roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")]
+    for root in filter(None, roots):
+        for path in sorted(glob.glob(os.path.join(root, "versions", f"{version[0]}.{version[1]}*",
+                                                  "bin", name)), reverse=True):
+            yield path
+    uv_dir = os.environ.get("UV_PYTHON_INSTALL_DIR") or os.path.expanduser("~/.local/share/uv/python")
+    for path in sorted(glob.glob(os.path.join(uv_dir, f"cpython-{version[0]}.{version[1]}.*", "bin",
+                                              name)), reverse=True):
+        yield path
+    for prefix in ("/usr/local/bin", "/usr/bin", "/opt/python/bin"):
+        yield os.path.join(prefix, name)
+
+
+def find_interpreter(version: Tuple[int, int], machine: str,
+                     explicit: Optional[str] = None) -> Optional[Interpreter]:
+    """A CPython ``version`` interpreter running natively as ``machine``, or None.
+
+    An explicit path must be that version, else :class:`~lambda_compat.errors.BadInput`.
+    """
+    if explicit:
+        interp = probe(explicit)
+        if interp is None:
+            raise errors.BadInput(f"--python {explicit}: not a working Python interpreter.",
+                                  hint="Point --python at a CPython executable.")
+        if interp.short_version != tuple(version) or interp.implementation != "cpython":
+            raise errors.BadInput(
+                f"--python {explicit} is {interp.implementation} "
+                f"{'.'.join(map(str, interp.version))}, but the target needs CPython "
+                f"{version[0]}.{version[1]}.",
+                hint="Pass an interpreter of the target's Python version, or omit --python.")
+        return interp
+    seen = set()
+    for path in _candidates((version[0], version[1])):
+        real = os.path.realpath(path)
+        if real in seen or not os.path.exists(path):
+            continue
+        seen.add(real)
+        interp = probe(path)
+        if (interp and interp.implementation == "cpython"
+                and interp.short_version == tuple(version)
+                and interp.machine == machine and not interp.free_threaded):
+            return interp
+    return None
+
+
+def available_versions(machine: str) -> List[Tuple[int, int]]:
+    """Which CPython 3.x versions have a usable interpreter here (for messages)."""
+    return [(3, m) for m in range(8, 15) if find_interpreter((3, m), machine)]

@@ -1,0 +1,1 @@
+"""Packaging a project: discovery, lock files, staging, reproducible zips."""

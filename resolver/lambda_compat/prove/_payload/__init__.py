@@ -1,0 +1,1 @@
+"""Scripts run inside other interpreters (the target's): standard library only, no imports of ours."""

@@ -1,0 +1,1 @@
+"""Target-exact resolution: the pip engine shim, requirement files, the resolution cache, diagnosis."""

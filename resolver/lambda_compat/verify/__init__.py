@@ -1,0 +1,1 @@
+"""Static proof: ELF files, wheels, bundles, static checks, the verdict cache."""
