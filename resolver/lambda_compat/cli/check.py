@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import errors
 from ..check.core import CheckInput, CheckOptions, run_check, select_targets
 from .check_render import render_text
-from .options import add_resolution_options, build_config, subcommand
+from .options import add_resolution_options, add_target_options, build_config, subcommand
 from .style import ProgressUI, use_colour
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
@@ -43,12 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("-r", "--requirements", help="requirements file (same as the positional)")
     p.add_argument("--layer", action="append", default=[], metavar="ZIP_OR_DIR",
                    help="a layer (.zip or directory), in order; repeatable")
-    p.add_argument("--runtime", action="append", default=[],
-                   help="check only this runtime (repeatable): {runtimes}; default: every "
-                        "runtime whose functions can still be updated today (deprecated ones "
-                        "flagged; the report lists the ones left out)")
-    p.add_argument("--arch", action="append", default=[],
-                   help="x86_64 or arm64 (repeatable); default: both")
+    add_target_options(p, repeatable=True)
     p.add_argument("--include-deprecated", action="store_true",
                    help="also check the runtimes whose functions can no longer be updated, "
                         "when no --runtime is given")

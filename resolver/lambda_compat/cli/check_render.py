@@ -82,15 +82,19 @@ def _targets_text(names: Sequence[str], everyone: Sequence[str]) -> str:
 
 def render_text(report: CheckReport, colour: bool) -> str:
     paint = Style(colour)
-    targets = report.targets
-    names = [t.target.name for t in targets]
-    out: List[str] = []
     what = report.input_path or "layers only"
     if report.layers:
         what += f" + {len(report.layers)} layer{'s' if len(report.layers) > 1 else ''}"
-    out.append(paint(f"lambda-compat check: {what} ({report.input_kind})", "bold"))
-    out.append("")
+    out: List[str] = [paint(f"lambda-compat check: {what} ({report.input_kind})", "bold"), ""]
+    out += _grid(report.targets, paint, colour)
+    out += _findings(report.targets, paint)
+    out += _summary(report, paint)
+    return "\n".join(out)
 
+
+def _grid(targets: Sequence[TargetResult], paint: Style, colour: bool) -> List[str]:
+    """Distribution x target cells, the verdict and proof rows, and their legend."""
+    out: List[str] = []
     rows = _problem_rows(targets)
     ok_rows, more = _ok_rows(targets, rows)
     rows += ok_rows
@@ -133,7 +137,13 @@ def render_text(report: CheckReport, colour: bool) -> str:
     if standins:
         legend += "; *: in a stand-in root/image, not the runtime's own image"
     out.append(paint(legend, "dim"))
+    return out
 
+
+def _findings(targets: Sequence[TargetResult], paint: Style) -> List[str]:
+    """Findings grouped by distribution and code, then disagreements and notes."""
+    out: List[str] = []
+    names = [t.target.name for t in targets]
     groups = _group_findings(targets)
     if groups:
         out.append("")
@@ -172,7 +182,14 @@ def render_text(report: CheckReport, colour: bool) -> str:
         out.append("")
         for n, tnames in notes.items():
             out.append(paint(f"note: {_targets_text(tnames, names)}: {n}", "dim"))
-    out.append("")
+    return out
+
+
+def _summary(report: CheckReport, paint: Style) -> List[str]:
+    """The closing line (how many targets are compatible, on what proof) and what was skipped."""
+    targets = report.targets
+    names = [t.target.name for t in targets]
+    out: List[str] = [""]
     good = [t for t in targets if t.ok]
     summary = f"{len(good)} of {len(targets)} target{'s' if len(targets) != 1 else ''} " \
               f"compatible"
@@ -187,7 +204,7 @@ def render_text(report: CheckReport, colour: bool) -> str:
     out.append(paint(summary, "green" if report.ok else "red"))
     for skipped in report.skipped:
         out.append(paint(f"not checked: {skipped.message}", "dim"))
-    return "\n".join(out)
+    return out
 
 
 def _group_findings(targets: Sequence[TargetResult]):

@@ -46,6 +46,21 @@ def subcommand(subparsers: Any, name: str, *, help: str, description: str,
                                  formatter_class=HelpFormatter)
 
 
+def add_target_options(p: argparse.ArgumentParser, *, repeatable: bool = False) -> None:
+    """--runtime and --arch: one target (build, package) or a selection of targets (check)."""
+    if repeatable:
+        p.add_argument("--runtime", action="append", default=[],
+                       help="check only this runtime (repeatable): {runtimes}; default: every "
+                            "runtime whose functions can still be updated today (deprecated "
+                            "ones flagged; the report lists the ones left out)")
+        p.add_argument("--arch", action="append", default=[],
+                       help="x86_64 or arm64 (repeatable); default: both")
+    else:
+        p.add_argument("--runtime", required=True, metavar="RUNTIME",
+                       help="Lambda runtime: {runtimes}")
+        p.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
+
+
 def add_resolution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="download/build cache (default ~/.cache/lambda-compat)")
     p.add_argument("-i", "--index-url", metavar="URL",

@@ -18,8 +18,8 @@ from ..package.core import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOpt
                       package_project)
 from ..package.reprozip import DEFAULT_LEVEL
 from ..package.project import load_project
-from .options import add_resolution_options, build_config, subcommand
-from .style import ProgressUI, Style, use_colour
+from .options import add_resolution_options, add_target_options, build_config, subcommand
+from .style import ProgressUI, Style, table, use_colour
 
 HANDLER_BACKENDS = ("auto", "container", "rootfs", "host")
 
@@ -38,8 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "Everything is verified for the target before anything is written.")
     p.add_argument("project", nargs="?", default=".",
                    help="project directory (default: the current directory)")
-    p.add_argument("--runtime", required=True, help="Lambda runtime: {runtimes}")
-    p.add_argument("--arch", default="x86_64", help="x86_64 (default) or arm64")
+    add_target_options(p)
     p.add_argument("-o", "--output", help="output directory (default: PROJECT/dist)")
     p.add_argument("--layer", action="store_true",
                    help="dependencies and vendor/ into layer.zip (python/lib/pythonX.Y/"
@@ -120,7 +119,6 @@ def _size_line(s: dict) -> str:
 
 
 def render_text(result: PackageResult, colour: bool) -> str:
-    from .main import _table
     s = Style(colour)
     t = result.target
     p = result.project
@@ -144,7 +142,7 @@ def render_text(result: PackageResult, colour: bool) -> str:
         rows = [["DISTRIBUTION", "VERSION", "HOW", "FILE"]]
         for d in sorted(result.build.distributions, key=lambda d: d.name.lower()):
             rows.append([d.name, d.version or "?", d.phase, d.file or "-"])
-        out.append(_table(rows))
+        out.append(table(rows))
     if result.stripped:
         out.append(f"stripped {len(result.stripped)} folders ({_mb(result.stripped_bytes)}) "
                    f"from the dependencies; RECORD files rewritten")

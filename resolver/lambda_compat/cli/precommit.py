@@ -19,14 +19,13 @@ from typing import List, Optional, Sequence
 
 from .. import errors
 from ..package import lockfiles
-from .options import add_resolution_options
+from .options import add_resolution_options, add_target_options
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lambda-compat pre-commit hook")
     p.add_argument("files", nargs="*", help="requirement or lock files (pre-commit passes them)")
-    p.add_argument("--runtime", action="append", default=[])
-    p.add_argument("--arch", action="append", default=[])
+    add_target_options(p, repeatable=True)
     p.add_argument("--backend", default="static",
                    help="dynamic proof (default static: seconds, no imports)")
     p.add_argument("--python", help=argparse.SUPPRESS)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .. import errors
 from .options import subcommand
+from .style import table
 from ..registry.packages import (PACKAGES_DIR, PackageEntry, PackageRegistry, RegistryProblem,
                        check_registry, default_validator, known_targets, load_packages,
                        parse_entry_file)
@@ -155,7 +156,6 @@ def _list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(_document(registry, registry.entries), indent=2))
         return 0
-    from .main import _table
     print(f"registry {registry.version} ({_rel(registry.root)}): "
           f"{len(registry.entries)} entr{'y' if len(registry.entries) == 1 else 'ies'}")
     if not registry.entries:
@@ -166,7 +166,7 @@ def _list(args: argparse.Namespace) -> int:
         versions = sorted({v for v, _, _ in cases}, key=_vkey)
         rows.append([e.name, str(e.versions), e.kind, e.targets_text(),
                      f"{len(cases)} cases ({', '.join(versions)})"])
-    print("\n" + _table(rows))
+    print("\n" + table(rows))
     return 0
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, TextIO
+from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from rich.color import ColorSystem
 from rich.console import Console
@@ -287,3 +287,9 @@ class ProgressUI:
                     self._say(f"{self._prefix(target)}still {step.phase}"
                               + (f" {step.detail}" if step.detail else "")
                               + f" ({_duration(now - step.started)})")
+
+
+def table(rows: List[List[str]]) -> str:
+    """Left-aligned columns two spaces apart, trailing spaces trimmed."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
