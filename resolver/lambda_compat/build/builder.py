@@ -46,8 +46,8 @@ from ..verify.cache import cached_findings
 from .report import BuildReport, DistOutcome
 from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
 from ..registry.runtimes import load_runtimes
-from .sdist import build_wheel, file_sha256
-from .source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
+from ..resolve.sdist_build import build_wheel, file_sha256
+from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from ..targets.target import Target
 from ..ui import UI, NullUI
 from ..verify.wheels import Finding, WheelError, read_wheel, verify_wheel
@@ -262,7 +262,7 @@ def _engine_event(ui: UI, event: dict) -> None:
 
 def source_build_spec(target: Target, config: BuildConfig, cache: Path,
                       requirements: Path) -> dict:
-    """How the pip engine may have an sdist's metadata (lambda_compat.build.source_metadata): with
+    """How the pip engine may have an sdist's metadata (lambda_compat.resolve.source_metadata): with
     an interpreter of the target's Python only, natively where this machine runs the
     target's machine code, into the builder's cache of built wheels."""
     from dataclasses import asdict

@@ -14,7 +14,7 @@ What it changes in pip, for that process only:
   turns a candidate's Requires-Python into a requirement once it has the metadata);
 * pip's refusal to mix sdists with a foreign platform is lifted: sdists are resolved and
   handed to the builder, which builds them for the target and verifies the result; their
-  metadata comes from :mod:`lambda_compat.build.source_metadata` (static PKG-INFO, the cache, or a
+  metadata comes from :mod:`lambda_compat.resolve.source_metadata` (static PKG-INFO, the cache, or a
   build with the *target's* interpreter), never from pip's own interpreter;
 * pip's local wheel cache is ignored (it holds wheels built for the host);
 * files already in the content-addressed cache are reused (hash-verified by pip).
@@ -304,7 +304,7 @@ def _install_patches(spec: dict[str, Any], state: dict[str, Any]) -> None:
 
 
 def _install_source_metadata(spec: dict[str, Any], state: dict[str, Any]) -> None:
-    """An sdist's metadata comes from :mod:`lambda_compat.build.source_metadata` (PKG-INFO when
+    """An sdist's metadata comes from :mod:`lambda_compat.resolve.source_metadata` (PKG-INFO when
     static, the cache, or a build with the *target's* interpreter), never from a build with
     the interpreter pip runs on. Local directories keep pip's own path."""
     source = spec.get("source_build")
@@ -317,7 +317,7 @@ def _install_source_metadata(spec: dict[str, Any], state: dict[str, Any]) -> Non
 
     from lambda_compat.resolve import pip_sandbox
 
-    from lambda_compat.build import source_metadata
+    from lambda_compat.resolve import source_metadata
     from lambda_compat.errors import BuildSandboxUnavailable
 
     original = sdist.SourceDistribution.prepare_distribution_metadata
