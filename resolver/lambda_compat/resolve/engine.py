@@ -182,7 +182,7 @@ def resolve(
     Preparing an sdist's metadata runs its build code: in the build sandbox
     (``build_sandbox=False``: unconfined), each step bounded by ``build_timeout`` seconds.
 
-    ``source_build`` (:func:`lambda_compat.build.builder.source_build_spec`) says how an sdist's
+    ``source_build`` (:func:`lambda_compat.build.resolution.source_build_spec`) says how an sdist's
     metadata may be had for the target (:mod:`lambda_compat.resolve.source_metadata`); None leaves it
     to pip (its own interpreter prepares it).
     """

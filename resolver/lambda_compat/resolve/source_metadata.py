@@ -207,7 +207,7 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
             sha256: Optional[str] = None) -> Prepared:
     """The metadata directory of ``sdist`` for the target described by ``source``.
 
-    ``source`` (the builder's :func:`lambda_compat.build.builder.source_build_spec`): ``interpreter``
+    ``source`` (the builder's :func:`lambda_compat.build.resolution.source_build_spec`): ``interpreter``
     (an :class:`~lambda_compat.host.interpreters.Interpreter` as a dict, or None), ``native`` (the
     host runs the target's machine code), ``host_machine``, ``target_machine``, ``version``,
     ``cache_dir``, ``pip`` (PipOptions as a dict), ``timeout``, ``cwd``, ``progress_every``.
