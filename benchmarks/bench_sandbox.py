@@ -2,7 +2,7 @@
 """What the build sandbox costs: a real sdist (psycopg2, C code against libpq) built with and
 without it.
 
-Both modes run lambda-compat's own build step (:func:`lambda_compat.build.sdist.build_wheel`,
+Both modes run lambda-compat's own build step (:func:`lambda_compat.resolve.sdist_build.build_wheel`,
 what `lambda-compat build` runs for an sdist) with CPython 3.11: pip outside, every build hook
 inside bubblewrap (`sandbox=True`) or unconfined (`sandbox=False`, i.e. --no-build-sandbox).
 Every build starts from an empty lambda-compat cache (no reuse of a built wheel); the build
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "resolver"))
 from lambda_compat.host import sandbox  # noqa: E402
 from lambda_compat.host.interpreters import find_interpreter  # noqa: E402
 from lambda_compat.resolve.engine import PipOptions  # noqa: E402
-from lambda_compat.build.sdist import build_wheel, file_sha256  # noqa: E402
+from lambda_compat.resolve.sdist_build import build_wheel, file_sha256  # noqa: E402
 
 SECTION_TITLE = "## build sandbox: cost on a real sdist build (psycopg2)"
 

@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRY = re.compile(r"^registry/packages/([a-z0-9]+(?:-[a-z0-9]+)*)\.yaml$")
 #: Changes that can change the outcome of every entry's compat test.
 PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/registry/packages.py",
-             "resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/sdist.py",
+             "resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/phases.py",
+             "resolver/lambda_compat/build/resolution.py",
+             "resolver/lambda_compat/resolve/sdist_build.py",
              "resolver/lambda_compat/verify/wheels.py", "resolver/lambda_compat/verify/static_check.py",
              "resolver/lambda_compat/verify/capabilities.py", "compat_tests/test_registry_entries.py",
              "compat_tests/test_runtime_capabilities.py")

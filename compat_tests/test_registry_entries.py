@@ -49,7 +49,7 @@ from lambda_compat.build.builder import BuildConfig, build_dependencies, get_tar
 from lambda_compat.registry.packages import PackageEntry, load_packages, tags_fit_except_platform
 from lambda_compat.resolve.engine import PipOptions
 from lambda_compat.registry.runtimes import registry_dir
-from lambda_compat.build.sdist import _no_compiler_env
+from lambda_compat.resolve.sdist_build import _no_compiler_env
 from lambda_compat.verify.static_check import StaticChecker
 
 TEST_ID = "compat_tests/test_registry_entries.py::test_registry_entry"

@@ -336,10 +336,13 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
                                                                      monkeypatch):
     # Every build phase needs a CPython of the target's version; without one pip must not
     # build the sdist just to read its metadata (for numpy on python3.14 that took minutes).
-    import lambda_compat.build.builder as builder_mod
-    import lambda_compat.build.sdist as sdist_mod
+    import lambda_compat.build.missing as missing_mod
+    import lambda_compat.build.phases as phases_mod
+    import lambda_compat.build.resolution as resolution_mod
+    import lambda_compat.resolve.sdist_build as sdist_mod
 
-    monkeypatch.setattr(builder_mod, "find_interpreter", lambda *a, **k: None)
+    for mod in (resolution_mod, phases_mod, missing_mod):
+        monkeypatch.setattr(mod, "find_interpreter", lambda *a, **k: None)
     built = []
     monkeypatch.setattr(sdist_mod, "build_wheel", lambda *a, **k: built.append(a))
     ui = RecordingUI()

@@ -755,7 +755,7 @@ def test_registry_workflow_paths_are_the_codes_list():
         assert any(_matches(g, example) for g in paths), f"{example} would skip the workflow"
         assert registry_changes.selection([example]) == registry_changes.ALL or \
             prefix in registry_changes.DATA + ("registry/schema/",)
-    for path in ("resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/sdist.py",
+    for path in ("resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/resolve/sdist_build.py",
                  "resolver/lambda_compat/verify/wheels.py"):
         assert any(_matches(g, path) for g in paths), path
         assert registry_changes.selection([path]) == registry_changes.ALL

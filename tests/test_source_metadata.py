@@ -1,4 +1,4 @@
-"""An sdist's metadata, for the target, in bounded time (lambda_compat.build.source_metadata).
+"""An sdist's metadata, for the target, in bounded time (lambda_compat.resolve.source_metadata).
 
 Offline: sdists are written here with the fixture index's generator (in-tree backend, no
 network), served with --find-links; the fixture index itself for the foreign-arch case.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import INDEX, fixture_config, write_reqs
-from lambda_compat.build import sdist as sdist_build
+from lambda_compat.resolve import sdist_build
 from lambda_compat.build.builder import BuildConfig, build_dependencies
 from lambda_compat.host.interpreters import find_interpreter
 from lambda_compat.resolve.engine import PipOptions
@@ -106,12 +106,12 @@ def other_python():
     (None, False),
 ])
 def test_pkg_info_is_the_metadata_only_when_pep_643_says_so(text, static):
-    from lambda_compat.build import source_metadata
+    from lambda_compat.resolve import source_metadata
     assert source_metadata.is_static(text) is static
 
 
 def test_the_compiler_less_marker_is_what_the_stand_in_compilers_print():
-    from lambda_compat.build import source_metadata
+    from lambda_compat.resolve import source_metadata
     assert source_metadata.COMPILER_DISABLED in sdist_build._NO_COMPILER
 
 
@@ -129,7 +129,7 @@ def test_progress_lines_name_the_sdist_and_the_elapsed_time():
 
 
 def test_build_progress_ticks_while_the_build_runs():
-    from lambda_compat.build import source_metadata
+    from lambda_compat.resolve import source_metadata
     events = []
     with source_metadata.build_progress(lambda k, **d: events.append((k, d)), "x-1.tar.gz",
                                         "CPython 3.12.1", True, every=0.05) as state:

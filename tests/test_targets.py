@@ -239,7 +239,7 @@ def test_every_registry_target_round_trips(reg):
 # --------------------------------------------------------------------------- no host reads
 
 SRC = Path(__file__).resolve().parent.parent / "resolver" / "lambda_compat"
-HOST_ALLOWED = {"host/interpreters.py", "build/builder.py", "build/sdist.py", "resolve/pip_shim.py"}
+HOST_ALLOWED = {"host/interpreters.py", "build/builder.py", "resolve/sdist_build.py", "resolve/pip_patches.py"}
 HOST_READS = re.compile(
     r"\bsys_tags\b"                      # packaging.tags.sys_tags
     r"|\bplatform_tags\s*\(\s*\)"        # packaging.tags.platform_tags() with no arguments

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .. import errors
+from ..host import lifecycle, outputs
 
 INSTALLER = b"lambda-compat\n"
 
@@ -357,3 +358,27 @@ def _write_from_wheel(wheel_path: Path, rel: str, dest: Path) -> bool:
     if (info.external_attr >> 16) & stat.S_IXUSR:
         os.chmod(dest, 0o755)
     return True
+
+
+def install_and_swap(wheels: List[Path], artifacts: Path, jobs: int,
+                     unpacked: Optional[Path] = None) -> None:
+    """Install ``wheels`` into a staging directory beside ``artifacts``, then swap it in
+    (the old directory is put back if the swap fails)."""
+    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    token = lifecycle.owned_name("") + uuid.uuid4().hex[:8]
+    staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
+    old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
+    try:
+        install_all(wheels, staging, jobs, unpacked)
+        outputs.write_marker(staging)
+        if artifacts.exists():
+            os.rename(artifacts, old)
+        try:
+            os.rename(staging, artifacts)
+        except OSError:
+            if old.exists():
+                os.rename(old, artifacts)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

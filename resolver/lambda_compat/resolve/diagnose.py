@@ -38,8 +38,8 @@ def glibc_level(platform: str) -> Optional[Tuple[Tuple[int, int], str]]:
 
 @dataclass(frozen=True)
 class Diagnosis:
-    reason_code: Optional[str]      # requires-python, glibc-too-new, no-compatible-wheel
-    reason: Optional[str]
+    reason_code: str                # requires-python, glibc-too-new, no-compatible-wheel
+    reason: str
     glibc_blocked: bool             # wheels exist for this version but need a newer glibc
     newest_compatible: Optional[str]
     suggestion: str

@@ -182,8 +182,8 @@ def resolve(
     Preparing an sdist's metadata runs its build code: in the build sandbox
     (``build_sandbox=False``: unconfined), each step bounded by ``build_timeout`` seconds.
 
-    ``source_build`` (:func:`lambda_compat.build.builder.source_build_spec`) says how an sdist's
-    metadata may be had for the target (:mod:`lambda_compat.build.source_metadata`); None leaves it
+    ``source_build`` (:func:`lambda_compat.build.resolution.source_build_spec`) says how an sdist's
+    metadata may be had for the target (:mod:`lambda_compat.resolve.source_metadata`); None leaves it
     to pip (its own interpreter prepares it).
     """
     allowed: List[str] = []
@@ -392,7 +392,7 @@ def _failure(target: Target, requirements: Path, data: dict,
         links = {
             canonicalize_name(k): _links(v) for k, v in data.get("links", {}).items()}
         code = data.get("reason_code")
-        if code:  # lambda_compat.build.source_metadata said why, with the real cause first
+        if code:  # lambda_compat.resolve.source_metadata said why, with the real cause first
             text = f"{message}\n{where}" if code == "sdist-build-failed" else message
         else:
             log = data.get("log", [])

@@ -19,7 +19,7 @@ importable there. Three entry points:
 * ``python pip_sandbox.py exec TIMEOUT -- ARGV``: run ARGV in its own process group; kill the
   group on timeout or on SIGTERM/SIGINT/SIGHUP (the parent's death kills it too).
 * ``python -c BOOT CONFIG.json wheel ARGS``: plain ``pip wheel`` with the patches installed
-  (see :func:`lambda_compat.build.sdist.build_wheel`).
+  (see :func:`lambda_compat.resolve.sdist_build.build_wheel`).
 
 The configuration is a JSON object made by :func:`lambda_compat.host.sandbox.build_sandbox_config`.
 """

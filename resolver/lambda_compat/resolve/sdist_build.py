@@ -21,10 +21,10 @@ from typing import Optional
 
 from .. import errors
 from ..host import lifecycle
-from ..resolve import pip_sandbox
+from . import pip_sandbox
 from ..host import sandbox as build_sandbox
 from ..host.interpreters import Interpreter
-from ..resolve.engine import PipOptions, isolated_env
+from .engine import PipOptions, isolated_env
 
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
               "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")

@@ -16,7 +16,7 @@ compiles the whole project for that. Here, in order:
    builder then reuses it), and its METADATA is the metadata.
 
 Progress events name the sdist being built and its elapsed time. Timeouts and the isolation
-of the build belong to :func:`lambda_compat.build.sdist.build_wheel`.
+of the build belong to :func:`lambda_compat.resolve.sdist_build.build_wheel`.
 """
 
 from __future__ import annotations
@@ -207,12 +207,12 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
             sha256: Optional[str] = None) -> Prepared:
     """The metadata directory of ``sdist`` for the target described by ``source``.
 
-    ``source`` (the builder's :func:`lambda_compat.build.builder.source_build_spec`): ``interpreter``
+    ``source`` (the builder's :func:`lambda_compat.build.resolution.source_build_spec`): ``interpreter``
     (an :class:`~lambda_compat.host.interpreters.Interpreter` as a dict, or None), ``native`` (the
     host runs the target's machine code), ``host_machine``, ``target_machine``, ``version``,
     ``cache_dir``, ``pip`` (PipOptions as a dict), ``timeout``, ``cwd``, ``progress_every``.
     """
-    from .sdist import file_sha256
+    from .sdist_build import file_sha256
 
     info = read_sdist(sdist)
     if is_static(info.pkg_info):
@@ -274,8 +274,8 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
                         source: Dict[str, Any], emit: Emit) -> Prepared:
     """Build the wheel the builder would build first (into its cache of built wheels)."""
     from ..host.interpreters import Interpreter
-    from ..resolve.engine import PipOptions
-    from .sdist import build_wheel
+    from .engine import PipOptions
+    from .sdist_build import build_wheel
 
     if source.get("sandbox_refused"):
         from .. import errors

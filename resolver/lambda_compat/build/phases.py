@@ -1,0 +1,356 @@
+"""The builder's phases 2-6 for one resolved distribution (see :mod:`.builder`).
+
+2. a compatible wheel -> done (its tags, Requires-Python and ELF files re-verified);
+3. source only -> unless its wheels only need a newer glibc, built natively with an
+   interpreter of the target's version, the wheel's tags and ELF files verified;
+4. else rebuilt with the compilers disabled (pure-Python fallback) and verified again;
+5. else the registry allowlist (platform tag, no native code, entry matches);
+6. else missing, the real cause first (:mod:`.missing`).
+"""
+
+from __future__ import annotations
+
+import platform
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ..host.interpreters import Interpreter, find_interpreter
+from ..registry.packages import PackageRegistry, tags_fit_except_platform
+from ..resolve.diagnose import Diagnosis, diagnose
+from ..resolve.engine import ResolvedItem, Resolution
+from ..resolve.sdist_build import BuildResult, build_wheel, file_sha256
+from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
+from ..targets.target import Target
+from ..ui import UI
+from ..verify.cache import cached_findings
+from ..verify.wheels import Finding, WheelError, WheelInfo, read_wheel, verify_wheel
+from . import install
+from .missing import mark_missing
+from .report import DistOutcome
+from .resolution import no_binary_names
+
+if TYPE_CHECKING:
+    from .builder import BuildConfig
+
+#: Findings that make a wheel unusable on the target. A missing system library is reported
+#: but does not reject the wheel: the user may ship the library (a layer) - the check says so.
+BLOCKING = {"wrong-arch", "glibc-too-new", "libstdcxx-too-new", "libgcc-too-new",
+            "python-abi-mismatch", "requires-python", "incompatible-tags", "not-elf",
+            "not-loadable"}
+
+#: The "rejected" mark of a native build that ran out of time (no compiler-less retry).
+_TIMED_OUT = "timed-out"
+
+Judged = Tuple[DistOutcome, Optional[Path]]
+
+
+@dataclass
+class _Source:
+    """One source distribution (or local project directory) on its way through 3-6."""
+
+    item: ResolvedItem
+    outcome: DistOutcome
+    path: Path                     # the sdist, or the project directory
+    key: str                       # of the built-wheel cache
+    backend: Optional[str] = None  # the sdist's build backend, if it names one
+    #: the builds the resolution already made to read the metadata, by no_compiler
+    earlier: Dict[bool, Dict[str, Any]] = field(default_factory=dict)
+
+
+class Phases:
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry,
+                 cache: Path, requirements: Path, ui: UI, resolution: Resolution,
+                 shas: Dict[str, str]) -> None:
+        self.shas = shas  # filename -> sha256, computed once when stored in the cache
+        self.target = target
+        self.config = config
+        self.registry = registry
+        self.cache = cache
+        self.requirements = requirements
+        self.ui = ui
+        self.resolution = resolution
+        # Building is possible natively only where the host runs the target's machine code.
+        self.host_machine = platform.machine()
+
+    # -- phase 2: a wheel chosen by resolution ------------------------------------------
+    def from_wheel(self, item: ResolvedItem) -> Judged:
+        assert item.path is not None  # a wheel is always a file
+        sha = self._sha(item.path)
+        outcome = DistOutcome(name=item.name, version=item.version, phase="wheel",
+                              requested=item.user_supplied, source=item.path.name,
+                              file=item.path.name, sha256=sha)
+        self.ui.event("dist-start", name=item.name, version=item.version, phase="wheel")
+        try:
+            info = read_wheel(item.path)
+        except WheelError as exc:
+            return self._missing(outcome, "bad-wheel", str(exc)), None
+        findings = cached_findings(self.cache / "verified", sha, self.target,
+                                   lambda: verify_wheel(info, self.target))
+        outcome.findings = [_soften(f) for f in findings]
+        blocking = [f for f in findings if f.code in BLOCKING]
+        if blocking:
+            d = diagnose(item.name, item.version,
+                         self.resolution.links.get(item.key, ()), self.target)
+            outcome.file = None
+            return self._missing(outcome, blocking[0].code,
+                                 f"{item.path.name}: " + " ".join(f.message for f in blocking),
+                                 d.suggestion), None
+        self.ui.event("dist-done", name=item.name, version=item.version, phase="wheel")
+        install.prefetch_unpacked(item.path, self.cache / "unpacked")  # overlaps verification
+        return outcome, item.path
+
+    # -- phases 3-6: source ----------------------------------------------------------------
+    def from_source(self, item: ResolvedItem) -> Judged:
+        src = self._source(item)
+        outcome = src.outcome
+        diag = diagnose(item.name, item.version, self.resolution.links.get(item.key, ()),
+                        self.target)
+        if (diag.glibc_blocked and not self.config.build_above_glibc_ceiling
+                and item.key not in no_binary_names(self.config)):
+            outcome.attempts.append("source build skipped: the project's own wheels for this "
+                                    "version need a newer glibc")
+            return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
+        if item.source_dir is None:
+            src.backend = read_sdist(src.path).build_backend
+        native = None
+        if self.host_machine == self.target.machine:
+            native = find_interpreter(self.target.python_version, self.target.machine,
+                                      self.config.python)
+        # phase 3: build with the compiler, natively for the target's Python
+        wheel, rejected = self._phase_native(src, native)
+        if wheel is not None:
+            return outcome, wheel
+        if rejected is not None and rejected[0] == _TIMED_OUT:
+            return self._missing(outcome, "sdist-build-failed", rejected[1],
+                                 diag.suggestion), None
+        # phases 4 and 5: rebuild with compilers disabled (any machine can), the registry
+        fallback = native or find_interpreter(self.target.python_version, self.host_machine,
+                                              self.config.python)
+        wheel = self._phase_no_compiler(src, fallback)
+        if wheel is not None:
+            return outcome, wheel
+        # phase 6: missing, the real cause first
+        code, reason = self._source_reason(item, diag, rejected, native, fallback,
+                                           src.backend, outcome)
+        return self._missing(outcome, code, reason, diag.suggestion), None
+
+    def _source(self, item: ResolvedItem) -> _Source:
+        """The outcome to fill in, the cache key and the builds the resolution made."""
+        is_dir = item.source_dir is not None
+        source = item.source_dir if item.source_dir is not None else item.path
+        assert source is not None  # an sdist is a file, a local project a directory
+        sha = None if item.path is None or is_dir else self._sha(item.path)
+        outcome = DistOutcome(name=item.name, version=item.version, phase="missing",
+                              requested=item.user_supplied,
+                              source=str(source) if is_dir else source.name, sha256=sha)
+        # A local directory's content can change between runs: a fresh key means no reuse.
+        key = f"dir-{uuid.uuid4().hex}-d" if sha is None else sha
+        # Builds the resolution already made to read the metadata (source_metadata).
+        earlier = {a["no_compiler"]: a for a in self.resolution.sources.get(
+            outcome.source or "", {}).get("attempts", ())}
+        return _Source(item, outcome, Path(source), key, earlier=earlier)
+
+    def _phase_native(self, src: _Source, native: Optional[Interpreter]
+                      ) -> Tuple[Optional[Path], Optional[Tuple[str, str]]]:
+        """Phase 3, where it can run: (wheel, None) if accepted, else (None, (code, why) of
+        a refused wheel or a build that timed out, or None)."""
+        if native is not None:
+            return self._native_build(src, native)
+        if self.host_machine != self.target.machine:
+            src.outcome.attempts.append(
+                f"no native build: this machine is {self.host_machine}, the target is "
+                f"{self.target.machine}")
+        else:
+            src.outcome.attempts.append(
+                f"no native build: no CPython {self.target.python_version[0]}."
+                f"{self.target.python_version[1]} interpreter found (use --python)")
+        return None, None
+
+    def _phase_no_compiler(self, src: _Source,
+                           fallback: Optional[Interpreter]) -> Optional[Path]:
+        """Phase 4 (and 5), where it can run: the usable wheel built without a compiler."""
+        if src.backend in NATIVE_BACKENDS:
+            src.outcome.attempts.append(f"no build without a compiler: "
+                                        f"{NATIVE_BACKENDS[src.backend]} builds native code "
+                                        f"only")
+            return None
+        if fallback is not None:
+            return self._fallback_build(src, fallback)
+        src.outcome.attempts.append(
+            f"no CPython {self.target.python_version[0]}.{self.target.python_version[1]} "
+            f"interpreter on this machine for a pure-Python build (use --python)")
+        return None
+
+    def _build(self, src: _Source, interp: Interpreter, no_compiler: bool
+               ) -> Tuple[Optional[BuildResult], Dict[str, Any]]:
+        """One build (or the resolution's earlier failed one, not repeated); the result."""
+        item, outcome, source = src.item, src.outcome, src.path
+        earlier = src.earlier.get(no_compiler)
+        if earlier is not None and not earlier["ok"]:
+            outcome.build_log, outcome.interpreter = earlier["log"], earlier["interpreter"]
+            return None, earlier
+        self.ui.event("dist-start", name=item.name, version=item.version,
+                      phase="built-no-compiler" if no_compiler else "built",
+                      interpreter=interp.describe(),
+                      size=None if source.is_dir() else source.stat().st_size)
+        with build_progress(self.ui.event, outcome.source or source.name, interp.describe(),
+                            no_compiler) as state:
+            result = build_wheel(source, src.key, interp, cache_dir=self.cache,
+                                 pip=self.config.pip, no_compiler=no_compiler,
+                                 timeout=self.config.build_timeout,
+                                 cwd=self.requirements.resolve().parent,
+                                 sandbox=self.config.build_sandbox)
+            state["ok"] = result.ok
+        outcome.build_log = str(result.log)
+        outcome.interpreter = result.interpreter
+        return result, {"ok": result.ok, "log": str(result.log), "tail": result.error_tail,
+                        "interpreter": result.interpreter, "timed_out": result.timed_out}
+
+    def _native_build(self, src: _Source, native: Interpreter
+                      ) -> Tuple[Optional[Path], Optional[Tuple[str, str]]]:
+        """Phase 3: (wheel, None) if accepted, else (None, (code, why) of a refused wheel)."""
+        item, outcome = src.item, src.outcome
+        result, attempt = self._build(src, native, False)
+        if result is not None and result.ok and result.wheel is not None:
+            code, why = self._accept_built(outcome, result.wheel)
+            if code is None:
+                outcome.phase, outcome.file = "built", result.wheel.name
+                self.ui.event("dist-done", name=item.name, version=item.version,
+                              phase="built")
+                return result.wheel, None
+            outcome.attempts.append(f"built with {result.interpreter}, rejected: {why}")
+            return None, (code, why)
+        outcome.attempts.append(f"build with {attempt['interpreter']} failed:\n"
+                                f"{attempt['tail']}\n(full log: {attempt['log']})")
+        if attempt.get("timed_out"):  # a compiler is not why it hung: no second wait
+            return None, (_TIMED_OUT, f"building {item.name} {item.version} did not finish "
+                                      f"within {self.config.build_timeout:g} s "
+                                      f"(--build-timeout)")
+        return None, None
+
+    def _fallback_build(self, src: _Source, fallback: Interpreter) -> Optional[Path]:
+        """Phase 4 (and 5, the registry): the wheel built without a compiler, if usable."""
+        item, outcome = src.item, src.outcome
+        result, attempt = self._build(src, fallback, True)
+        if result is None or not result.ok or result.wheel is None:
+            outcome.attempts.append(
+                f"build without a compiler failed:\n{attempt['tail']}\n"
+                f"(full log: {attempt['log']})")
+            return None
+        info = read_wheel(result.wheel)
+        problems = [f for f in verify_wheel(info, self.target, check_tag=False)
+                    if f.code in BLOCKING]
+        if info.native_files:
+            problems = problems or [Finding(
+                "native-code", item.name, info.native_files[0],
+                "contains native code built for this machine", "", "error")]
+        if not problems and self.target.accepts_wheel_tags(info.tags):
+            outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
+            self.ui.event("dist-done", name=item.name, version=item.version,
+                          phase=outcome.phase)
+            return result.wheel
+        return self._registry_allowlist(src, result.wheel, info, problems)
+
+    def _registry_allowlist(self, src: _Source, wheel: Path, info: WheelInfo,
+                            problems: List[Finding]) -> Optional[Path]:
+        """Phase 5: a compiler-less wheel the target's tags refuse, vouched for by an entry.
+
+        Name, version and target must match an entry, the wheel must be the resolved
+        distribution, for the target's Python (only the platform may be the build
+        machine's), and hold no native file (checked by phase 4)."""
+        item, outcome = src.item, src.outcome
+        entry = self.registry.find(info.name, info.version, self.target)
+        if entry is not None and (canonicalize_name(info.name) != item.key
+                                  or Version(info.version) != Version(item.version)):
+            entry = None
+        if (entry is not None and not problems
+                and not tags_fit_except_platform(info.tags, self.target)):
+            problems = [Finding(
+                "incompatible-tags", item.name, wheel.name,
+                f"{wheel.name} is built for another Python than "
+                f"{self.target.runtime}", "", "error")]
+        if not problems and entry is not None:
+            outcome.phase, outcome.file = "registry", wheel.name
+            outcome.registry_entry = (f"{entry.label} ({entry.kind}; "
+                                      f"{Path(entry.path).name}; registry "
+                                      f"{self.registry.version})")
+            self.ui.event("dist-done", name=item.name, version=item.version,
+                          phase="registry")
+            return wheel
+        why = (problems[0].message if problems else
+               f"the wheel is tagged {', '.join(sorted(map(str, info.tags)))} and no "
+               f"registry entry vouches that it needs no native code")
+        outcome.attempts.append(f"built without a compiler, rejected: {why}")
+        return None
+
+    def _source_reason(self, item: ResolvedItem, diag: Diagnosis,
+                       rejected: Optional[Tuple[str, str]], native: Optional[Interpreter],
+                       fallback: Optional[Interpreter], backend: Optional[str],
+                       outcome: DistOutcome) -> Tuple[str, str]:
+        """Why a source distribution is missing: the real cause first, then the context."""
+        label = f"{item.name} {item.version}"
+        context = diag.reason or ""
+        if rejected is not None:
+            code, why = rejected
+            return code, (f"{label} was built here for {self.target.name} "
+                          f"({outcome.interpreter}), but the wheel cannot load there: {why}. "
+                          f"{context}")
+        t = self.target
+        version = f"{t.python_version[0]}.{t.python_version[1]}"
+        if fallback is None:
+            return "no-build-environment", (
+                f"{label} could not be built: this machine has no CPython {version} "
+                f"interpreter (use --python). {context}")
+        if native is None and t.machine != self.host_machine:
+            needs_cc = backend in NATIVE_BACKENDS or COMPILER_DISABLED in _read_text(
+                outcome.build_log)
+            if needs_cc:
+                return "no-build-environment", (
+                    f"{label} needs a compiler for {t.machine} to be built, and this "
+                    f"{self.host_machine} machine has none (its build without a compiler "
+                    f"failed or cannot work). {context}")
+        return "sdist-build-failed", (f"{label} has no wheel for {t.name} and its sdist could "
+                                      f"not be built for it (see attempts). {context}")
+
+    def _sha(self, path: Path) -> str:
+        return self.shas.get(path.name) or file_sha256(path)
+
+    def _accept_built(self, outcome: DistOutcome,
+                      wheel: Path) -> Tuple[Optional[str], str]:
+        """(None, "") for a wheel that fits the target, else (reason code, why)."""
+        try:
+            info = read_wheel(wheel)
+        except WheelError as exc:
+            return "bad-wheel", str(exc)
+        findings = verify_wheel(info, self.target)
+        blocking = [f for f in findings if f.code in BLOCKING]
+        if blocking:
+            why = blocking[0].message.rstrip(".")
+            if len(blocking) > 1:
+                why += f" (and {len(blocking) - 1} more like it)"
+            return blocking[0].code, why
+        outcome.findings = [_soften(f) for f in findings]
+        return None, ""
+
+    def _missing(self, outcome: DistOutcome, code: Optional[str], reason: str,
+                 suggestion: Optional[str] = None) -> DistOutcome:
+        return mark_missing(self.ui, outcome, code, reason, suggestion)
+
+
+def _soften(f: Finding) -> Finding:
+    """In a build, a system library the image lacks is a warning: the user may provide it."""
+    if f.code == "missing-system-library":
+        return replace(f, severity="warning")
+    return f
+
+
+def _read_text(path: Optional[str]) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace") if path else ""
+    except OSError:
+        return ""

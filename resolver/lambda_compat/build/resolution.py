@@ -1,0 +1,224 @@
+"""The builder's first phase: resolve and download the whole closure for the target.
+
+pip (:mod:`lambda_compat.resolve.engine`) resolves with the target's tags and markers; a
+project's sdist is allowed only where building it can produce a usable wheel
+(:class:`SourcePolicy`). A resolution of byte-identical inputs is reused from the cache; when
+pip stops at a top-level requirement it cannot satisfy, the others are resolved in a second
+pass (:func:`_the_rest`). Every downloaded file is kept in the content-addressed cache.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+
+from packaging.utils import canonicalize_name
+
+from .. import errors
+from ..host import sandbox as _sandbox
+from ..host.interpreters import find_interpreter
+from ..registry.packages import PackageRegistry
+from ..resolve import cache as resolution_cache
+from ..resolve import reqfile
+from ..resolve.diagnose import diagnose, requires_python_ok
+from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
+from ..resolve.sdist_build import file_sha256
+from ..targets.target import Target
+from ..ui import UI
+from .missing import not_found, offered_versions
+from .report import BuildReport
+
+if TYPE_CHECKING:
+    from .builder import BuildConfig
+
+
+def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, cache: Path,
+                requirements: Path, work: Path, report: BuildReport,
+                ui: UI) -> Tuple[Resolution, Dict[str, str]]:
+    """The resolution to build from, and the sha256 of each of its files (by name).
+
+    Requirements no file fits are reported missing in ``report`` on the way."""
+    ui.event("resolve-start", target=target.name)
+    rkey = resolution_cache.key(requirements, target, config.pip)
+    resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
+                                       config.resolution_ttl)
+    policy = SourcePolicy(target, config, registry)
+    if resolution is None:
+        resolution = _resolve(target, requirements, work, config, cache, policy, ui,
+                              requirements)
+    _require_index(resolution, config.pip, target)
+    ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
+    for url, reason in resolution.fetch_failures:
+        report.warnings.append(f"index page not reachable: {url} ({reason})")
+    for nf in resolution.not_found:
+        report.distributions.append(not_found(nf, resolution, target, config,
+                                              policy.refused.get(nf.project)))
+    rest = _the_rest(resolution, requirements, work, report, target, config, policy,
+                     cache, ui)
+    shas = _store_in_cas(rest or resolution, cache / "files", config.jobs)
+    if rest is None:   # a partial resolution is never reused as the whole file's
+        resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
+    else:
+        resolution = rest
+    return resolution, shas
+
+
+def _resolve(target: Target, req_file: Path, workdir: Path, config: BuildConfig, cache: Path,
+             policy: SourcePolicy, ui: UI, requirements: Path) -> Resolution:
+    """One run of the pip engine on ``req_file`` (``requirements``: the user's file)."""
+    return resolve(target, req_file, workdir=workdir, cas_dir=cache / "files",
+                   pip=config.pip, on_event=lambda e: _engine_event(ui, e),
+                   allow_source=policy,
+                   log_dir=cache / "logs",
+                   source_build=source_build_spec(target, config, cache, requirements),
+                   build_sandbox=config.build_sandbox,
+                   build_timeout=config.build_timeout)
+
+
+def _require_index(resolution: Resolution, pip: PipOptions, target: Target) -> None:
+    """The index the user named with -i must answer, even when another source did."""
+    if not pip.index_url or pip.no_index:
+        return
+    base = pip.index_url.rstrip("/") + "/"
+    failed = [(u, r) for u, r in resolution.fetch_failures if (u.rstrip("/") + "/")
+              .startswith(base)]
+    if failed:
+        url, reason = failed[0]
+        raise errors.IndexUnreachable(
+            f"Could not reach the package index {pip.index_url} for {target.name}: {url} "
+            f"({reason}).",
+            hint="Check the network, the -i/--index-url value and proxy settings; other "
+                 "sources answering is not enough, the index you named must answer.")
+
+
+def _the_rest(resolution: Resolution, requirements: Path, work: Path, report: BuildReport,
+              target: Target, config: BuildConfig, policy: SourcePolicy, cache: Path,
+              ui: UI) -> Optional[Resolution]:
+    """pip stops at the first top-level requirement it cannot satisfy for the target, so the
+    others would go unjudged: resolve them again without the ones already reported missing
+    (their outcomes are in ``report``). None when nothing else is left to resolve."""
+    if resolution.items or not resolution.not_found:
+        return None
+    dropped: Set[str] = set()
+    current = resolution
+    for attempt in range(5):
+        if any(nf.parent is not None for nf in current.not_found):
+            return None   # a dependency's failure: which requirement to leave out is unknown
+        dropped |= {canonicalize_name(nf.project) for nf in current.not_found}
+        rest_file = reqfile.without_projects(requirements, dropped,
+                                             work / f"requirements-rest-{attempt}.txt")
+        if rest_file is None:
+            return None
+        current = _resolve(target, rest_file, work / f"rest-{attempt}", config, cache, policy,
+                           ui, requirements)
+        for nf in current.not_found:
+            report.distributions.append(not_found(nf, current, target, config,
+                                                  policy.refused.get(nf.project)))
+        if current.items or not current.not_found:
+            return current
+    return current
+
+
+def _engine_event(ui: UI, event: dict) -> None:
+    """Events of the pip engine; its source builds use the builder's own event names."""
+    name = event.pop("event", "?")
+    ui.event(name if name.startswith("sdist-") else "pip-" + name, **event)
+
+
+def source_build_spec(target: Target, config: BuildConfig, cache: Path,
+                      requirements: Path) -> dict:
+    """How the pip engine may have an sdist's metadata (lambda_compat.resolve.source_metadata):
+    with an interpreter of the target's Python only, natively where this machine runs the
+    target's machine code, into the builder's cache of built wheels."""
+    from dataclasses import asdict
+    host = platform.machine()
+    native = host == target.machine
+    interp = find_interpreter(target.python_version, host, config.python)
+    return {"interpreter": asdict(interp) if interp else None, "native": native,
+            "host_machine": host, "target_machine": target.machine,
+            "version": list(target.python_version), "cache_dir": str(cache),
+            "pip": asdict(config.pip), "timeout": config.build_timeout,
+            "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
+            # decided here, once: the pip engine's builds refuse when no sandbox can be had
+            "sandbox_refused": (config.build_sandbox and not _sandbox.bwrap_works())}
+
+
+def no_binary_names(config: BuildConfig) -> frozenset:
+    """The projects always built from their sdist (--no-binary), canonical names."""
+    return frozenset(canonicalize_name(n) for n in config.no_binary)
+
+
+class SourcePolicy:
+    """Allow building a project from source only where that can produce a usable wheel.
+
+    Not when the project's wheels for that version only need a newer glibc (unless asked);
+    not when this machine has no CPython of the target's version at all (every build phase
+    needs one, so pip would only build the sdist, numpy: minutes of C++, to read metadata);
+    not for a machine this host cannot compile for when the project's code is native (it
+    publishes only platform wheels) and no registry entry could vouch for a compiler-less
+    build: decided from the index page, before the sdist is even downloaded.
+    ``refused`` keeps (code, reason) of the last two, for the report.
+    """
+
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry) -> None:
+        self.target, self.config, self.registry = target, config, registry
+        self.forced = no_binary_names(config)
+        self.refused: Dict[str, Tuple[str, str]] = {}
+        self._interpreter: List[bool] = []
+
+    def can_build(self) -> bool:
+        if not self._interpreter:
+            self._interpreter.append(find_interpreter(
+                self.target.python_version, platform.machine(), self.config.python) is not None)
+        return self._interpreter[0]
+
+    def __call__(self, project: str, requirement: str, links: Any) -> bool:
+        target = self.target
+        # sdists the target's Python may install (Requires-Python), of a wanted version
+        links = [link for link in links if requires_python_ok(link, target)]
+        versions = offered_versions(links, requirement, target, sdist_only=True)
+        if not versions or not self.can_build():
+            return False
+        if project in self.forced:  # the user asked for the source (--no-binary)
+            return True
+        host = platform.machine()
+        wheels = [link for link in links if link.is_wheel and not link.yanked]
+        if (host != target.machine and wheels and self.registry.get(project) is None
+                and all(not link.filename.endswith("-any.whl") for link in wheels)):
+            self.refused[project] = ("no-build-environment", (
+                f"{project} has native code (it publishes only platform wheels) and this "
+                f"{host} machine cannot build {target.machine} code; its sdist was not "
+                f"built."))
+            return False
+        d = diagnose(project, str(max(versions)), links, target)
+        return not (d.glibc_blocked and not self.config.build_above_glibc_ceiling)
+
+
+def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> Dict[str, str]:
+    """Keep every downloaded file under files/<sha[:2]>/<sha>/<name> for later runs."""
+    shas: Dict[str, str] = {}
+
+    def store(item: ResolvedItem) -> None:
+        if item.path is None or not item.path.exists():
+            return
+        sha = file_sha256(item.path)
+        shas[item.path.name] = sha
+        dest = cas / sha[:2] / sha / item.path.name
+        if dest.exists():
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+        try:
+            os.link(item.path, tmp)
+        except OSError:
+            shutil.copyfile(item.path, tmp)
+        os.replace(tmp, dest)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(store, resolution.items))
+    return shas
