@@ -30,7 +30,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.verify.capabilities import capability_version
 from lambda_compat.registry.packages import PackageEntry, load_packages
 from lambda_compat.verify.bundle_check import check_bundle

@@ -45,7 +45,7 @@ from ..registry.packages import PackageRegistry, load_packages, tags_fit_except_
 from ..verify.cache import cached_findings
 from .report import BuildReport, DistOutcome
 from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
-from ..registry.runtimes import load_runtimes
+from ..registry.runtimes import get_target
 from .sdist import build_wheel, file_sha256
 from .source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from ..targets.target import Target
@@ -90,12 +90,6 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "lambda-compat"
-
-
-def get_target(runtime: str, architecture: str = "x86_64",
-               runtimes_file: Optional[Path] = None) -> Target:
-    facts = load_runtimes(runtimes_file).get(runtime, architecture)
-    return Target.from_facts(facts)
 
 
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],

@@ -775,9 +775,9 @@ def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: s
 def _suggest_target(runtime: str, arch: Optional[str],
                     known: FrozenSet[Tuple[str, str]]) -> List[str]:
     """The closest known runtime (or runtime/arch): python3.21 -> python3.12."""
-    from .runtimes import _suggest_runtime
+    from ..targets.facts import suggest_runtime
     runtimes = tuple(sorted({r for r, _ in known}, key=_runtime_key))
-    best = runtimes and _suggest_runtime(runtime, runtimes)
+    best = runtimes and suggest_runtime(runtime, runtimes)
     if not best:
         return []
     if arch is None:
