@@ -41,7 +41,8 @@ from ..host import sandbox as _sandbox
 from ..resolve.diagnose import ALTERNATIVES, diagnose, requires_python_ok
 from .install import install_all
 from ..host.interpreters import find_interpreter
-from ..registry.packages import PackageRegistry, load_packages, tags_fit_except_platform
+from ..registry.package_entry import PackageRegistry, tags_fit_except_platform
+from ..registry.packages import load_packages
 from ..verify.cache import cached_findings
 from .report import BuildReport, DistOutcome
 from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
