@@ -256,7 +256,7 @@ def main(argv=None) -> int:
     from lambda_compat.verify import bundle as B
 
     from lambda_compat import __version__
-    from lambda_compat.build.builder import get_target
+    from lambda_compat.registry.runtimes import get_target
     from lambda_compat.registry.runtimes import load_runtimes
     from lambda_compat.verify.static_check import StaticChecker
     from lambda_compat.targets.target import Target

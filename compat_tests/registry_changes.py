@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRY = re.compile(r"^registry/packages/([a-z0-9]+(?:-[a-z0-9]+)*)\.yaml$")
 #: Changes that can change the outcome of every entry's compat test.
 PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/registry/packages.py",
+             "resolver/lambda_compat/registry/package_entry.py",
              "resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/phases.py",
              "resolver/lambda_compat/build/resolution.py",
              "resolver/lambda_compat/resolve/sdist_build.py",
@@ -44,6 +45,7 @@ ALL = "test_registry_entry or test_runtime_capability_entry"
 #: it, and the workflow's own machinery.
 WATCHED = tuple(dict.fromkeys(("registry/",) + PROVE_ALL + DATA + (
     "resolver/lambda_compat/cli/registry.py", "resolver/lambda_compat/registry/claims.py",
+    "resolver/lambda_compat/registry/package_checks.py", "resolver/lambda_compat/registry/yamlfile.py",
     "compat_tests/registry_changes.py",
     ".github/workflows/registry.yml")))
 

@@ -39,7 +39,8 @@ TEST_ID = "compat_tests/test_registry_entries.py::test_registry_entry"
 
 
 def _load():
-    from lambda_compat.registry.packages import ALLOWLIST_KINDS, load_packages
+    from lambda_compat.registry.package_entry import ALLOWLIST_KINDS
+    from lambda_compat.registry.packages import load_packages
     return [e for e in load_packages(REGISTRY).entries if e.kind in ALLOWLIST_KINDS]
 
 

@@ -47,7 +47,7 @@ def standin_probe(request, tmp_path_factory):
     from lambda_compat.host import binfmt
     from lambda_compat.host import sandbox
     from lambda_compat.prove import standin
-    from lambda_compat.build.builder import get_target
+    from lambda_compat.registry.runtimes import get_target
     target = get_target(runtime, arch)
     if not sandbox.bwrap_works():
         pytest.skip("bwrap cannot create namespaces here")

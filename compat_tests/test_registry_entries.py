@@ -45,8 +45,10 @@ from packaging.utils import canonicalize_name
 from compat_tests import local_env
 from lambda_compat.verify import bundle as bundle_mod
 from lambda_compat import errors
-from lambda_compat.build.builder import BuildConfig, build_dependencies, get_target
-from lambda_compat.registry.packages import PackageEntry, load_packages, tags_fit_except_platform
+from lambda_compat.build.builder import BuildConfig, build_dependencies
+from lambda_compat.registry.runtimes import get_target
+from lambda_compat.registry.package_entry import PackageEntry, tags_fit_except_platform
+from lambda_compat.registry.packages import load_packages
 from lambda_compat.resolve.engine import PipOptions
 from lambda_compat.registry.runtimes import registry_dir
 from lambda_compat.resolve.sdist_build import _no_compiler_env

@@ -30,9 +30,10 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.verify.capabilities import capability_version
-from lambda_compat.registry.packages import PackageEntry, load_packages
+from lambda_compat.registry.package_entry import PackageEntry
+from lambda_compat.registry.packages import load_packages
 from lambda_compat.verify.bundle_check import check_bundle
 
 TEST_ID = "compat_tests/test_runtime_capabilities.py::test_runtime_capability_entry"

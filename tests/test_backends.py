@@ -31,7 +31,7 @@ from compat_tests.local_env import has_python, python_path
 from lambda_compat.host.interpreters import probe as probe_interpreter
 from lambda_compat.prove.backends import (DynamicResult, HostBackend, RootfsBackend, available_backends,
                                     select_backend)
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE_FIXTURES = ROOT / "fixtures" / "probe"

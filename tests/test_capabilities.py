@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.verify.capabilities import capability_version
-from lambda_compat.registry.runtimes import Capability
+from lambda_compat.targets.facts import Capability
 from lambda_compat.verify.bundle_check import check_bundle
 
 from check_helpers import make_dist

@@ -24,7 +24,7 @@ from lambda_compat.cli import main as cli
 from lambda_compat import errors
 
 from lambda_compat.host import sandbox
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.host.interpreters import Interpreter, find_interpreter, probe
 from compat_tests.local_env import python_path
 

@@ -14,7 +14,7 @@ import pytest
 from lambda_compat.host import binfmt
 
 from lambda_compat.cli import main as cli
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from compat_tests.local_env import has_python
 from lambda_compat.verify.static_check import StaticChecker
 from lambda_compat.verify import bundle as _bundle

@@ -19,7 +19,7 @@ from lambda_compat.verify import libscan
 
 from lambda_compat.host import sandbox
 from lambda_compat.verify import bundle as _bundle
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from compat_tests.local_env import has_python
 from lambda_compat.verify.static_check import StaticChecker
 

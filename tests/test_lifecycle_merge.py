@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lambda_compat import errors
-from lambda_compat.registry.lifecycle_merge import main, merge_file, parse_date, parse_runtime_table
+from lambda_compat.cli.lifecycle_merge import main
+from lambda_compat.registry.lifecycle_merge import merge_file, parse_date, parse_runtime_table
 from lambda_compat.registry.runtimes import load_runtimes, registry_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from packaging.version import Version
 from lambda_compat import errors
 
 from lambda_compat.resolve import reqfile
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.package.lockfiles import _poetry_constraint, lock_kind, select
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ import pytest
 from conftest import INDEX, fixture_config
 from lambda_compat.cli import main as cli
 from lambda_compat import errors
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.host.outputs import MARKER
 from lambda_compat.package.core import (LAYER_ZIP, PackageOptions, package_project, site_packages)
 from lambda_compat.package.project import load_project

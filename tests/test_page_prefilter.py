@@ -10,7 +10,7 @@ from pip._internal.index.collector import IndexContent, parse_links
 from pip._internal.models.wheel import Wheel
 from pip._vendor.packaging.tags import Tag as PipTag
 
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.resolve.pip_patches import prefilter_page
 from lambda_compat.targets.target import Target
 

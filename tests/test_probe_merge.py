@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("ruamel.yaml")
 
 from lambda_compat import errors  # noqa: E402
-from lambda_compat.registry.probe_merge import main, merge_file, read_probe  # noqa: E402
+from lambda_compat.cli.probe_merge import main  # noqa: E402
+from lambda_compat.registry.probe_merge import merge_file, read_probe  # noqa: E402
 from lambda_compat.registry.runtimes import load_runtimes, registry_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,13 +28,14 @@ from packaging.version import Version
 from compat_tests.local_env import has_python
 from conftest import fixture_config, write_reqs
 from lambda_compat import errors
-from lambda_compat.build.builder import BuildConfig, _with_no_binary, build_dependencies, get_target
+from lambda_compat.build.builder import BuildConfig, _with_no_binary, build_dependencies
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.cli.main import main
-from lambda_compat.registry.packages import (ALLOWLIST_KINDS, KINDS, Evidence, PackageEntry,
-                                    PackageRegistry,
-                                    changelog_versions, check_registry, dump_entry,
-                                    known_targets, load_packages, parse_entry,
-                                    tags_fit_except_platform)
+from lambda_compat.registry.package_entry import (ALLOWLIST_KINDS, KINDS, Evidence, PackageEntry,
+                                                  PackageRegistry, dump_entry,
+                                                  tags_fit_except_platform)
+from lambda_compat.registry.packages import (changelog_versions, check_registry, known_targets,
+                                             load_packages, parse_entry)
 from lambda_compat.registry.runtimes import registry_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,9 @@ import pytest
 
 from lambda_compat.verify import elf
 from compat_tests.local_env import python_path
-from lambda_compat.registry.runtimes import ARCHITECTURES, RuntimeFacts, load_runtimes
+from lambda_compat.registry.runtimes import load_runtimes
+from lambda_compat.targets.arch import ARCHITECTURES
+from lambda_compat.targets.facts import RuntimeFacts
 
 #: lib-dynload modules the Lambda images do not ship or no function imports (the stand-in
 #: roots leave them out too: standin._STDLIB_SKIP_GLOBS).

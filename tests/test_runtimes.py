@@ -8,13 +8,9 @@ import pathlib
 import pytest
 
 from lambda_compat.errors import RegistryError, UnknownTarget
-from lambda_compat.registry.runtimes import (
-    ARCHITECTURES,
-    RuntimeFacts,
-    RuntimeRegistry,
-    load_runtimes,
-    registry_dir,
-)
+from lambda_compat.registry.runtimes import load_runtimes, registry_dir
+from lambda_compat.targets.arch import ARCHITECTURES
+from lambda_compat.targets.facts import RuntimeFacts, RuntimeRegistry
 
 RUNTIMES = tuple(f"python3.{m}" for m in range(8, 15))
 AL2 = ("python3.8", "python3.9", "python3.10", "python3.11")

@@ -20,7 +20,7 @@ from lambda_compat import errors
 from lambda_compat.host import sandbox
 
 from lambda_compat.prove import standin
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from compat_tests.local_env import has_python
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def test_copy_root_layout_and_record(tmp_path):
 @pytest.mark.slow
 def test_parallel_builds_share_one_root(tmp_path):
     minor = _local_minor()
-    code = (f"from lambda_compat.build.builder import get_target\n"
+    code = (f"from lambda_compat.registry.runtimes import get_target\n"
             f"from lambda_compat import standin\nfrom pathlib import Path\n"
             f"r = standin.ensure_standin(get_target('python3.{minor}', '{HOST_ARCH}'), "
             f"kind='copy', cache_dir=Path({str(tmp_path)!r}))\nprint(r.info.created, r.path)\n")

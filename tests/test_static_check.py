@@ -8,7 +8,7 @@ import os
 import pytest
 
 from lambda_compat.verify import bundle
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.build.install import install_all
 from lambda_compat.verify.static_check import StaticChecker
 from lambda_compat.verify.bundle_check import check_bundle

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from lambda_compat.build.builder import get_target
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.verify.cache import cached_findings, target_digest
 from lambda_compat.verify.wheels import Finding
 

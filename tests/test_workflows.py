@@ -279,7 +279,7 @@ def test_refresh_runs_the_probe_and_opens_a_pull_request():
     runs = " ".join(step.get("run", "") for _, step in _steps(wf))
     assert "resolver/lambda_compat/prove/_payload/probe.py" in runs
     assert "lambda_compat_probe.handler" in runs
-    assert "lambda_compat.registry.probe_merge" in runs
+    assert "python -m lambda_compat.cli.probe_merge" in runs
     assert any("create-pull-request" in step.get("uses", "") for _, step in _steps(wf))
     assert wf["jobs"]["pull-request"]["permissions"] == {"contents": "write",
                                                          "pull-requests": "write",
@@ -300,7 +300,7 @@ def test_refresh_pull_request_triggers_ci_and_marks_partial_probes():
     assert "PARTIAL" in pr["with"]["title"] and "partial" in pr["with"]["labels"]
     lifecycle = next(s for s in job["steps"] if s.get("id") == "lifecycle")
     assert "lambda-runtimes.html" in lifecycle["run"]
-    assert "python -m lambda_compat.registry.lifecycle_merge" in lifecycle["run"]
+    assert "python -m lambda_compat.cli.lifecycle_merge" in lifecycle["run"]
     assert "::error::" in lifecycle["run"] and "ok=false" in lifecycle["run"]
     dispatch = next(s for s in job["steps"] if "gh workflow run" in s.get("run", ""))
     assert "HAS_TOKEN != 'true'" in dispatch["if"]

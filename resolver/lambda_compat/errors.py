@@ -137,7 +137,7 @@ class RegistryProblems(BadInput):
     """Every problem found in the package registry at once, each as ``file:line: message``.
 
     ``problems`` holds objects with ``path``, ``line`` and ``message``
-    (:class:`lambda_compat.registry.packages.RegistryProblem`).
+    (:class:`lambda_compat.registry.package_entry.RegistryProblem`).
     """
 
     def __init__(self, problems, *, hint: Optional[str] = None) -> None:

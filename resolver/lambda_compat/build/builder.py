@@ -33,10 +33,9 @@ from .. import errors
 from ..host import lifecycle
 from ..host import outputs
 from ..registry.packages import load_packages
-from ..registry.runtimes import load_runtimes
+from ..registry.runtimes import get_target
 from ..resolve import reqfile
 from ..resolve.engine import PipOptions, Resolution
-from ..targets.target import Target
 from ..ui import UI, NullUI
 from .install import install_and_swap
 from .phases import Phases
@@ -75,12 +74,6 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "lambda-compat"
-
-
-def get_target(runtime: str, architecture: str = "x86_64",
-               runtimes_file: Optional[Path] = None) -> Target:
-    facts = load_runtimes(runtimes_file).get(runtime, architecture)
-    return Target.from_facts(facts)
 
 
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from ..host.interpreters import Interpreter, find_interpreter
-from ..registry.packages import PackageRegistry, tags_fit_except_platform
+from ..registry.package_entry import PackageRegistry, tags_fit_except_platform
 from ..resolve.diagnose import Diagnosis, diagnose
 from ..resolve.engine import ResolvedItem, Resolution
 from ..resolve.sdist_build import BuildResult, build_wheel, file_sha256

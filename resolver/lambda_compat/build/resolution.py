@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from .. import errors
 from ..host import sandbox as _sandbox
 from ..host.interpreters import find_interpreter
-from ..registry.packages import PackageRegistry
+from ..registry.package_entry import PackageRegistry
 from ..resolve import cache as resolution_cache
 from ..resolve import reqfile
 from ..resolve.diagnose import diagnose, requires_python_ok

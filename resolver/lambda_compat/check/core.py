@@ -23,7 +23,8 @@ from ..verify import bundle as _bundle
 from .. import errors
 from ..build.builder import BuildConfig, build_dependencies
 from ..build.report import BuildReport, tool_json
-from ..registry.runtimes import ARCHITECTURES, load_runtimes
+from ..registry.runtimes import load_runtimes
+from ..targets.arch import ARCHITECTURES
 from ..verify.static_check import MAX_LAYERS, StaticChecker, StaticReport
 from ..targets.target import Target
 from ..ui import UI, NullUI

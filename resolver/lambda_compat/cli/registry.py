@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from .. import errors
 from .options import subcommand
 from .style import table
-from ..registry.packages import (PACKAGES_DIR, PackageEntry, PackageRegistry, RegistryProblem,
-                       check_registry, default_validator, known_targets, load_packages,
-                       parse_entry_file)
+from ..registry.package_entry import PackageEntry, PackageRegistry, RegistryProblem
+from ..registry.packages import (PACKAGES_DIR, check_registry, default_validator, known_targets,
+                                 load_packages, parse_entry_file)
 
 #: Version of the ``--format json`` documents of list/show/validate.
 OUTPUT_VERSION = 1
@@ -188,7 +188,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(_document(registry, [entry]), indent=2))
         return 0
-    from ..registry.packages import KINDS
+    from ..registry.package_entry import KINDS
     out = [f"{entry.name} {entry.versions}   ({_rel(entry.path)}, registry {registry.version})",
            f"  kind:        {entry.kind}",
            f"               {KINDS[entry.kind]}",

@@ -34,7 +34,8 @@ from .. import errors
 from . import lockfiles
 from ..host import outputs
 from . import source_guard
-from ..build.builder import BuildConfig, build_dependencies, default_cache_dir, get_target
+from ..build.builder import BuildConfig, build_dependencies, default_cache_dir
+from ..registry.runtimes import get_target
 from ..build.install import plan_wheel
 from .reprozip import DEFAULT_LEVEL, RawEntry, ZipSummary, timestamp, write_zip
 from .project import Project

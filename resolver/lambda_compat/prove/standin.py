@@ -718,7 +718,7 @@ def ensure_standin_image(root: StandinRoot, *, engine: str = "podman") -> str:
 # --------------------------------------------------------------------------- command line
 
 def _main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..build.builder import get_target
+    from ..registry.runtimes import get_target
     parser = argparse.ArgumentParser(prog="python -m lambda_compat.prove.standin",
                                      description="Build lambda-compat stand-in roots/images.")
     sub = parser.add_subparsers(dest="cmd", required=True)

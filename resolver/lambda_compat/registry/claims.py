@@ -15,6 +15,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from ..targets.facts import CAPABILITIES
+
 __all__ = ["scope_problems", "capability_problems"]
 
 
@@ -86,7 +88,6 @@ def scope_problems(data: Dict[str, Any], spec: Optional[SpecifierSet],
 
 def capability_problems(data: Dict[str, Any], add: Any) -> None:
     """runtime-capability entries say what they need and how to fix it; others do not."""
-    from .runtimes import CAPABILITIES
     capability = data.get("kind") == "runtime-capability"
     needs, fix = data.get("needs"), data.get("fix")
     if capability:

@@ -5,7 +5,7 @@ default targets from them (every runtime whose functions can still be updated). 
 refresh-runtimes workflow downloads the runtime table page
 (``docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html``) and runs::
 
-    python -m lambda_compat.registry.lifecycle_merge --date YYYY-MM-DD --runtimes registry/runtimes.yaml PAGE.html
+    python -m lambda_compat.cli.lifecycle_merge --date YYYY-MM-DD --runtimes registry/runtimes.yaml PAGE.html
 
 Every table row whose identifier is a ``python3.X`` runtime gives its deprecation, block
 function create and block function update dates (``Jun 30, 2027``, ``June 30, 2027`` or
@@ -19,15 +19,13 @@ loader before it replaces the file.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import html.parser
 import io
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import errors
 
@@ -175,33 +173,3 @@ def merge_file(runtimes: Path, page: Path, date: datetime.date) -> List[str]:
     from .probe_merge import write_validated
     write_validated(Path(runtimes), new)   # validated (dates in order ...) before it replaces
     return changes
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lambda_compat.registry.lifecycle_merge",
-        description="Merge AWS's Lambda runtime table (lifecycle dates) into runtimes.yaml.")
-    parser.add_argument("page", type=Path, help=f"the downloaded page ({URL})")
-    parser.add_argument("--runtimes", type=Path, default=None)
-    parser.add_argument("--date", default=None, help="the day the page was read (YYYY-MM-DD)")
-    args = parser.parse_args(argv)
-    try:
-        if args.runtimes is None:
-            from .runtimes import registry_dir
-            args.runtimes = Path(registry_dir()) / "runtimes.yaml"
-        try:
-            date = (datetime.date.fromisoformat(args.date) if args.date
-                    else datetime.datetime.now(datetime.timezone.utc).date())
-        except ValueError:
-            raise errors.BadInput(f"--date {args.date!r} is not YYYY-MM-DD.") from None
-        changes = merge_file(args.runtimes, args.page, date)
-    except errors.LambdaCompatError as exc:
-        print(f"lifecycle_merge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    for line in changes or ["no changes: the lifecycle dates match AWS's table"]:
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

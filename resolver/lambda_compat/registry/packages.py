@@ -14,47 +14,28 @@ Loading checks every invariant and reports *every* problem with its file and lin
 composed to nodes, so a JSON-Schema error path maps back to the line it came from):
 schema, normalized and unique names, valid specifiers, evidence inside the claim, known
 targets (from ``registry/runtimes.yaml``), evidence present, a well-formed ``VERSION``.
+This module loads; the values are :mod:`~lambda_compat.registry.package_entry`, the checks of
+one entry :mod:`~lambda_compat.registry.package_checks`, the YAML nodes
+:mod:`~lambda_compat.registry.yamlfile`.
 """
 
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import (AbstractSet, Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence,
-                    Set, Tuple)
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Tuple
 
-import yaml
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.specifiers import SpecifierSet
 
 from ..errors import RegistryError, RegistryProblems
-from .claims import capability_problems, scope_problems
-from ..targets.target import Target
+from .package_checks import invariant_problems, schema_problems
+from .package_entry import Evidence, PackageEntry, PackageRegistry, RegistryProblem
+from .yamlfile import compose_yaml, node_line
 
-#: The closed vocabulary of ``kind``: why a platform-tagged wheel needs no native code.
-KINDS: Mapping[str, str] = {
-    "optional-extension-pure-fallback": (
-        "setup.py declares C extensions as optional: when they cannot be compiled the build "
-        "goes on without them, but the wheel keeps the build machine's platform tag because "
-        "extension modules were declared"),
-    "platform-tag-without-native-code": (
-        "the build always tags the wheel for the build machine (a custom bdist_wheel, "
-        "has_ext_modules forced true, Root-Is-Purelib false) although it holds no native code"),
-    "runtime-capability": (
-        "the package needs more of the runtime itself than some runtimes have (a newer "
-        "sqlite3 or ssl library in the runtime's own Python), and refuses to import or fails "
-        "there although its metadata says it installs; `needs` says what, `fix` how to ship it"),
-}
-#: Kinds whose entries vouch for a platform-tagged wheel (the builder's allowlist).
-ALLOWLIST_KINDS = ("optional-extension-pure-fallback", "platform-tag-without-native-code")
 
 PACKAGES_DIR = "packages"
 SCHEMA_FILE = Path("schema") / "package.schema.json"
@@ -62,165 +43,6 @@ VERSION_FILE = "VERSION"
 CHANGELOG_FILE = "CHANGELOG.md"
 #: Registry data versions: the UTC date of the change and a counter for that day.
 VERSION_RE = re.compile(r"^(\d{4})\.(\d{2})\.(\d{2})\.(\d+)$")
-#: Field order of a dumped entry (the order CONTRIBUTING.md shows).
-FIELD_ORDER = ("name", "versions", "targets", "kind", "explanation", "imports", "smoke",
-               "needs", "fix", "evidence", "references")
-
-
-# --------------------------------------------------------------------------- values
-
-@dataclass(frozen=True)
-class Evidence:
-    """Versions x targets that the compat test ``test`` built, checked and imported."""
-
-    versions: Tuple[str, ...]
-    targets: Tuple[str, ...]          # "python3.12/x86_64"
-    test: str                         # compat_tests/<file>.py::<function>
-    date: str                         # ISO date the evidence was produced
-    line: int = field(default=0, compare=False)
-
-    def cases(self) -> Iterator[Tuple[str, str, str]]:
-        """(version, runtime, arch) for every version x target of this record."""
-        for version in self.versions:
-            for target in self.targets:
-                runtime, arch = target.split("/", 1)
-                yield version, runtime, arch
-
-    def to_data(self) -> Dict[str, Any]:
-        return {"versions": list(self.versions), "targets": list(self.targets),
-                "test": self.test, "date": self.date}
-
-
-@dataclass(frozen=True)
-class PackageEntry:
-    """One project: the versions and targets where its platform tag is not needed."""
-
-    name: str                                  # PEP 503 normalized
-    versions: SpecifierSet
-    kind: str                                  # one of KINDS
-    explanation: str
-    imports: Tuple[str, ...]                   # top-level modules the compat test imports
-    evidence: Tuple[Evidence, ...]
-    runtimes: Optional[Tuple[str, ...]] = None  # None: every runtime
-    arches: Optional[Tuple[str, ...]] = None    # None: every architecture
-    smoke: Optional[str] = None                # a statement run after the imports
-    references: Tuple[str, ...] = ()
-    #: ``targets`` given as runtime/arch pairs (``python3.12/x86_64``); None: runtimes/arches.
-    pairs: Optional[Tuple[str, ...]] = None
-    #: runtime-capability: capability -> PEP 440 specifier (``{"sqlite": ">=3.35"}``).
-    needs: Tuple[Tuple[str, str], ...] = ()
-    #: runtime-capability: the fix (``distribution`` to ship, ``text`` how to use it).
-    fix_distribution: Optional[str] = None
-    fix_text: Optional[str] = None
-    path: str = field(default="", compare=False)
-    line: int = field(default=0, compare=False)
-
-    def applies_to(self, target: Target) -> bool:
-        if self.pairs is not None:
-            return f"{target.runtime}/{target.arch}" in self.pairs
-        return ((self.runtimes is None or target.runtime in self.runtimes)
-                and (self.arches is None or target.arch in self.arches))
-
-    def covers(self, version: str) -> bool:
-        try:
-            return self.versions.contains(Version(version), prereleases=True)
-        except InvalidVersion:
-            return False
-
-    def matches(self, name: str, version: str, target: Target) -> bool:
-        return (canonicalize_name(name) == self.name and self.covers(version)
-                and self.applies_to(target))
-
-    @property
-    def label(self) -> str:
-        """``pyyaml >=5.1,<7`` for reports."""
-        return f"{self.name} {self.versions}"
-
-    def targets_text(self) -> str:
-        if self.pairs is not None:
-            return ", ".join(self.pairs)
-        runtimes = ",".join(self.runtimes) if self.runtimes else "all runtimes"
-        arches = ",".join(self.arches) if self.arches else "all arches"
-        return f"{runtimes} / {arches}"
-
-    def to_data(self) -> Dict[str, Any]:
-        """The entry as the YAML mapping it was read from (field order of FIELD_ORDER)."""
-        data: Dict[str, Any] = {"name": self.name, "versions": str(self.versions)}
-        if self.pairs is not None:
-            data["targets"] = list(self.pairs)
-        elif self.runtimes is not None or self.arches is not None:
-            data["targets"] = {}
-            if self.runtimes is not None:
-                data["targets"]["runtimes"] = list(self.runtimes)
-            if self.arches is not None:
-                data["targets"]["arches"] = list(self.arches)
-        data["kind"] = self.kind
-        data["explanation"] = self.explanation
-        data["imports"] = list(self.imports)
-        if self.smoke is not None:
-            data["smoke"] = self.smoke
-        if self.needs:
-            data["needs"] = dict(self.needs)
-        if self.fix_distribution is not None:
-            data["fix"] = {"distribution": self.fix_distribution, "text": self.fix_text}
-        data["evidence"] = [e.to_data() for e in self.evidence]
-        if self.references:
-            data["references"] = list(self.references)
-        return data
-
-
-@dataclass(frozen=True)
-class RegistryProblem:
-    """One thing wrong in the registry data, with where it is."""
-
-    path: str
-    line: Optional[int]
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}" if self.line else \
-            f"{self.path}: {self.message}"
-
-    def to_json(self) -> Dict[str, Any]:
-        return {"path": self.path, "line": self.line, "message": self.message}
-
-
-@dataclass(frozen=True)
-class PackageRegistry:
-    version: str
-    entries: Tuple[PackageEntry, ...]
-    root: str = ""
-
-    def find(self, name: str, version: str, target: Target,
-             kinds: Sequence[str] = ALLOWLIST_KINDS) -> Optional[PackageEntry]:
-        """The entry of one of ``kinds`` (by default: one that vouches for a platform-tagged
-        wheel) for ``name`` ``version`` on ``target``, if any."""
-        return next((e for e in self.entries
-                     if e.kind in kinds and e.matches(name, version, target)), None)
-
-    def get(self, name: str) -> Optional[PackageEntry]:
-        key = canonicalize_name(name)
-        return next((e for e in self.entries if e.name == key), None)
-
-    @property
-    def names(self) -> Tuple[str, ...]:
-        return tuple(e.name for e in self.entries)
-
-    def closest(self, name: str) -> Optional[str]:
-        close = difflib.get_close_matches(canonicalize_name(name), list(self.names), n=1,
-                                          cutoff=0.6)
-        return close[0] if close else None
-
-
-def tags_fit_except_platform(tags: Iterable[Tag], target: Target) -> bool:
-    """True if some tag would be accepted by ``target`` were its platform the target's.
-
-    A registry-vouched wheel may carry the build machine's platform, never another Python's
-    interpreter or ABI: ``cp39-cp39-linux_x86_64`` is no wheel for python3.12/arm64.
-    """
-    supported = target.tag_priority()
-    platforms = target.platforms
-    return any(Tag(t.interpreter, t.abi, p) in supported for t in tags for p in platforms)
 
 
 # --------------------------------------------------------------------------- loading
@@ -440,154 +262,6 @@ def default_validator() -> Any:
 
 # --------------------------------------------------------------------------- one file
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without implicit timestamps: ``date: 2026-11-21`` stays a string."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _compose(text: str, path: str) -> Tuple[Optional[yaml.Node], Any, List[RegistryProblem]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        context = e.context or ""
-        if e.context_mark is not None and e.problem_mark is not None \
-                and e.context_mark.line != e.problem_mark.line:
-            context += f" started on line {e.context_mark.line + 1}"
-        problem = ": ".join(str(x) for x in (context, e.problem) if x)
-        return None, None, [RegistryProblem(path, mark.line + 1 if mark else None,
-                                            f"not valid YAML: {problem or e}")]
-    except yaml.YAMLError as e:
-        return None, None, [RegistryProblem(path, None, f"not valid YAML: {e}")]
-    finally:
-        loader.dispose()
-    return node, data, _duplicate_keys(node, path)
-
-
-def _duplicate_keys(node: Optional[yaml.Node], path: str) -> List[RegistryProblem]:
-    out: List[RegistryProblem] = []
-    stack = [node] if node is not None else []
-    while stack:
-        n = stack.pop()
-        if isinstance(n, yaml.MappingNode):
-            seen: Dict[Any, int] = {}
-            for k, v in n.value:
-                if isinstance(k, yaml.ScalarNode):
-                    line = k.start_mark.line + 1
-                    if k.value in seen:
-                        out.append(RegistryProblem(path, line,
-                                                   f"duplicate key {k.value!r} (first given "
-                                                   f"on line {seen[k.value]})"))
-                    else:
-                        seen[k.value] = line
-                stack.append(v)
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend(n.value)
-    return out
-
-
-def _line(root: Optional[yaml.Node], parts: Sequence[Any]) -> Optional[int]:
-    """1-based line of the value at ``parts``; a mapping value is located by its key."""
-    if root is None:
-        return None
-    node = root
-    line = root.start_mark.line + 1
-    for part in parts:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
-                    line = k.start_mark.line + 1
-                    node = v
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
-                and 0 <= part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _key_line(root: Optional[yaml.Node], parts: Sequence[Any], key: str) -> Optional[int]:
-    return _line(root, list(parts) + [key])
-
-
-def _where(parts: Sequence[Any]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
-def _schema_problems(validator: Any, node: Optional[yaml.Node], data: Any, path: str
-                     ) -> Tuple[List[RegistryProblem], Set[Tuple[Any, ...]]]:
-    """Every schema error as a problem, and the paths they concern (not reported twice)."""
-    out = []
-    flagged: Set[Tuple[Any, ...]] = set()
-    for err in validator.iter_errors(data):
-        parts = list(err.absolute_path)
-        flagged.add(tuple(parts))
-        line = _line(node, parts)
-        where = _where(parts) or "entry"
-        message = f"{where}: {err.message}"
-        instance = err.instance
-        if err.validator == "additionalProperties" and isinstance(instance, dict):
-            allowed = list(err.schema.get("properties", {}))
-            for extra in [k for k in instance if k not in allowed]:
-                close = difflib.get_close_matches(str(extra), allowed, n=1)
-                out.append(RegistryProblem(
-                    path, _key_line(node, parts, str(extra)) or line,
-                    f"{_where(parts + [extra])}: unknown field"
-                    + (f"; did you mean {close[0]!r}?" if close else "")
-                    + f" (fields here: {', '.join(allowed)})"))
-            continue
-        if err.validator == "required" and isinstance(instance, dict):
-            missing = [k for k in err.validator_value if k not in instance]
-            for key in missing:
-                if key == "evidence":
-                    message = ("missing evidence: every entry names the versions and targets "
-                               "its compat test proved, the test and the date "
-                               "(see CONTRIBUTING.md, 'Adding a registry entry')")
-                elif key == "targets":
-                    message = ("missing targets: list the runtime/arch pairs the evidence "
-                               "proves, e.g. targets: [python3.12/x86_64] (an entry without "
-                               "them would claim every target)")
-                else:
-                    message = f"{where}: missing required field {key!r}"
-                out.append(RegistryProblem(path, line, message))
-            continue
-        if parts == ["kind"] and err.validator == "enum":
-            close = difflib.get_close_matches(str(instance), list(KINDS), n=1, cutoff=0.5)
-            message = (f"kind: unknown kind {instance!r}"
-                       + (f"; did you mean {close[0]!r}?" if close else "")
-                       + f" Known kinds: {', '.join(KINDS)}.")
-        elif parts == ["evidence"] and err.validator == "minItems":
-            message = ("evidence is empty: every entry names the versions and targets its "
-                       "compat test proved, the test and the date")
-        elif (len(parts) == 3 and parts[0] == "evidence" and parts[2] == "test"
-              and err.validator == "pattern"):
-            message = (f"{where}: {instance!r} is not a compat test; write "
-                       f"'compat_tests/<file>.py::<function>' (the test that proves the entry)")
-        elif parts == ["name"] and err.validator == "pattern" and isinstance(instance, str):
-            message = (f"name {instance!r} is not a normalized project name (PEP 503); "
-                       f"write {canonicalize_name(instance)!r}")
-        elif isinstance(instance, float):
-            message += " (quote version numbers: \"3.10\" is not 3.1)"
-        elif isinstance(instance, (datetime.date, datetime.datetime)):
-            message += " (quote dates: \"YYYY-MM-DD\")"
-        out.append(RegistryProblem(path, line, message))
-    return out, flagged
-
-
 def parse_entry_file(path: Path, *, validator: Any = None,
                      known: Optional[FrozenSet[Tuple[str, str]]] = None
                      ) -> Tuple[Optional[PackageEntry], List[RegistryProblem]]:
@@ -613,17 +287,18 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
     """Parse and check one entry; (entry, []) or (None, every problem found)."""
     validator = validator or default_validator()
     known = known if known is not None else known_targets()
-    node, data, problems = _compose(text, path)
+    node, data, yaml_problems = compose_yaml(text)
+    problems = [RegistryProblem(path, line, message) for line, message in yaml_problems]
     if node is None and not problems:
         return None, [RegistryProblem(path, 1, "empty file: an entry is a mapping with name, "
                                                "versions, kind, explanation, imports, evidence")]
     if problems and data is None:
         return None, problems
-    schema_problems, flagged = _schema_problems(validator, node, data, path)
-    problems += schema_problems
+    found, flagged = schema_problems(validator, node, data, path)
+    problems += found
     if not isinstance(data, dict):
         return None, problems
-    problems += _invariant_problems(data, node, path, known, flagged)
+    problems += invariant_problems(data, node, path, known, flagged)
     if problems:
         return None, sorted(problems, key=lambda p: (p.line or 0, p.message))
     targets = data.get("targets") or {}
@@ -637,7 +312,7 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
         imports=tuple(data["imports"]),
         evidence=tuple(Evidence(versions=tuple(e["versions"]), targets=tuple(e["targets"]),
                                 test=e["test"], date=e["date"],
-                                line=_line(node, ["evidence", i]) or 0)
+                                line=node_line(node, ["evidence", i]) or 0)
                        for i, e in enumerate(data["evidence"])),
         runtimes=tuple(targets["runtimes"]) if "runtimes" in targets else None,
         arches=tuple(targets["arches"]) if "arches" in targets else None,
@@ -646,158 +321,5 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
         pairs=pairs,
         needs=tuple((str(k), str(v)) for k, v in (data.get("needs") or {}).items()),
         fix_distribution=fix.get("distribution"), fix_text=fix.get("text"),
-        path=path, line=_line(node, ["name"]) or 1)
+        path=path, line=node_line(node, ["name"]) or 1)
     return entry, []
-
-
-def _invariant_problems(data: Dict[str, Any], node: Optional[yaml.Node], path: str,
-                        known: FrozenSet[Tuple[str, str]],
-                        flagged: AbstractSet[Tuple[Any, ...]] = frozenset()
-                        ) -> List[RegistryProblem]:
-    """What a schema cannot say: PEP 440, known targets, evidence inside the claim.
-
-    Paths the schema already flagged (``flagged``) are not reported a second time.
-    """
-    out: List[RegistryProblem] = []
-
-    def add(parts: Sequence[Any], message: str) -> None:
-        if tuple(parts) not in flagged:
-            out.append(RegistryProblem(path, _line(node, parts), message))
-
-    spec: Optional[SpecifierSet] = None
-    versions = data.get("versions")
-    if isinstance(versions, str):
-        try:
-            spec = SpecifierSet(versions)
-        except InvalidSpecifier:
-            add(["versions"], f"versions: {versions!r} is not a PEP 440 specifier set; write "
-                              f"e.g. '>=5.1,<7' (comma-separated clauses, no 'and', no spaces "
-                              f"inside a version)")
-        else:
-            if not str(spec):
-                add(["versions"], "versions: an empty specifier claims every version ever "
-                                  "released; give the range the evidence supports")
-    known_runtimes = sorted({r for r, _ in known}, key=_runtime_key)
-    known_arches = sorted({a for _, a in known})
-    targets = data.get("targets")
-    runtimes = arches = None
-    pairs: Optional[List[str]] = None
-    if isinstance(targets, list):
-        pairs = [t for t in targets if isinstance(t, str) and "/" in t]
-        for i, t in enumerate(targets):
-            if isinstance(t, str) and "/" in t and tuple(t.split("/", 1)) not in known:
-                rt, ar = t.split("/", 1)
-                close = _suggest_target(rt, ar, known)
-                add(["targets", i], f"targets[{i}]: unknown target {t!r}"
-                    + (f"; did you mean {close[0]!r}?" if close else "")
-                    + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
-    if isinstance(targets, dict):
-        runtimes = targets.get("runtimes")
-        arches = targets.get("arches")
-        for key, values, valid in (("runtimes", runtimes, known_runtimes),
-                                   ("arches", arches, known_arches)):
-            if not isinstance(values, list):
-                continue
-            seen = set()
-            for i, value in enumerate(values):
-                if not isinstance(value, str):
-                    continue
-                if value not in valid:
-                    close = (_suggest_target(value, None, known) if key == "runtimes"
-                             else difflib.get_close_matches(value, valid, n=1, cutoff=0.5))
-                    add(["targets", key, i],
-                        f"targets.{key}[{i}]: unknown {key[:-1] if key != 'arches' else 'arch'} "
-                        f"{value!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                        + f" Known: {', '.join(valid)}.")
-                if value in seen:
-                    add(["targets", key, i], f"targets.{key}[{i}]: {value!r} is listed twice")
-                seen.add(value)
-    evidence = data.get("evidence")
-    if isinstance(evidence, list):
-        for i, ev in enumerate(evidence):
-            if not isinstance(ev, dict):
-                continue
-            for j, v in enumerate(ev.get("versions") or []):
-                if not isinstance(v, str):
-                    continue
-                try:
-                    parsed = Version(v)
-                except InvalidVersion:
-                    add(["evidence", i, "versions", j],
-                        f"evidence[{i}].versions[{j}]: {v!r} is not a PEP 440 version")
-                    continue
-                if spec is not None and str(spec) and not spec.contains(parsed, prereleases=True):
-                    add(["evidence", i, "versions", j],
-                        f"evidence[{i}].versions[{j}]: {v} is outside versions {spec}; "
-                        f"evidence must be for versions the entry claims")
-            for j, t in enumerate(ev.get("targets") or []):
-                if not isinstance(t, str) or "/" not in t:
-                    continue
-                runtime, arch = t.split("/", 1)
-                if (runtime, arch) not in known:
-                    close = _suggest_target(runtime, arch, known)
-                    add(["evidence", i, "targets", j],
-                        f"evidence[{i}].targets[{j}]: unknown target {t!r}"
-                        + (f"; did you mean {close[0]!r}?" if close else "")
-                        + " (targets are runtime/arch pairs of registry/runtimes.yaml)")
-                elif ((isinstance(runtimes, list) and runtime not in runtimes)
-                      or (isinstance(arches, list) and arch not in arches)
-                      or (pairs is not None and t not in pairs)):
-                    add(["evidence", i, "targets", j],
-                        f"evidence[{i}].targets[{j}]: {t} is outside the entry's targets")
-            date = ev.get("date")
-            if isinstance(date, str):
-                try:
-                    day = datetime.date.fromisoformat(date)
-                except ValueError:
-                    add(["evidence", i, "date"],
-                        f"evidence[{i}].date: {date!r} is not a date (YYYY-MM-DD)")
-                else:
-                    if day > datetime.date.today() + datetime.timedelta(days=1):
-                        add(["evidence", i, "date"],
-                            f"evidence[{i}].date: {date} is in the future")
-    scope_problems(data, spec, known, pairs, runtimes, arches, add)
-    capability_problems(data, add)
-    imports = data.get("imports")
-    if isinstance(imports, list):
-        for i, module in enumerate(imports):
-            if isinstance(module, str) and not all(p.isidentifier() for p in module.split(".")):
-                add(["imports", i], f"imports[{i}]: {module!r} is not a module name")
-    smoke = data.get("smoke")
-    if isinstance(smoke, str):
-        try:
-            compile(smoke, f"{path}:smoke", "exec")
-        except SyntaxError as e:
-            add(["smoke"], f"smoke: not valid Python ({e.msg})")
-    return out
-
-
-def _suggest_target(runtime: str, arch: Optional[str],
-                    known: FrozenSet[Tuple[str, str]]) -> List[str]:
-    """The closest known runtime (or runtime/arch): python3.21 -> python3.12."""
-    from .runtimes import _suggest_runtime
-    runtimes = tuple(sorted({r for r, _ in known}, key=_runtime_key))
-    best = runtimes and _suggest_runtime(runtime, runtimes)
-    if not best:
-        return []
-    if arch is None:
-        return [best]
-    arches = sorted(a for r, a in known if r == best)
-    if arch in arches:
-        return [f"{best}/{arch}"]
-    close = difflib.get_close_matches(arch, arches, n=1, cutoff=0.3)
-    return [f"{best}/{close[0]}"] if close else []
-
-
-def _runtime_key(runtime: str) -> Tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", runtime))
-
-
-# --------------------------------------------------------------------------- dumping
-
-def dump_entry(entry: PackageEntry) -> str:
-    """YAML text that :func:`parse_entry` reads back into an equal entry."""
-    data = entry.to_data()
-    ordered = {k: data[k] for k in FIELD_ORDER if k in data}
-    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=88,
-                          default_flow_style=None)

@@ -7,7 +7,7 @@ output as::
     {"target": "python3.12/x86_64", "image": "public.ecr.aws/lambda/python:3.12-x86_64",
      "digest": "sha256:...", "probe": {...probe output...}}
 
-and calls ``python -m lambda_compat.registry.probe_merge --date YYYY-MM-DD FILE...``. (A bare probe
+and calls ``python -m lambda_compat.cli.probe_merge --date YYYY-MM-DD FILE...``. (A bare probe
 output is accepted too; its target then follows from the Python version and machine.)
 
 What is merged, per target: the interpreter facts (full version, SOABI, extension suffixes,
@@ -26,25 +26,23 @@ with the registry loader before it replaces the file; on any problem the file is
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import fnmatch
 import io
 import json
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import errors
+from ..targets.arch import ARCH_OF_MACHINE
 
 PROBE_SOURCE_PREFIX = "lambda_compat.prove._payload.probe"
 _SONAME_RE = re.compile(r"^[A-Za-z0-9_+.-]+\.so(\.[0-9]+)*$")
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MACHINE_ARCH = {"x86_64": "x86_64", "aarch64": "arm64"}
 _MARKS = ("inferred", "derived", "unverified")
 
 
@@ -94,7 +92,7 @@ def read_probe(path: Path) -> ProbeInput:
                               hint="Pass the output of lambda_compat/prove/_payload/probe.py.")
     target = data.get("target") if wrapped else None
     if not target:
-        arch = _MACHINE_ARCH.get(str(probe.get("machine")))
+        arch = ARCH_OF_MACHINE.get(str(probe.get("machine")))
         if arch is None:
             raise errors.BadInput(f"{path}: unknown machine {probe.get('machine')!r}.",
                                   hint="Probe an x86_64 or aarch64 image.")
@@ -147,7 +145,7 @@ class _Merger:
             raise errors.BadInput(
                 f"{p.origin}: the probe ran Python {py.get('version')}, but {label} is Python "
                 f"{version}.", hint="Probe the right image for this target.")
-        if _MACHINE_ARCH.get(str(probe.get("machine"))) != arch:
+        if ARCH_OF_MACHINE.get(str(probe.get("machine"))) != arch:
             raise errors.BadInput(
                 f"{p.origin}: the probe ran on {probe.get('machine')}, but {label} is {arch}.",
                 hint="Run the probe in the image of this architecture (--platform).")
@@ -378,36 +376,3 @@ def write_validated(dest: Path, text: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m lambda_compat.registry.probe_merge",
-        description="Merge lambda_compat.prove._payload.probe outputs into registry/runtimes.yaml.")
-    parser.add_argument("probes", nargs="+", type=Path, help="probe JSON files")
-    parser.add_argument("--runtimes", type=Path, default=None,
-                        help="runtimes.yaml to update (default: the registry's)")
-    parser.add_argument("--date", default=None, help="date of the probes, YYYY-MM-DD "
-                                                     "(default: today, UTC)")
-    parser.add_argument("-o", "--output", type=Path, help="write here instead of in place")
-    args = parser.parse_args(argv)
-    try:
-        if args.runtimes is None:
-            from .runtimes import registry_dir
-            args.runtimes = Path(registry_dir()) / "runtimes.yaml"
-        try:
-            date = (datetime.date.fromisoformat(args.date) if args.date
-                    else datetime.datetime.now(datetime.timezone.utc).date())
-        except ValueError:
-            raise errors.BadInput(f"--date {args.date!r} is not YYYY-MM-DD.") from None
-        result = merge_file(args.runtimes, args.probes, date, args.output)
-    except errors.LambdaCompatError as exc:
-        print(f"probe_merge: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    for line in result.changes or ["no changes: the registry already matches the probes"]:
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,6 @@ file and the YAML line of the offending entry; bad data never produces a traceba
 from __future__ import annotations
 
 import datetime
-import difflib
 import fnmatch
 import functools
 import importlib.resources
@@ -22,38 +21,24 @@ import json
 import os
 import pathlib
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:
     import jsonschema
 
 from . import validation_memo
-from ..errors import RegistryError, UnknownTarget
+from ..errors import RegistryError
+from ..targets.arch import ARCHITECTURES, LOADER, TRIPLET_CPU
+from ..targets.facts import CAPABILITIES, Capability, RuntimeFacts, RuntimeRegistry
+from ..targets.target import Target
 from .yamlfile import LineMap, LineSeq, dotted, line_of, read_yaml
 
 __all__ = [
-    "ARCHITECTURES",
-    "Capability",
-    "LibraryFact",
-    "RuntimeFacts",
-    "RuntimeRegistry",
+    "get_target",
     "load_runtimes",
     "registry_dir",
 ]
 
-ARCHITECTURES = ("x86_64", "arm64")
-
-#: ``platform.machine()`` on Lambda for each architecture name Lambda uses.
-_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
-#: GNU triplet CPU part used in SOABI / extension suffixes.
-_TRIPLET_CPU = {"x86_64": "x86_64", "arm64": "aarch64"}
-#: Dynamic loader soname per architecture (used to catch copy-paste between arches).
-_LOADER = {"x86_64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}
-_ARCH_ALIASES = {
-    "x86_64": "x86_64", "x86-64": "x86_64", "amd64": "x86_64",
-    "arm64": "arm64", "aarch64": "arm64",
-}
 _OS_NAMES = {"al2": "Amazon Linux 2", "al2023": "Amazon Linux 2023"}
 
 #: Groups of a target, in file order. Each is a mapping with ``src`` and optional marks.
@@ -64,256 +49,12 @@ _OPTIONAL_GROUPS = frozenset({"capabilities"})
 #: Library lists of ``shared_libraries`` and the status each gives a soname.
 _LIBRARY_LISTS = (("sonames", "present"), ("inferred_sonames", "present"),
                   ("unverified_sonames", "unverified"), ("absent", "absent"))
-#: What ``capabilities`` records: the library versions of the runtime's own sqlite3, ssl, zlib
-#: and pyexpat modules.
-CAPABILITIES = ("sqlite", "openssl", "zlib", "expat")
 _MARKS = ("inferred", "derived", "unverified")
 _META_KEYS = frozenset(("src", "note", "cite") + _MARKS)
 _LIFECYCLE_ORDER = ("released", "deprecation", "block_function_create", "block_function_update")
 
 SCHEMA_FILENAME = "runtimes.schema.json"
 RUNTIMES_FILENAME = "runtimes.yaml"
-
-
-# --------------------------------------------------------------------------- data classes
-
-@dataclass(frozen=True)
-class LibraryFact:
-    """What the registry says about one soname on one target, and on what evidence.
-
-    ``status`` is ``present`` (seen, or inferred: then ``inferred`` is True), ``absent``,
-    ``unverified`` (nobody has checked either way) or ``unknown`` (the registry does not
-    mention it). ``entry`` is the list item that matched (a glob for some absent entries).
-    """
-
-    soname: str
-    status: str
-    sources: tuple[str, ...] = ()
-    inferred: bool = False
-    entry: Optional[str] = None
-    list_name: Optional[str] = None
-
-    def describe(self, target: str) -> str:
-        """``registry/runtimes.yaml python3.11/x86_64 shared_libraries.unverified_sonames:
-        libexpat.so.1 (S6, S24)`` -- the fact, where it is recorded and its sources."""
-        where = f"registry/runtimes.yaml {target}"
-        if self.list_name is None:
-            return f"{where} shared_libraries: {self.soname} is not recorded"
-        src = f" ({', '.join(self.sources)})" if self.sources else ""
-        entry = self.entry if self.entry == self.soname else f"{self.entry} (matches {self.soname})"
-        return f"{where} shared_libraries.{self.list_name}: {entry}{src}"
-
-
-@dataclass(frozen=True)
-class Capability:
-    """A version the runtime's own modules provide (``sqlite``: sqlite3, ``openssl``: ssl,
-    ``zlib``: zlib, ``expat``: pyexpat)."""
-
-    name: str
-    value: Optional[str]
-    status: str                       # sourced | derived | inferred | unverified
-    sources: tuple[str, ...] = ()
-
-    @property
-    def known(self) -> bool:
-        """A value to judge by: recorded, and not marked unverified."""
-        return self.value is not None and self.status != "unverified"
-
-@dataclass(frozen=True)
-class RuntimeFacts:
-    """Everything the resolver needs to know about one (runtime, architecture)."""
-
-    runtime: str
-    arch: str
-    python_version: tuple[int, int]
-    python_full_version: str
-    soabi: str
-    ext_suffixes: tuple[str, ...]
-    os_name: str
-    os_id: str
-    glibc: tuple[int, int]
-    glibcxx_max: tuple[int, ...]
-    cxxabi_max: tuple[int, ...]
-    gcc_max: tuple[int, ...]
-    #: Every soname believed present: the ones seen plus ``inferred_sonames``.
-    sonames: frozenset[str]
-    #: Names (fnmatch globs allowed, e.g. ``libpng*.so.*``) known or believed missing.
-    absent_sonames: frozenset[str]
-    sys_path: tuple[str, ...]
-    image: str
-    image_digest: str | None
-    env: tuple[tuple[str, str], ...]
-    released: datetime.date | None
-    deprecation: datetime.date | None
-    #: ``(dotted key, status)`` for every data key of the entry; status is one of
-    #: ``sourced``, ``derived``, ``inferred``, ``unverified``.
-    provenance: tuple[tuple[str, str], ...]
-    #: Source keys cited anywhere in this entry (``S1`` ... in numeric order).
-    sources: tuple[str, ...]
-    #: The subset of ``sonames`` that is expected but was not seen on an image.
-    inferred_sonames: frozenset[str] = frozenset()
-    #: Names (globs allowed) whose presence nobody has verified either way.
-    unverified_sonames: frozenset[str] = frozenset()
-    #: ``(soname or glob, sources)`` of the library facts with their own citations; the
-    #: others cite ``library_src`` (the group's ``src``).
-    library_cite: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    library_src: tuple[str, ...] = ()
-    #: ``sqlite`` / ``openssl`` capabilities of the runtime's own modules.
-    capabilities: tuple[Capability, ...] = ()
-    block_function_create: datetime.date | None = None
-    block_function_update: datetime.date | None = None
-    #: The day the lifecycle dates were last read from their source.
-    lifecycle_read: datetime.date | None = None
-
-    @property
-    def machine(self) -> str:
-        """``platform.machine()`` on Lambda: ``x86_64`` or ``aarch64``."""
-        return _MACHINE[self.arch]
-
-    @property
-    def name(self) -> str:
-        """``python3.12/arm64``: how targets are named in messages."""
-        return f"{self.runtime}/{self.arch}"
-
-    def is_deprecated(self, today: datetime.date) -> bool:
-        """True once ``today`` reaches the deprecation date (False when that date is unknown)."""
-        return self.deprecation is not None and today >= self.deprecation
-
-    def provenance_of(self, dotted_key: str) -> str:
-        """``inferred``/``derived``/``unverified``/``sourced`` for ``group.key``.
-
-        Raises KeyError for a key the entry does not have.
-        """
-        for key, status in self.provenance:
-            if key == dotted_key:
-                return status
-        raise KeyError(f"{self.name} has no key {dotted_key!r}")
-
-    def accepts_updates(self, today: datetime.date) -> bool:
-        """True while functions on this runtime can still be updated (before the block-update
-        date; True when that date is unknown): such a runtime still needs checking."""
-        return self.block_function_update is None or today < self.block_function_update
-
-    def is_known_absent(self, soname: str) -> bool:
-        """True if ``soname`` matches an entry (possibly a glob) of ``absent_sonames``."""
-        return any(fnmatch.fnmatchcase(soname, pattern) for pattern in self.absent_sonames)
-
-    def library_fact(self, soname: str) -> LibraryFact:
-        """The registry's fact about ``soname`` here: present, absent, unverified or unknown."""
-        lists = (("sonames", self.sonames - self.inferred_sonames, "present"),
-                 ("inferred_sonames", self.inferred_sonames, "present"),
-                 ("unverified_sonames", self.unverified_sonames, "unverified"),
-                 ("absent", self.absent_sonames, "absent"))
-        for list_name, entries, status in lists:
-            for entry in sorted(entries):
-                if entry == soname or fnmatch.fnmatchcase(soname, entry):
-                    cite = dict(self.library_cite)
-                    sources = cite.get(entry) or cite.get(soname) or self.library_src
-                    return LibraryFact(soname, status, tuple(sources),
-                                       inferred=list_name == "inferred_sonames",
-                                       entry=entry, list_name=list_name)
-        return LibraryFact(soname, "unknown", tuple(self.library_src))
-
-    def capability(self, name: str) -> Capability:
-        """The ``capabilities`` fact ``name`` (a null, unverified one when not recorded)."""
-        for c in self.capabilities:
-            if c.name == name:
-                return c
-        return Capability(name, None, "unverified")
-
-
-@dataclass(frozen=True)
-class RuntimeRegistry:
-    schema_version: int
-    data_version: str
-    path: str
-    targets: tuple[RuntimeFacts, ...]
-    sources: tuple[tuple[str, str], ...]
-
-    @property
-    def runtimes(self) -> tuple[str, ...]:
-        """Runtime names in Python version order: python3.8 ... python3.14."""
-        seen: Dict[str, Tuple[int, int]] = {}
-        for t in self.targets:
-            seen[t.runtime] = t.python_version
-        return tuple(sorted(seen, key=seen.__getitem__))
-
-    def source(self, key: str) -> str:
-        """The citation text of source ``key`` (KeyError if unknown)."""
-        for k, text in self.sources:
-            if k == key:
-                return text
-        raise KeyError(key)
-
-    def get(self, runtime: str, arch: str) -> RuntimeFacts:
-        """The facts for ``runtime`` on ``arch``.
-
-        Accepts ``3.12`` for ``python3.12`` and ``aarch64``/``amd64`` for ``arm64``/``x86_64``.
-        Raises UnknownTarget (kind ``runtime`` or ``architecture``) with a suggestion.
-        """
-        runtimes = self.runtimes
-        rt = _normalize_runtime(runtime)
-        if rt not in runtimes:
-            raise _UnknownRuntime(runtime, runtimes)
-        a = _ARCH_ALIASES.get(str(arch).strip().lower())
-        if a is None:
-            raise UnknownTarget("architecture", str(arch), ARCHITECTURES)
-        for t in self.targets:
-            if t.runtime == rt and t.arch == a:
-                return t
-        available = [t.arch for t in self.targets if t.runtime == rt]
-        raise UnknownTarget("architecture", str(arch), available)
-
-
-class _UnknownRuntime(UnknownTarget):
-    """UnknownTarget for runtimes, with version-aware suggestions and version-ordered list.
-
-    ``difflib`` alone ties ``python3.21`` between every ``python3.1x``; a transposed or
-    near-miss version number is the common typo, so that is tried first.
-    """
-
-    def __init__(self, value: str, valid: Tuple[str, ...]) -> None:
-        super().__init__("runtime", str(value), valid)
-        suggestion = _suggest_runtime(str(value), valid)
-        self.suggestion = suggestion
-        hint = f"Did you mean {suggestion!r}? " if suggestion else ""
-        hint += f"Valid runtimes: {', '.join(valid)}."
-        self.hint = hint
-        self.args = (f"{self.message}\n{hint}",)
-
-
-def _normalize_runtime(value: Any) -> str:
-    v = str(value).strip().lower()
-    if re.fullmatch(r"\d+\.\d+", v):
-        v = "python" + v
-    return v
-
-
-def _suggest_runtime(value: str, valid: Tuple[str, ...]) -> Optional[str]:
-    if not valid:
-        return None
-    norm = _normalize_runtime(value)
-
-    def digits(s: str) -> str:
-        return "".join(re.findall(r"\d", s))
-
-    d = digits(norm)
-    if d:
-        same = [r for r in valid if digits(r) == d]
-        if same:
-            return same[0]
-        permuted = [r for r in valid if sorted(digits(r)) == sorted(d)]
-        if len(permuted) == 1:
-            return permuted[0]
-        m = re.search(r"(\d+)\.(\d+)", norm)
-        if m:
-            want = (int(m.group(1)), int(m.group(2)))
-            versions = {r: tuple(int(x) for x in r[len("python"):].split(".")) for r in valid}
-            same_major = [r for r in valid if versions[r][0] == want[0]]
-            if same_major:
-                return min(same_major, key=lambda r: (abs(versions[r][1] - want[1]), versions[r]))
-    close = difflib.get_close_matches(norm, list(valid), n=1, cutoff=0.5)
-    return close[0] if close else None
 
 
 # --------------------------------------------------------------------------- locating data
@@ -366,6 +107,14 @@ def _load_default() -> RuntimeRegistry:
 
 
 load_runtimes.cache_clear = _load_default.cache_clear  # type: ignore[attr-defined]
+
+
+def get_target(runtime: str, architecture: str = "x86_64",
+               runtimes_file: "str | os.PathLike[str] | None" = None) -> Target:
+    """The :class:`Target` ``runtime``/``architecture`` of the runtime registry (the shipped one
+    when ``runtimes_file`` is None). Raises UnknownTarget with a suggestion."""
+    facts = load_runtimes(runtimes_file).get(runtime, architecture)
+    return Target.from_facts(facts)
 
 
 # --------------------------------------------------------------------------- loading
@@ -506,7 +255,7 @@ class _Checker:
         if free_threaded and (major, minor) < (3, 13):
             self.fail(f"python.free_threaded is true but Python {version} has no free-threaded build",
                       line("free_threaded"), t)
-        cpu = _TRIPLET_CPU[t["arch"]]
+        cpu = TRIPLET_CPU[t["arch"]]
         soabi = f"cpython-{major}{minor}{'t' if free_threaded else ''}-{cpu}-linux-gnu"
         if py["soabi"] != soabi:
             self.fail(f"python.soabi {py['soabi']!r} does not fit Python {version} on {t['arch']} "
@@ -571,9 +320,9 @@ class _Checker:
                 continue
             for i, soname in enumerate(items):
                 for a in other:
-                    if soname == _LOADER[a]:
+                    if soname == LOADER[a]:
                         self.fail(f"shared_libraries.{key} lists {soname}, the {a} loader, on "
-                                  f"{t['arch']} (expected {_LOADER[t['arch']]})", items.item_lines[i], t)
+                                  f"{t['arch']} (expected {LOADER[t['arch']]})", items.item_lines[i], t)
         seen_twice = set(sl["sonames"]) & set(sl.get("inferred_sonames", ()))
         if seen_twice:
             self.fail(f"shared_libraries lists {sorted(seen_twice)} both as seen and as inferred",

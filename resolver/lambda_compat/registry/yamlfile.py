@@ -1,20 +1,22 @@
-"""YAML with line numbers, for the runtime registry's error messages.
+"""YAML with line numbers, for the registries' error messages.
 
 ``read_yaml`` loads a file into :class:`LineMap` / :class:`LineSeq` (a dict / list that remember
 the 1-based line of their node and of each key / item), refusing duplicate keys; ``line_of``
 finds the line of the value at a path. Any problem raises :class:`RegistryError` naming the
-file and the line.
+file and the line. ``compose_yaml`` / ``node_line`` are the same for the package registry,
+which reports every problem of an entry instead of the first.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
 from ..errors import RegistryError
 
-__all__ = ["LineMap", "LineSeq", "read_yaml", "line_of", "dotted"]
+__all__ = ["LineMap", "LineSeq", "read_yaml", "line_of", "dotted", "compose_yaml", "duplicate_keys",
+           "node_line"]
 
 
 class LineMap(dict):
@@ -125,7 +127,96 @@ def line_of(data: Any, parts: Iterable[Any]) -> Optional[int]:
 
 
 def dotted(parts: Iterable[Any]) -> str:
+    """``targets[3].python.version``: a path as messages name it."""
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out
+
+
+# --------------------------------------------------------------------------- composed nodes
+# The package registry reports *every* problem of an entry rather than the first: it composes
+# the YAML to nodes (kept to place each problem at its line), and duplicate keys are found on
+# the nodes instead of stopping the load.
+
+class _DatelessLoader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps: ``date: 2026-11-21`` stays a string."""
+
+
+_DatelessLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def compose_yaml(text: str) -> Tuple[Optional[yaml.Node], Any, List[Tuple[Optional[int], str]]]:
+    """``(root node, data, problems)`` of one YAML document; a problem is ``(line, message)``.
+
+    Dates stay strings. Invalid YAML gives ``(None, None, [its problem])``; duplicate keys are
+    problems next to the data.
+    """
+    loader = _DatelessLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        context = e.context or ""
+        if e.context_mark is not None and e.problem_mark is not None \
+                and e.context_mark.line != e.problem_mark.line:
+            context += f" started on line {e.context_mark.line + 1}"
+        problem = ": ".join(str(x) for x in (context, e.problem) if x)
+        return None, None, [(mark.line + 1 if mark else None, f"not valid YAML: {problem or e}")]
+    except yaml.YAMLError as e:
+        return None, None, [(None, f"not valid YAML: {e}")]
+    finally:
+        loader.dispose()
+    return node, data, duplicate_keys(node)
+
+
+def duplicate_keys(node: Optional[yaml.Node]) -> List[Tuple[Optional[int], str]]:
+    """``(line, message)`` for every key given twice in a mapping under ``node``."""
+    out: List[Tuple[Optional[int], str]] = []
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: Dict[Any, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    line = k.start_mark.line + 1
+                    if k.value in seen:
+                        out.append((line, f"duplicate key {k.value!r} (first given "
+                                          f"on line {seen[k.value]})"))
+                    else:
+                        seen[k.value] = line
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+    return out
+
+
+def node_line(root: Optional[yaml.Node], parts: Sequence[Any]) -> Optional[int]:
+    """1-based line of the value at ``parts``; a mapping value is located by its key.
+
+    The composed-node twin of :func:`line_of`."""
+    if root is None:
+        return None
+    node = root
+    line = root.start_mark.line + 1
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    line = k.start_mark.line + 1
+                    node = v
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from packaging import tags as _tags
 
-if TYPE_CHECKING:  # runtimes imports nothing from here at run time; no cycle
-    from ..registry.runtimes import RuntimeFacts
+from .arch import MACHINE
 
-#: Lambda's architecture names and what ``platform.machine()`` says on them.
-MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+if TYPE_CHECKING:  # facts imports nothing from here at run time; no cycle
+    from .facts import RuntimeFacts
+
 #: The oldest manylinux glibc level that exists for each machine (PEP 600 / manylinux docs).
 MIN_GLIBC_MINOR = {"x86_64": 5, "aarch64": 17}
 #: Legacy manylinux names and the PEP 600 tag each one is an alias of.
@@ -53,7 +53,7 @@ def platform_tags(machine: str, glibc: Tuple[int, int]) -> Tuple[str, ...]:
 class Target:
     """One Lambda runtime on one architecture.
 
-    ``facts`` is the full :class:`~lambda_compat.registry.runtimes.RuntimeFacts` entry when the target
+    ``facts`` is the full :class:`~lambda_compat.targets.facts.RuntimeFacts` entry when the target
     comes from the registry; the fields used for resolution are copied out so that a Target
     can also be built directly (tests, property tests).
     """

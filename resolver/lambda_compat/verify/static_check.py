@@ -296,7 +296,8 @@ class StaticChecker:
         an entry matches name, version and target, the tag is only wrong in its platform,
         and none of the distribution's files is native code."""
         from .. import errors
-        from ..registry.packages import load_packages, tags_fit_except_platform
+        from ..registry.package_entry import tags_fit_except_platform
+        from ..registry.packages import load_packages
         try:
             registry = load_packages()
         except errors.LambdaCompatError:
