@@ -41,6 +41,7 @@ from ..host import sandbox as _sandbox
 from ..resolve.diagnose import ALTERNATIVES, diagnose, requires_python_ok
 from .install import install_all
 from ..host.interpreters import find_interpreter
+from ..host.paths import default_cache_dir
 from ..registry.packages import PackageRegistry, load_packages, tags_fit_except_platform
 from ..verify.cache import cached_findings
 from .report import BuildReport, DistOutcome
@@ -82,14 +83,6 @@ class BuildConfig:
     # Reuse a resolution of byte-identical inputs for this long (PyPI's own page cache
     # lifetime); 0 always resolves afresh (--refresh).
     resolution_ttl: float = 600.0
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("LAMBDA_COMPAT_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "lambda-compat"
 
 
 def get_target(runtime: str, architecture: str = "x86_64",
