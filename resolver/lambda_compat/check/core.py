@@ -37,7 +37,8 @@ def _load_backends():
     try:
         return importlib.import_module("lambda_compat.prove.backends.selection")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("lambda_compat.prove.backends", "lambda_compat.prove.backends.selection"):
+        if exc.name not in ("lambda_compat.prove.backends",
+                            "lambda_compat.prove.backends.selection"):
             raise
         return None
 

@@ -26,5 +26,6 @@ code reading them at import time behaves as it would on Lambda.
 Modules: :mod:`.results` (what a run reports, the ``Backend`` protocol), :mod:`.base` (what every
 backend shares), :mod:`.host`, :mod:`.rootfs`, :mod:`.container` (one backend each),
 :mod:`.hostlibs` (the libraries the host backend shows) and :mod:`.selection`
-(:func:`~lambda_compat.prove.backends.selection.select_backend`: which backend proves a target here).
+(:func:`~lambda_compat.prove.backends.selection.select_backend`: which backend proves a target
+here).
 """

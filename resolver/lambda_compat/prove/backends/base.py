@@ -28,6 +28,7 @@ from .results import DynamicResult, ImportOutcome
 _PROBE_FILE = Path(__file__).parent.parent / "_payload" / "importprobe.py"
 PROBE_MARK = "@@lambda-compat-probe@@ "
 _HANDLER_RE = re.compile(r"^[A-Za-z_][\w]*(?:[./][A-Za-z_]\w*)*\.[A-Za-z_]\w*$")
+
 #: Variables the Lambda service sets for every function (AWS docs, "Defined runtime environment
 #: variables"), with neutral values. Credentials are deliberately absent.
 SERVICE_ENV = (
@@ -40,6 +41,7 @@ SERVICE_ENV = (
     ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/lambda-compat-check"),
     ("AWS_LAMBDA_LOG_STREAM_NAME", "lambda-compat-check"),
 )
+
 #: Lambda's file-descriptor quota (AWS Lambda quotas: "File descriptors 1,024"). The probe sets
 #: it in every backend; containers get it from the start.
 LAMBDA_NOFILE = 1024

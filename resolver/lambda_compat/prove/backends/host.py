@@ -20,9 +20,9 @@ class HostBackend(ProbeBackend):
     """A local interpreter of the target's exact version and architecture.
 
     Confined (bwrap), it sees a read-only view of the host in which the shared libraries are
-    only the interpreter's own and the runtime's (:mod:`lambda_compat.prove.backends.hostlibs`): a library
-    the bundle loads that Lambda lacks is missing here too. Unconfined it sees them all, and
-    says so.
+    only the interpreter's own and the runtime's (:mod:`lambda_compat.prove.backends.hostlibs`):
+    a library the bundle loads that Lambda lacks is missing here too. Unconfined it sees them
+    all, and says so.
     """
 
     proof = "host"
@@ -54,7 +54,7 @@ class HostBackend(ProbeBackend):
         return []
 
     def libraries(self):
-        """The library view (:class:`~lambda_compat.prove.backends.hostlibs.HostLibraries`) or None."""
+        """The library view (:class:`~.hostlibs.HostLibraries`) or None."""
         if self._libraries is None:
             from .hostlibs import host_libraries
             self._libraries = host_libraries(self.executable, target_facts(self.target)) or False

@@ -30,7 +30,8 @@ link to Debian's, so ``sys.path`` is the runtime's, verbatim.
 
 Roots are cached under ``<cache>/roots/<name>`` and built in a temporary directory that is
 renamed into place when complete, under a file lock, so parallel test workers share one build.
-Every root carries ``/lambda-compat-standin.json`` (:class:`StandinInfo`).
+Every root carries ``/lambda-compat-standin.json``
+(:class:`~lambda_compat.prove.standin.info.StandinInfo`).
 
 Modules: :mod:`.info` (the record, the plan, Lambda's layout), :mod:`.roots` (plan, find, build and
 cache a root), :mod:`.copyroot` and :mod:`.debian` (the recipes), :mod:`.images` (a root as a

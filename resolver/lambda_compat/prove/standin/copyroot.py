@@ -1,4 +1,4 @@
-"""The ``copy`` recipe: a local CPython copied into a Lambda-style root with the libraries it needs."""
+"""The ``copy`` recipe: a local CPython copied into a Lambda-style root, with its libraries."""
 
 from __future__ import annotations
 

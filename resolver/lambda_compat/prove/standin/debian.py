@@ -1,4 +1,4 @@
-"""The Debian recipes: ``unpack`` (debootstrap's first stage, packages extracted) and ``debootstrap``."""
+"""The Debian recipes: ``unpack`` (debootstrap's first stage, then extract) and ``debootstrap``."""
 
 from __future__ import annotations
 

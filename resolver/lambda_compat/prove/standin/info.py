@@ -1,4 +1,4 @@
-"""What a stand-in root is: its record (``/lambda-compat-standin.json``), its plan, Lambda's layout."""
+"""What a stand-in root is: its record (/lambda-compat-standin.json), its plan, Lambda's layout."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ from ...host.interpreters import Interpreter
 
 
 INFO_FILE = "lambda-compat-standin.json"
+
 #: Recipes: ``auto`` picks copy when a native local interpreter exists, else unpack.
 KINDS = ("auto", "copy", "unpack", "debootstrap")
 INFO_VERSION = 1
+
 #: Debian suites whose python3 is the given version (for both architectures).
 DEBIAN_SUITES: Dict[Tuple[int, int], str] = {
     (3, 9): "bullseye", (3, 11): "bookworm", (3, 13): "trixie", (3, 14): "sid",
 }
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 _DEB_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+
 #: Libraries no stand-in may contain whatever the facts say (the matrix suite relies on it).
 ALWAYS_ABSENT = ("libpq.so*",)
 
