@@ -179,7 +179,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def compat_cache_dir(pytestconfig) -> Path:
-    from lambda_compat.build.builder import default_cache_dir
+    from lambda_compat.host.paths import default_cache_dir
     path = Path(pytestconfig.getoption("compat_cache") or default_cache_dir()).resolve()
     (path / "locks").mkdir(parents=True, exist_ok=True)
     return path

@@ -4,8 +4,9 @@ The three steps use lambda-compat's public API, exactly as a user's tooling woul
 
 1. :func:`lambda_compat.build.builder.build_dependencies` builds the requirements for the target;
 2. :func:`lambda_compat.verify.bundle_check.check_bundle` judges the bundle statically (the *prediction*);
-3. the strongest dynamic backend available (:func:`lambda_compat.prove.backends.select_backend`)
-   imports every distribution's top-level modules (the *observation*).
+3. the strongest dynamic backend available
+   (:func:`lambda_compat.prove.backends.selection.select_backend`) imports every distribution's
+   top-level modules (the *observation*).
 
 :func:`judge` then compares the prediction with the case's expectation and with the
 observation. A cell never claims more proof than it got: without an import its proof is
@@ -229,7 +230,7 @@ def static_check(bundle: Path, target: Target, cell: Cell):
 def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendChoice,
                   cell: Cell) -> None:
     """Import with the strongest backend available; records proof and outcome in ``cell``."""
-    from lambda_compat.prove import backends
+    from lambda_compat.prove.backends import selection
     notes = []
     backend = None
     for name in choice.order():
@@ -239,7 +240,7 @@ def dynamic_check(static_report, bundle: Path, target: Target, choice: BackendCh
                 image, note = container_image(choice, target)
                 if note:
                     notes.append(note)
-            backend = backends.select_backend(
+            backend = selection.select_backend(
                 target, name, image=image,
                 rootfs=(choice.rootfs or "standin") if name == "rootfs" else None,
                 engine=choice.engine)
@@ -284,9 +285,9 @@ def container_image(choice: BackendChoice, target: Target) -> Tuple[str, Optiona
         image = facts.image if facts is not None else ""
         return image, f"{image} is not pinned: registry/runtimes.yaml has no digest for it"
     if choice.image == "standin":
-        from lambda_compat.prove import standin
-        root = standin.ensure_standin(target)
-        return standin.ensure_standin_image(root, engine=choice.engine or "podman"), None
+        from lambda_compat.prove.standin import images, roots
+        root = roots.ensure_standin(target)
+        return images.ensure_standin_image(root, engine=choice.engine or "podman"), None
     return choice.image, None
 
 

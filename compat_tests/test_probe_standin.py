@@ -43,10 +43,10 @@ def standin_probe(request, tmp_path_factory):
     runtime, arch = request.param
     if not _selected(request.config, runtime, arch):
         pytest.skip(f"{runtime}/{arch} not selected (--runtime/--arch)")
-    from lambda_compat.prove import backends
+    from lambda_compat.prove.backends import base
     from lambda_compat.host import binfmt
     from lambda_compat.host import sandbox
-    from lambda_compat.prove import standin
+    from lambda_compat.prove.standin import roots
     from lambda_compat.registry.runtimes import get_target
     target = get_target(runtime, arch)
     if not sandbox.bwrap_works():
@@ -55,7 +55,7 @@ def standin_probe(request, tmp_path_factory):
             not binfmt.status(target.machine).usable_in_sandbox:
         pytest.skip(f"no binfmt qemu-user for {target.machine}")
     try:
-        root = standin.ensure_standin(target)
+        root = roots.ensure_standin(target)
     except errors.EnvironmentProblem as exc:
         pytest.skip(f"no stand-in root for {target.name}: {exc}")
     task = tmp_path_factory.mktemp("probe-task")
@@ -63,7 +63,7 @@ def standin_probe(request, tmp_path_factory):
     opt = tmp_path_factory.mktemp("probe-opt")
     argv = sandbox.bwrap_argv(sandbox.Mounts(root.path, task, opt),
                               [root.info.python_executable, "/var/task/lambda_compat_probe.py"])
-    proc = subprocess.run(argv, env=backends.lambda_environment(target), capture_output=True,
+    proc = subprocess.run(argv, env=base.lambda_environment(target), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return target, root, json.loads(proc.stdout)

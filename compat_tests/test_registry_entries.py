@@ -156,7 +156,7 @@ def import_level(runtime: str, arch: str):
     """How :func:`test_registry_entry` imports on a target: ``host`` (this machine's
     interpreter), ``rootfs`` (a foreign machine's stand-in root through qemu-user: only the
     Pythons a Debian suite ships), or None (unproven here)."""
-    from lambda_compat.prove import standin
+    from lambda_compat.prove.standin import info as standin
     target = get_target(runtime, arch)
     if target.machine == HOST_MACHINE:
         return "host"
@@ -167,7 +167,7 @@ def _import_in_a_foreign_root(entry: PackageEntry, target, out: Path) -> None:
     """The entry's modules imported on the foreign machine itself (qemu-user in a stand-in
     root); no root of that Python: skipped as unproven here (never passed on the entry's
     word)."""
-    from lambda_compat.prove.backends import select_backend
+    from lambda_compat.prove.backends.selection import select_backend
     try:
         backend = select_backend(target, "rootfs", rootfs="standin")
     except errors.EnvironmentProblem as exc:
@@ -234,7 +234,7 @@ def test_registry_entry(registry_case, tmp_path, evidence_cache, no_compiler_mac
     assert static.ok, [f.message for f in static.errors]
     assert not [f for f in static.findings if f.code == "registry-vouched"]
     # 4. imports on the target's Python, then the smoke statement
-    from lambda_compat.prove.backends import select_backend
+    from lambda_compat.prove.backends.selection import select_backend
     backend = select_backend(target, "host")
     result = backend.import_modules(out, [], [(entry.name, m) for m in entry.imports])
     assert result.ok, [(o.module, o.error, o.detail) for o in result.failures] or result.error

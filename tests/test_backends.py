@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat.prove import backends
+from lambda_compat.host import engines
+from lambda_compat.prove.backends import base, selection
 
 from lambda_compat.host import binfmt
 
@@ -26,11 +27,13 @@ from lambda_compat import errors
 
 from lambda_compat.host import sandbox
 
-from lambda_compat.prove import standin
+from lambda_compat.prove.standin import images, roots
 from compat_tests.local_env import has_python, python_path
 from lambda_compat.host.interpreters import probe as probe_interpreter
-from lambda_compat.prove.backends import (DynamicResult, HostBackend, RootfsBackend, available_backends,
-                                    select_backend)
+from lambda_compat.prove.backends.host import HostBackend
+from lambda_compat.prove.backends.results import DynamicResult
+from lambda_compat.prove.backends.rootfs import RootfsBackend
+from lambda_compat.prove.backends.selection import available_backends, select_backend
 from lambda_compat.registry.runtimes import get_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,10 +327,10 @@ def test_auto_without_engine_or_root_is_a_standin_root_then_host_or_none(host_ta
 
 
 def test_auto_without_a_standin_is_host_and_says_why(host_target, monkeypatch):
-    monkeypatch.setattr(standin, "plan_standin", lambda target, kind="auto": (None, "no plan"))
+    monkeypatch.setattr(roots, "plan_standin", lambda target, kind="auto": (None, "no plan"))
     backend = select_backend(host_target, "auto", engine="no-such-engine-lc")
     assert isinstance(backend, HostBackend)
-    status = {n: why for n, b, why in backends.backend_status(host_target,
+    status = {n: why for n, b, why in selection.backend_status(host_target,
                                                                engine="no-such-engine-lc")}
     assert status["rootfs"] == "no plan"
 
@@ -344,7 +347,7 @@ def test_rootfs_without_the_targets_python_is_unavailable(host_target, tmp_path)
 
 
 def test_environment_has_service_variables_but_no_credentials(host_target):
-    env = backends.lambda_environment(host_target, handler="app.handler")
+    env = base.lambda_environment(host_target, handler="app.handler")
     assert env["LAMBDA_TASK_ROOT"] == "/var/task"
     assert env["_HANDLER"] == "app.handler" and env["LAMBDA_COMPAT_CLI_MODE"] == "1"
     assert env["AWS_REGION"]
@@ -364,7 +367,7 @@ def test_result_json_shape(host_backend, bundle):
 
 @pytest.fixture(scope="module")
 def copy_root(host_target):
-    return standin.ensure_standin(host_target, kind="copy")
+    return roots.ensure_standin(host_target, kind="copy")
 
 
 @pytest.mark.slow
@@ -457,7 +460,7 @@ def arm_root(arm_target):
         binfmt.register("aarch64")
     except errors.EnvironmentProblem:
         pass  # the rootfs backend then starts qemu-aarch64-static itself
-    return standin.ensure_standin(arm_target)  # debootstrap --foreign, unpacked
+    return roots.ensure_standin(arm_target)  # debootstrap --foreign, unpacked
 
 
 @pytest.mark.slow
@@ -504,7 +507,7 @@ def test_arm64_rootfs_with_explicit_qemu(arm_root, arm_target, bundle, monkeypat
 # --------------------------------------------------------------------------- container (podman)
 
 def _podman():
-    exe, why = backends.find_engine("podman")
+    exe, why = engines.find_engine("podman")
     if exe is None:
         pytest.skip(f"podman unusable: {why}")
     return exe
@@ -521,7 +524,7 @@ def assert_removed(exe, backend):
 @pytest.mark.slow
 def test_container_standin_image(copy_root, host_target, bundle):
     exe = _podman()
-    tag = standin.ensure_standin_image(copy_root, engine="podman")
+    tag = images.ensure_standin_image(copy_root, engine="podman")
     assert tag == f"localhost/lc-standin:{copy_root.info.name}"
     backend = select_backend(host_target, "container", image=tag, engine="podman")
     assert backend.proof == "image"
@@ -546,9 +549,9 @@ def test_container_standin_image(copy_root, host_target, bundle):
 @pytest.mark.slow
 def test_container_removed_after_timeout(copy_root, host_target, bundle, monkeypatch):
     exe = _podman()
-    tag = standin.ensure_standin_image(copy_root, engine="podman")
+    tag = images.ensure_standin_image(copy_root, engine="podman")
     backend = select_backend(host_target, "container", image=tag, engine="podman")
-    monkeypatch.setattr(backends, "_overall_timeout", lambda timeout, jobs: 3.0)
+    monkeypatch.setattr(base, "overall_timeout", lambda timeout, jobs: 3.0)
     result = backend.import_modules(bundle, [], [("s", "sleeper")], timeout=30)
     assert result.error and "did not finish" in result.error
     assert_removed(exe, backend)
@@ -570,18 +573,18 @@ def docker_via_podman(tmp_path, monkeypatch):
             assert time.monotonic() < deadline, "podman system service did not start"
             time.sleep(0.1)
         monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
-        backends._engine_answers.cache_clear()
+        engines._engine_answers.cache_clear()
         yield
     finally:
         service.terminate()
         service.wait(timeout=30)
-        backends._engine_answers.cache_clear()
+        engines._engine_answers.cache_clear()
 
 
 @pytest.mark.container
 @pytest.mark.slow
 def test_container_docker_cli_path(copy_root, host_target, bundle, docker_via_podman):
-    tag = standin.ensure_standin_image(copy_root, engine="podman")
+    tag = images.ensure_standin_image(copy_root, engine="podman")
     backend = select_backend(host_target, "container", image=tag, engine="docker")
     assert backend.kind == "docker" and backend.describe().startswith("docker ")
     result = backend.import_modules(bundle, [], [("p", "purepkg"), ("w", "writer"),
@@ -599,10 +602,10 @@ def test_auto_never_pulls(host_target):
                              image="localhost/lc-no-such-image:never")
     # the container could not run: next strongest, the stand-in root
     assert isinstance(backend, RootfsBackend)
-    status = {name: (b, why) for name, b, why in backends.backend_status(
+    status = {name: (b, why) for name, b, why in selection.backend_status(
         host_target, engine="podman", image="localhost/lc-no-such-image:never")}
     assert status["container"][0] is not None  # the engine answers; the image is the problem
-    assert "docker export" in backends._rootfs_candidate(host_target, None)[1]
+    assert "docker export" in selection._rootfs_candidate(host_target, None)[1]
 
 
 @pytest.mark.container
@@ -620,7 +623,7 @@ def test_container_arm64_standin_image(arm_root, arm_target, bundle):
     _podman()
     if not binfmt.status("aarch64").usable_in_sandbox:
         pytest.skip("podman runs arm64 images only with a binfmt F entry for qemu-aarch64")
-    tag = standin.ensure_standin_image(arm_root, engine="podman")
+    tag = images.ensure_standin_image(arm_root, engine="podman")
     backend = select_backend(arm_target, "container", image=tag, engine="podman")
     result = backend.import_modules(bundle, [], [("p", "purepkg"), ("c", "crasher")])
     assert result.error is None, result.error

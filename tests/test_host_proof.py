@@ -13,7 +13,9 @@ from typing import Tuple
 
 import pytest
 
-from lambda_compat.prove import backends
+from lambda_compat.prove.backends import selection
+from lambda_compat.prove.backends.host import HostBackend
+from lambda_compat.prove.backends.rootfs import RootfsBackend
 
 from lambda_compat.host import binfmt
 
@@ -69,8 +71,8 @@ def test_a_venv_interpreter_under_tmp_gives_host_proof_under_bwrap(tmp_path, cop
     interp = find_interpreter(_local()[1], HOST, str(python))
     assert interp is not None
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
-    backend = backends.select_backend(target, "host", python=str(python))
-    assert isinstance(backend, backends.HostBackend) and backend.confine
+    backend = selection.select_backend(target, "host", python=str(python))
+    assert isinstance(backend, HostBackend) and backend.confine
     # the installation's own interpreter runs, not the venv's link or copy
     assert not backend.executable.startswith(str(tmp_path))
     task = tmp_path / "task"
@@ -88,9 +90,9 @@ def test_a_backend_that_cannot_run_is_the_targets_environment_problem(capsys, tm
                          implementation="cpython", machine=HOST, free_threaded=False, pip=None)
 
     def select(t, requested="auto", **kw):
-        return backends.HostBackend(t, broken)
+        return HostBackend(t, broken)
 
-    monkeypatch.setattr(backends, "select_backend", select)
+    monkeypatch.setattr(selection, "select_backend", select)
     make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
     code = cli.main(["check", str(tmp_path / "task"), "--runtime", target.runtime, "--arch",
                      HOST_ARCH, "--format", "json"])
@@ -104,16 +106,16 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
     interp = _local_interpreter()
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
 
-    class Broken(backends.RootfsBackend):
+    class Broken(RootfsBackend):
         def prepare(self):
             raise errors.BackendUnavailable("the stand-in root could not be built (test)")
 
-    monkeypatch.setattr(backends, "_auto_standin_candidate",
+    monkeypatch.setattr(selection, "_auto_standin_candidate",
                         lambda t, ui=None: (Broken(t, None, standin_kind="auto"), None))
     skipped = []
-    chosen = backends.select_backend(target, "auto", engine="no-such-engine-lc",
+    chosen = selection.select_backend(target, "auto", engine="no-such-engine-lc",
                                      skipped=skipped)
-    assert isinstance(chosen, backends.HostBackend)
+    assert isinstance(chosen, HostBackend)
     assert skipped == ["rootfs: the stand-in root could not be built (test)"]
     result = check.TargetResult(target=target)
     make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
@@ -126,7 +128,7 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
     assert result.proof == "host" and result.environment_problem is None
     assert any("could not be built (test)" in n for n in result.notes)
     # nothing else to fall back to: the target's environment problem
-    monkeypatch.setattr(backends, "_host_candidate", lambda t, python: (None, "no host"))
+    monkeypatch.setattr(selection, "_host_candidate", lambda t, python: (None, "no host"))
     result = check.TargetResult(target=target)
     check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
                    check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())
@@ -164,8 +166,8 @@ def test_fresh_venv_install_gets_host_or_stronger_proof_for_its_own_python(tmp_p
 def test_an_unconfined_host_proof_says_it_may_borrow_libraries(capsys, tmp_path, monkeypatch):
     interp = _local_interpreter()
     target = get_target("python%d.%d" % interp.version[:2], HOST_ARCH)
-    monkeypatch.setattr(backends, "select_backend",
-                        lambda t, requested="auto", **kw: backends.HostBackend(
+    monkeypatch.setattr(selection, "select_backend",
+                        lambda t, requested="auto", **kw: HostBackend(
                             t, interp, confine=False))
     make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
     code = cli.main(["check", str(tmp_path / "task"), "--runtime", target.runtime, "--arch",

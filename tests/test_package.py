@@ -451,9 +451,9 @@ def test_dependency_file_colliding_with_app_code(tmp_path, shared_cache):
 
 @pytest.fixture(scope="module")
 def host_backend_312():
-    from lambda_compat.prove import backends
+    from lambda_compat.prove.backends import selection
     try:
-        return backends.select_backend(get_target("python3.12", "x86_64"), "host")
+        return selection.select_backend(get_target("python3.12", "x86_64"), "host")
     except errors.EnvironmentProblem as e:
         pytest.skip(f"no host backend for python3.12/x86_64: {e}")
 

@@ -130,9 +130,9 @@ def test_lock_files_give_the_requirements_bundle(tmp_path, cfg, target):
 
 
 def test_check_handler_on_the_target(tmp_path, cfg):
-    from lambda_compat.prove import backends
+    from lambda_compat.prove.backends import selection
     try:
-        backends.select_backend(get_target("python3.12", "x86_64"), "host")
+        selection.select_backend(get_target("python3.12", "x86_64"), "host")
     except errors.EnvironmentProblem as e:
         pytest.skip(f"no host backend: {e}")
     result = package(CHALICE, tmp_path / "dist", cfg, check_handler="app.handler",

@@ -30,7 +30,7 @@ from lambda_compat.targets.arch import ARCHITECTURES
 from lambda_compat.targets.facts import RuntimeFacts
 
 #: lib-dynload modules the Lambda images do not ship or no function imports (the stand-in
-#: roots leave them out too: standin._STDLIB_SKIP_GLOBS).
+#: roots leave them out too: standin.copyroot._STDLIB_SKIP_GLOBS).
 SKIP_MODULES = ("_tkinter", "_test", "xxlimited", "_xxtestfuzz", "_ctypes_test", "xxsubtype")
 #: Sonames every Linux process has; the glibc group is checked elsewhere (glibc versions).
 _GLIBC = ("libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "libutil.so",
@@ -88,7 +88,7 @@ def _standin_dynload(runtime: str) -> Tuple[Optional[Path], str]:
         dynload = _dynload_dir(path)
         if dynload is not None:
             return dynload, f"CPython {'.'.join(map(str, facts.python_version))} at {path}"
-    from lambda_compat.prove.standin import find_standin
+    from lambda_compat.prove.standin.roots import find_standin
     from lambda_compat.targets.target import Target
     root = find_standin(Target.from_facts(facts))
     if root is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat.prove import backends
+from lambda_compat.prove import rootpaths
 
 from lambda_compat.host import binfmt
 
@@ -19,7 +19,9 @@ from lambda_compat import errors
 
 from lambda_compat.host import sandbox
 
-from lambda_compat.prove import standin
+from lambda_compat.prove.standin import copyroot, debian
+from lambda_compat.prove.standin import info as standin_info
+from lambda_compat.prove.standin import roots as standin_roots
 from lambda_compat.registry.runtimes import get_target
 from compat_tests.local_env import has_python
 
@@ -39,7 +41,7 @@ def _local_minor():
 
 def test_plan_copy_for_a_local_interpreter():
     minor = _local_minor()
-    plan, why = standin.plan_standin(get_target(f"python3.{minor}", HOST_ARCH))
+    plan, why = standin_roots.plan_standin(get_target(f"python3.{minor}", HOST_ARCH))
     assert plan is not None and why == ""
     assert plan.kind == "copy" and plan.python_version == (3, minor)
     assert plan.name.startswith(f"copy-cpython3.{minor}.") and plan.name.endswith(HOST_ARCH)
@@ -50,49 +52,49 @@ def test_plan_copy_for_a_local_interpreter():
 def test_plan_debian_for_foreign_arch(runtime, suite):
     foreign = "arm64" if HOST == "x86_64" else "x86_64"
     deb_arch = "arm64" if foreign == "arm64" else "amd64"
-    plan, _ = standin.plan_standin(get_target(runtime, foreign))
+    plan, _ = standin_roots.plan_standin(get_target(runtime, foreign))
     assert plan.kind == "unpack" and plan.suite == suite
     assert plan.name == f"debian-{suite}-{deb_arch}-unpacked"
-    full, _ = standin.plan_standin(get_target(runtime, foreign), kind="debootstrap")
+    full, _ = standin_roots.plan_standin(get_target(runtime, foreign), kind="debootstrap")
     assert full.kind == "debootstrap" and full.name == f"debian-{suite}-{deb_arch}"
 
 
 def test_no_plan_names_the_reason():
     foreign = "arm64" if HOST == "x86_64" else "x86_64"
-    plan, why = standin.plan_standin(get_target("python3.12", foreign))
+    plan, why = standin_roots.plan_standin(get_target("python3.12", foreign))
     assert plan is None
     assert "no Debian suite ships Python 3.12" in why and "bookworm 3.11" in why
     with pytest.raises(errors.BackendUnavailable, match="no stand-in root for python3.12"):
-        standin.ensure_standin(get_target("python3.12", foreign))
+        standin_roots.ensure_standin(get_target("python3.12", foreign))
 
 
 def test_unknown_kind_is_bad_input():
     with pytest.raises(errors.BadInput, match="stand-in kind"):
-        standin.plan_standin(get_target("python3.11", "x86_64"), kind="docker")
+        standin_roots.plan_standin(get_target("python3.11", "x86_64"), kind="docker")
 
 
 def test_find_standin_never_builds(tmp_path):
-    assert standin.find_standin(get_target("python3.11", "arm64"), cache_dir=tmp_path) is None
+    assert standin_roots.find_standin(get_target("python3.11", "arm64"), cache_dir=tmp_path) is None
     assert not (tmp_path / "roots" / "debian-bookworm-arm64").exists()
 
 
 def test_info_round_trip_and_description():
-    info = standin.StandinInfo(
+    info = standin_info.StandinInfo(
         name="debian-bookworm-arm64", kind="debootstrap", arch="arm64", machine="aarch64",
         python="3.11.2", python_executable="/var/lang/bin/python3.11", libc="glibc 2.36",
         made_from="debootstrap ...", suite="bookworm", excluded_libraries=("libpq.so.5",))
-    again = standin.StandinInfo.from_json(info.to_json())
+    again = standin_info.StandinInfo.from_json(info.to_json())
     assert again == info
     assert info.python_version == (3, 11)
     assert info.describe() == "debian bookworm arm64 (debootstrap), Python 3.11.2, glibc 2.36, arm64"
-    assert standin.read_info(Path("/nonexistent")) is None
+    assert standin_info.read_info(Path("/nonexistent")) is None
 
 
 @pytest.mark.parametrize("deb, upstream", [
     ("3.11.2-6+deb12u6", "3.11.2"), ("3.14.0~rc3-1", "3.14.0rc3"), ("2.36-9+deb12u13", "2.36"),
     ("1:3.13.5-2", "3.13.5"), ("2.31-13+deb11u11", "2.31")])
 def test_debian_version_to_upstream(deb, upstream):
-    assert standin._upstream(deb) == upstream
+    assert debian._upstream(deb) == upstream
 
 
 def test_dpkg_status_parsing(tmp_path):
@@ -102,15 +104,15 @@ def test_dpkg_status_parsing(tmp_path):
         "Package: python3.11-minimal\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n\n"
         "Package: libc6\nStatus: install ok installed\nArchitecture: arm64\nVersion: 2.36-9+deb12u13\n\n"
         "Package: gone\nStatus: deinstall ok config-files\nVersion: 1.0\n")
-    assert standin._dpkg_versions(tmp_path) == {"python3.11-minimal": "3.11.2-6+deb12u6",
+    assert debian._dpkg_versions(tmp_path) == {"python3.11-minimal": "3.11.2-6+deb12u6",
                                                 "libc6": "2.36-9+deb12u13"}
 
 
 def test_debootstrap_command():
-    cmd = standin.debootstrap_command("bookworm", "arm64", Path("/r"), "http://m/debian")
+    cmd = debian.debootstrap_command("bookworm", "arm64", Path("/r"), "http://m/debian")
     assert cmd == ["debootstrap", "--variant=minbase", "--include=python3", "--arch=arm64",
                    "bookworm", "/r", "http://m/debian"]
-    assert standin.debootstrap_command("sid", "x86_64", Path("/r"), "M", foreign=True)[:2] == \
+    assert debian.debootstrap_command("sid", "x86_64", Path("/r"), "M", foreign=True)[:2] == \
         ["debootstrap", "--foreign"]
 
 
@@ -118,7 +120,7 @@ def test_deb_versions_from_file_names(tmp_path):
     for name in ("python3.11-minimal_3.11.2-6+deb12u8_arm64.deb", "libc6_2.36-9+deb12u14_arm64.deb",
                  "tzdata_2026b-0+deb12u1_all.deb", "perl-base_1%3a5.36.0-7_arm64.deb"):
         (tmp_path / name).write_bytes(b"")
-    assert standin._deb_versions(tmp_path) == {
+    assert debian._deb_versions(tmp_path) == {
         "python3.11-minimal": "3.11.2-6+deb12u8", "libc6": "2.36-9+deb12u14",
         "tzdata": "2026b-0+deb12u1", "perl-base": "1:5.36.0-7"}
 
@@ -150,10 +152,10 @@ def test_resolve_in_root_follows_links_inside_the_root(tmp_path):
     (tmp_path / "usr/bin/python3.11").write_text("")
     (tmp_path / "var/lang/bin").mkdir(parents=True)
     (tmp_path / "var/lang/bin/python3.11").symlink_to("/usr/bin/python3.11")  # absolute: in root
-    found = backends._resolve_in_root(tmp_path, "/var/lang/bin/python3.11")
+    found = rootpaths._resolve_in_root(tmp_path, "/var/lang/bin/python3.11")
     assert found == tmp_path / "usr/bin/python3.11"
-    assert backends.root_interpreter(tmp_path, (3, 11)) == "/var/lang/bin/python3.11"
-    assert backends.root_interpreter(tmp_path, (3, 12)) is None
+    assert rootpaths.root_interpreter(tmp_path, (3, 11)) == "/var/lang/bin/python3.11"
+    assert rootpaths.root_interpreter(tmp_path, (3, 12)) is None
 
 
 # --------------------------------------------------------------------------- copy roots (slow)
@@ -168,7 +170,7 @@ def _files(root: Path):
 def test_copy_root_layout_and_record(tmp_path):
     minor = _local_minor()
     target = get_target(f"python3.{minor}", HOST_ARCH)
-    root = standin.ensure_standin(target, kind="copy", cache_dir=tmp_path)
+    root = standin_roots.ensure_standin(target, kind="copy", cache_dir=tmp_path)
     path = root.path
     assert path == tmp_path / "roots" / root.info.name
     v = f"3.{minor}"
@@ -181,14 +183,14 @@ def test_copy_root_layout_and_record(tmp_path):
     assert list((stdlib / "site-packages").iterdir()) == []  # no host site-packages
     assert not any(p.name.startswith("libpq.so") for p in _files(path))
     assert (path / "usr/lib64/libc.so.6").is_file() and os.readlink(path / "lib64") == "usr/lib64"
-    info = json.loads((path / standin.INFO_FILE).read_text())
+    info = json.loads((path / standin_info.INFO_FILE).read_text())
     assert info["kind"] == "copy" and info["python"].startswith(v + ".")
     assert info["build_seconds"] > 0 and info["size_bytes"] > 10 * 2**20
     assert info["machine"] == HOST
     assert "libpq.so.5" not in info["lambda_libraries"]
     assert not list((tmp_path / "roots").glob(".tmp-*"))
     # cached: the second call finds it without building
-    again = standin.ensure_standin(target, kind="copy", cache_dir=tmp_path)
+    again = standin_roots.ensure_standin(target, kind="copy", cache_dir=tmp_path)
     assert again.info == root.info
 
 
@@ -196,8 +198,8 @@ def test_copy_root_layout_and_record(tmp_path):
 def test_parallel_builds_share_one_root(tmp_path):
     minor = _local_minor()
     code = (f"from lambda_compat.registry.runtimes import get_target\n"
-            f"from lambda_compat import standin\nfrom pathlib import Path\n"
-            f"r = standin.ensure_standin(get_target('python3.{minor}', '{HOST_ARCH}'), "
+            f"from lambda_compat.prove.standin import roots as standin_roots\nfrom pathlib import Path\n"
+            f"r = standin_roots.ensure_standin(get_target('python3.{minor}', '{HOST_ARCH}'), "
             f"kind='copy', cache_dir=Path({str(tmp_path)!r}))\nprint(r.info.created, r.path)\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "resolver"))
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
@@ -217,12 +219,12 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise errors.EnvironmentProblem("simulated failure half way")
 
-    monkeypatch.setattr(standin, "_usr_links", boom)
+    monkeypatch.setattr(copyroot, "_usr_links", boom)
     with pytest.raises(errors.EnvironmentProblem, match="simulated"):
-        standin.ensure_standin(target, kind="copy", cache_dir=tmp_path)
+        standin_roots.ensure_standin(target, kind="copy", cache_dir=tmp_path)
     roots = tmp_path / "roots"
     assert [p.name for p in roots.iterdir() if p.is_dir()] == []
-    assert standin.find_standin(target, kind="copy", cache_dir=tmp_path) is None
+    assert standin_roots.find_standin(target, kind="copy", cache_dir=tmp_path) is None
 
 
 # --------------------------------------------------------------------------- arm64 root
@@ -239,14 +241,14 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_debian_arm64_root(kind):
     if HOST != "x86_64" or os.geteuid() != 0 or not shutil.which("debootstrap"):
         pytest.skip("needs an x86_64 host, root and debootstrap")
-    root = standin.ensure_standin(get_target("python3.11", "arm64"), kind=kind)
+    root = standin_roots.ensure_standin(get_target("python3.11", "arm64"), kind=kind)
     info = root.info
     assert info.kind == kind and info.suite == "bookworm"
     assert root.path.name == "debian-bookworm-arm64" + ("-unpacked" if kind == "unpack" else "")
     assert info.machine == "aarch64" and info.python.startswith("3.11.")
     assert info.libc.startswith("glibc 2.")
     assert os.readlink(root.path / "var/lang/bin/python3.11") == "/usr/bin/python3.11"
-    assert backends.root_machine(root.path, "/var/lang/bin/python3.11") == "aarch64"
+    assert rootpaths.root_machine(root.path, "/var/lang/bin/python3.11") == "aarch64"
     assert not any(p.name.startswith("libpq.so") for p in _files(root.path))
     assert not list((root.path / "var/cache/apt/archives").glob("*.deb"))
     # the stdlib has bytecode (compiled by the host's 3.11 for an unpacked root, by Debian's

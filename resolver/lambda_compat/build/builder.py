@@ -35,6 +35,7 @@ from ..host import outputs
 from ..registry.packages import load_packages
 from ..registry.runtimes import get_target
 from ..resolve import reqfile
+from ..host.paths import default_cache_dir
 from ..resolve.engine import PipOptions, Resolution
 from ..ui import UI, NullUI
 from .install import install_and_swap
@@ -68,12 +69,6 @@ class BuildConfig:
     resolution_ttl: float = 600.0
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("LAMBDA_COMPAT_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "lambda-compat"
 
 
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],

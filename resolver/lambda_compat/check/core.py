@@ -33,12 +33,13 @@ from ..verify.wheels import Finding
 
 
 def _load_backends():
-    """The dynamic backends module, or None when this installation has none."""
+    """The dynamic backends' selection module, or None when this installation has none."""
     import importlib
     try:
-        return importlib.import_module("lambda_compat.prove.backends")
+        return importlib.import_module("lambda_compat.prove.backends.selection")
     except ModuleNotFoundError as exc:
-        if exc.name != "lambda_compat.prove.backends":
+        if exc.name not in ("lambda_compat.prove.backends",
+                            "lambda_compat.prove.backends.selection"):
             raise
         return None
 
@@ -166,7 +167,7 @@ class TargetResult:
     blocked: bool = False
     static: Optional[StaticReport] = None
     build: Optional[BuildReport] = None
-    dynamic: Any = None                 # backends.DynamicResult
+    dynamic: Any = None                 # results.DynamicResult
     backend: Optional[str] = None       # description of the backend used
     proof: str = "static"
     findings: List[Finding] = field(default_factory=list)

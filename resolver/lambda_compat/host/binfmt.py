@@ -138,7 +138,7 @@ def register(machine: str = "aarch64") -> BinfmtStatus:
     if os.geteuid() != 0:
         raise errors.EnvironmentProblem(
             f"Registering qemu-user for {machine} binaries needs root.",
-            hint="Run as root: python -m lambda_compat.prove.standin binfmt  (or: "
+            hint="Run as root: python -m lambda_compat.cli.standin binfmt  (or: "
                  f"/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-{machine}.conf).")
     register_file = BINFMT_DIR / "register"
     if not register_file.exists():

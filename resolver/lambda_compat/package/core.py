@@ -34,7 +34,8 @@ from .. import errors
 from . import lockfiles
 from ..host import outputs
 from . import source_guard
-from ..build.builder import BuildConfig, build_dependencies, default_cache_dir
+from ..build.builder import BuildConfig, build_dependencies
+from ..host.paths import default_cache_dir
 from ..registry.runtimes import get_target
 from ..build.install import plan_wheel
 from .reprozip import DEFAULT_LEVEL, RawEntry, ZipSummary, timestamp, write_zip
@@ -667,7 +668,7 @@ def _check_handler(state: _State, task: Path, layer_root: Optional[Path], ui: UI
         return
     o = state.options
     try:
-        from ..prove import backends
+        from ..prove.backends import selection as backends
     except ModuleNotFoundError as exc:  # pragma: no cover - installation without backends
         raise errors.EnvironmentProblem(
             "--check-handler needs the dynamic backends, which this installation lacks.",

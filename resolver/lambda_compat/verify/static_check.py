@@ -111,7 +111,7 @@ class StaticReport:
 
     def after(self) -> Dict[str, Tuple[str, ...]]:
         """distribution -> modules of the distributions that depend on it (the ``after`` of
-        :meth:`~lambda_compat.prove.backends.Backend.import_modules`)."""
+        :meth:`~lambda_compat.prove.backends.results.Backend.import_modules`)."""
         by_name = {d.name: d for d in self.distributions}
         out: Dict[str, Tuple[str, ...]] = {}
         for d in self.distributions:

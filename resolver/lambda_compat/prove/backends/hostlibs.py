@@ -10,7 +10,7 @@ host backend (under bwrap) therefore shows only
   where this host has them, with what they need, minus the ones the facts list as absent;
 
 every other shared library in the host's library directories is left out of the view, as the
-copy stand-in (:mod:`lambda_compat.prove.standin`) leaves it out of its root.
+copy stand-in (:mod:`lambda_compat.prove.standin.copyroot`) leaves it out of its root.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import FrozenSet, Optional, Tuple
 
-from ..prove import standin
-from .sandbox import LibraryFilter
+from ...host.sandbox import LibraryFilter
+from ..standin.copyroot import LAYOUT_PROBE, is_absent, ldconfig_paths, ldd
+from ..standin.info import ALWAYS_ABSENT
 
 #: Library directories looked at even when the loader cache names none in them.
 _DEFAULT_DIRS = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib",
@@ -47,7 +48,7 @@ class HostLibraries:
 
 def _layout(executable: str) -> Optional[dict]:
     try:
-        proc = subprocess.run([executable, "-I", "-S", "-c", standin._LAYOUT_PROBE],
+        proc = subprocess.run([executable, "-I", "-S", "-c", LAYOUT_PROBE],
                               capture_output=True, text=True, timeout=60,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
@@ -81,18 +82,18 @@ def host_libraries(executable: str, facts) -> Optional[HostLibraries]:
     if layout.get("dynload") and os.path.isdir(layout["dynload"]):
         elf_files += sorted(Path(layout["dynload"]).glob("*.so"))
     try:
-        own, loader, _missing = standin._ldd(elf_files)
+        own, loader, _missing = ldd(elf_files)
     except (OSError, subprocess.SubprocessError):
         return None
-    cache = standin._ldconfig_paths()
-    absent = tuple(facts.absent_sonames) + standin.ALWAYS_ABSENT
+    cache = ldconfig_paths()
+    absent = tuple(facts.absent_sonames) + ALWAYS_ABSENT
     extra = {s: cache[s] for s in sorted(facts.sonames)
-             if s in cache and s not in own and not standin._is_absent(s, absent)}
+             if s in cache and s not in own and not is_absent(s, absent)}
     try:
-        deps, _, _ = standin._ldd([Path(p) for p in extra.values()]) if extra else ({}, None, [])
+        deps, _, _ = ldd([Path(p) for p in extra.values()]) if extra else ({}, None, [])
     except (OSError, subprocess.SubprocessError):
         deps = {}
-    runtime = {**{s: p for s, p in deps.items() if not standin._is_absent(s, absent)}, **extra}
+    runtime = {**{s: p for s, p in deps.items() if not is_absent(s, absent)}, **extra}
     shown = list(own.values()) + list(runtime.values()) + ([loader] if loader else [])
     allowed = frozenset(os.path.realpath(p) for p in shown)
     dirs = _real_dirs(list(_DEFAULT_DIRS) + [os.path.dirname(p) for p in cache.values()])

@@ -1,0 +1,47 @@
+"""Container engines on this machine: which one answers, and what podman needs here."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+
+@functools.lru_cache(maxsize=None)
+def _engine_answers(exe: str) -> bool:
+    kind = Path(exe).name
+    argv = [exe, "version", "--format", "{{.Server.Version}}"] if kind.startswith("docker") \
+        else [exe, "info", "--format", "{{.Host.Arch}}"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def find_engine(engine: Optional[str] = None) -> Tuple[Optional[str], str]:
+    """(engine executable, why-not). docker only if its engine answers; then podman."""
+    names = [engine] if engine else ["docker", "podman"]
+    reasons = []
+    for name in names:
+        exe = shutil.which(name) if name else None
+        if exe is None:
+            reasons.append(f"{name} is not installed")
+            continue
+        if _engine_answers(exe):
+            return exe, ""
+        reasons.append(f"{name} is installed but its engine does not answer")
+    return None, "; ".join(reasons)
+
+
+def podman_global_args(exe: str) -> List[str]:
+    """podman as root on a hybrid-cgroup host: crun refuses, runc works (see the notes)."""
+    if Path(exe).name != "podman" or os.geteuid() != 0:
+        return []
+    if os.path.isdir("/sys/fs/cgroup/unified") and shutil.which("runc"):
+        return ["--runtime", "runc"]
+    return []
