@@ -50,7 +50,8 @@ from .sdist import build_wheel, file_sha256
 from .source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from ..targets.target import Target
 from ..ui import UI, NullUI
-from ..verify.wheels import Finding, WheelError, read_wheel, verify_wheel
+from ..errors import WheelError
+from ..verify.wheels import Finding, read_wheel, verify_wheel
 
 #: Findings that make a wheel unusable on the target. A missing system library is reported
 #: but does not reject the wheel: the user may ship the library (a layer) - the check says so.

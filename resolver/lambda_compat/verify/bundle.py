@@ -100,7 +100,7 @@ class Bundle:
     zip_bytes: Optional[int] = None                  # deployment zip size, when one was given
     layer_zip_bytes: Tuple[Optional[int], ...] = ()
     source: str = ""
-    _elf: Dict[str, Union[elf.ELFInfo, elf.ELFError]] = field(default_factory=dict)
+    _elf: Dict[str, Union[elf.ELFInfo, errors.ELFError]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- derived views -------------------------------------------------------------------
@@ -118,18 +118,18 @@ class Bundle:
                 return d
         return None
 
-    def elf(self, path: str) -> Union[elf.ELFInfo, elf.ELFError]:
+    def elf(self, path: str) -> Union[elf.ELFInfo, errors.ELFError]:
         """ELF facts of the file at Lambda path ``path`` (read once, then shared)."""
         cached = self._elf.get(path)
         if cached is not None:
             return cached
         entry = self.files[path]
         try:
-            info: Union[elf.ELFInfo, elf.ELFError] = elf.read_elf(entry.real)
-        except elf.ELFError as exc:
+            info: Union[elf.ELFInfo, errors.ELFError] = elf.read_elf(entry.real)
+        except errors.ELFError as exc:
             info = exc
         except OSError as exc:
-            info = elf.ELFError(path, f"cannot be read ({exc.strerror or exc})")
+            info = errors.ELFError(path, f"cannot be read ({exc.strerror or exc})")
         with self._lock:
             self._elf[path] = info
         return info

@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import elf
+from ..errors import ELFError
 from . import libscan
 from .bundle import OPT, TASK, Bundle, Distribution
 from .capabilities import capability_findings
@@ -422,7 +423,7 @@ class StaticChecker:
             base = path.rpartition("/")[2]
             info = b.elf(path)
             is_ext = bool(_PY_TAGGED.match(base)) or _plain_extension(base)
-            if isinstance(info, elf.ELFError):
+            if isinstance(info, ELFError):
                 out.append(Finding(
                     "not-elf", dist, path, f"{path}: {info.problem}.",
                     f"Reinstall {dist}; the file is damaged or not a shared object.",
