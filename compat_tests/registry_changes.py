@@ -31,6 +31,7 @@ ENTRY = re.compile(r"^registry/packages/([a-z0-9]+(?:-[a-z0-9]+)*)\.yaml$")
 PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_compat/registry/packages.py",
              "resolver/lambda_compat/build/builder.py", "resolver/lambda_compat/build/sdist.py",
              "resolver/lambda_compat/verify/wheels.py", "resolver/lambda_compat/verify/static_check.py",
+             "resolver/lambda_compat/verify/native_check.py",
              "resolver/lambda_compat/verify/capabilities.py", "compat_tests/test_registry_entries.py",
              "compat_tests/test_runtime_capabilities.py")
 #: Changes that are registry data: they need a VERSION bump.
