@@ -28,6 +28,7 @@ from .bundle import OPT, TASK, Bundle, Distribution
 from .capabilities import capability_findings
 from .native_check import check_native
 from ..targets.target import Target
+from ..units import mib
 from .wheels import Finding, check_requires_python
 
 #: Lambda quotas (docs: "Lambda quotas"): 250 MB unzipped for function + layers, 50 MB for a
@@ -112,10 +113,6 @@ class StaticReport:
         return out
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1048576:.1f} MiB"
-
-
 class StaticChecker:
     """Checks one bundle against any number of targets; the bundle is read once."""
 
@@ -140,9 +137,9 @@ class StaticChecker:
         if total > UNZIPPED_LIMIT:
             yield Finding(
                 "size-limit", "(bundle)", None,
-                f"Unzipped, the function and its layers take {_mb(total)}; Lambda allows "
-                f"{_mb(UNZIPPED_LIMIT)} in total. Largest: "
-                + ", ".join(f"{n} {_mb(b)}" for n, b in self.size_info().largest[:5]) + ".",
+                f"Unzipped, the function and its layers take {mib(total)}; Lambda allows "
+                f"{mib(UNZIPPED_LIMIT)} in total. Largest: "
+                + ", ".join(f"{n} {mib(b)}" for n, b in self.size_info().largest[:5]) + ".",
                 "Remove what the function does not import (tests, docs, other platforms' "
                 "files), move heavy dependencies to a container image function, or use "
                 "smaller alternatives.")
@@ -152,8 +149,8 @@ class StaticChecker:
             if z is not None and z > ZIP_LIMIT:
                 yield Finding(
                     "size-limit", "(bundle)", None,
-                    f"{label[0].upper() + label[1:]} is {_mb(z)}; a direct upload to Lambda is "
-                    f"limited to {_mb(ZIP_LIMIT)}.",
+                    f"{label[0].upper() + label[1:]} is {mib(z)}; a direct upload to Lambda is "
+                    f"limited to {mib(ZIP_LIMIT)}.",
                     "Upload it through S3 (aws lambda update-function-code --s3-bucket ...), "
                     "which allows up to the 250 MiB unzipped limit.", severity="warning")
         if len(b.layer_dirs) > MAX_LAYERS:
