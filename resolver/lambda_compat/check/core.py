@@ -366,7 +366,7 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
                 empty = ws.new_dir("empty-task")
                 task = _bundle.Opened(empty, empty, None, ())
             view = _bundle.load(task, layers)
-            checker = StaticChecker(view, empty_is_error=True)
+            checker = StaticChecker(view, empty_is_error=True, registry_dir=options.build.registry_dir)
 
             def one(sel: SelectedTarget) -> TargetResult:
                 return _check_view(checker, sel, options, ui)
@@ -410,7 +410,7 @@ def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: Selec
             severity="error"))
     out.mkdir(parents=True, exist_ok=True)
     view = _bundle.load(out, layers)
-    checker = StaticChecker(view, empty_is_error=False)
+    checker = StaticChecker(view, empty_is_error=False, registry_dir=options.build.registry_dir)
     _finish(result, checker.check(t), out, view, options, ui)
     result.seconds = time.monotonic() - started
     ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,

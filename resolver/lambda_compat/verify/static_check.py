@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Set, Tuple
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -29,6 +30,9 @@ from .capabilities import capability_findings
 from .native_check import check_native
 from ..targets.target import Target
 from ..units import mib
+
+if TYPE_CHECKING:
+    from ..registry.packages import PackageRegistry
 from .wheels import Finding, check_requires_python
 
 #: Lambda quotas (docs: "Lambda quotas"): 250 MB unzipped for function + layers, 50 MB for a
@@ -116,8 +120,13 @@ class StaticReport:
 class StaticChecker:
     """Checks one bundle against any number of targets; the bundle is read once."""
 
-    def __init__(self, bundle: Bundle, *, empty_is_error: bool = True) -> None:
+    def __init__(self, bundle: Bundle, *, empty_is_error: bool = True,
+                 registry_dir: Optional[Path] = None) -> None:
+        """``registry_dir``: the package registry to consult (the shipped one when None)."""
         self.bundle = bundle
+        self._registry_dir = registry_dir
+        self._registry: Optional[Tuple[Optional[PackageRegistry]]] = None  # read on first use
+        self._registry_lock = threading.Lock()
         bundle.read_all_elf()
         self._size_parts = self._size_parts_by_group()
         self._lib_index = self._library_index()
@@ -201,7 +210,7 @@ class StaticChecker:
         for d in visible.values():
             findings += self._check_dist(d, target)
         findings += self._check_requirements(visible, target)
-        findings += capability_findings(visible.values(), target)
+        findings += capability_findings(visible.values(), target, self.package_registry)
         findings += check_native(self.bundle, self._lib_index, target, hidden_dirs)
         findings += self._check_library_loads(visible, target)
         dependents = _dependents(visible, target)
@@ -274,15 +283,26 @@ class StaticChecker:
                                      file=d.dist_info + "/METADATA")
         return out
 
+    def package_registry(self) -> Optional[PackageRegistry]:
+        """The package registry at ``registry_dir`` (the shipped one when None), read on first
+        use; None when it does not load (the findings that need it are then not made)."""
+        with self._registry_lock:
+            if self._registry is None:
+                from .. import errors
+                from ..registry.packages import load_packages
+                try:
+                    self._registry = (load_packages(self._registry_dir),)
+                except errors.LambdaCompatError:
+                    self._registry = (None,)
+            return self._registry[0]
+
     def _registry_vouches(self, d: Distribution, target: Target):
         """(entry, registry version) if the package registry vouches for ``d`` on ``target``:
         an entry matches name, version and target, the tag is only wrong in its platform,
         and none of the distribution's files is native code."""
-        from .. import errors
-        from ..registry.packages import load_packages, tags_fit_except_platform
-        try:
-            registry = load_packages()
-        except errors.LambdaCompatError:
+        from ..registry.packages import tags_fit_except_platform
+        registry = self.package_registry()
+        if registry is None:
             return None
         entry = registry.find(d.name, d.version, target)
         if entry is None or not tags_fit_except_platform(d.tags, target):
