@@ -25,6 +25,7 @@ from .report import CheckReport, TargetResult
 from ..targets.target import Target
 from ..ui import UI, NullUI
 from ..verify import bundle as _bundle
+from ..verify import zips
 from ..verify.static_check import MAX_LAYERS, StaticChecker, StaticReport
 from ..verify.wheels import Finding
 
@@ -48,8 +49,8 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
         raise errors.BadInput(
             f"{len(inp.layers)} layers given; a Lambda function has at most {MAX_LAYERS}.",
             hint="Merge layers, or check the function with the layers it really uses.")
-    with _bundle.Workspace() as ws:
-        layers = [_bundle.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
+    with zips.Workspace() as ws:
+        layers = [zips.open_input(p, f"layer {i}", ws) for i, p in enumerate(inp.layers, 1)]
         if inp.kind == "requirements":
             reqs = inp.path
             if reqs is None or not reqs.is_file():
@@ -61,10 +62,10 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
             def one(sel: SelectedTarget) -> TargetResult:
                 return _check_requirements(req_file, layers, sel, options, ws, ui)
         else:
-            task = _bundle.open_input(inp.path, "bundle", ws) if inp.path else None
+            task = zips.open_input(inp.path, "bundle", ws) if inp.path else None
             if task is None:
                 empty = ws.new_dir("empty-task")
-                task = _bundle.Opened(empty, empty, None, ())
+                task = zips.Opened(empty, empty, None, ())
             view = _bundle.load(task, layers)
             checker = StaticChecker(view, empty_is_error=True,
                                     registry_dir=options.build.registry_dir)
@@ -82,8 +83,8 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
     return report
 
 
-def _check_requirements(reqs: Path, layers: Sequence[_bundle.Opened], sel: SelectedTarget,
-                        options: CheckOptions, ws: _bundle.Workspace, ui: UI) -> TargetResult:
+def _check_requirements(reqs: Path, layers: Sequence[zips.Opened], sel: SelectedTarget,
+                        options: CheckOptions, ws: zips.Workspace, ui: UI) -> TargetResult:
     t = sel.target
     started = time.monotonic()
     ui.event("check-target-start", target=t.name, phase="build")
