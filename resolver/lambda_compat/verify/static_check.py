@@ -27,6 +27,7 @@ from packaging.version import InvalidVersion, Version
 from . import libscan
 from .bundle import OPT, TASK, Bundle, Distribution
 from .capabilities import capability_findings
+from .libscan_verdict import judge
 from .native_check import check_native
 from ..targets.target import Target
 from ..units import mib
@@ -401,7 +402,7 @@ class StaticChecker:
         out: List[Finding] = []
         for key, d in sorted(visible.items()):
             if loads.get(key):
-                out += libscan.judge(d.name, loads[key], target.facts, set(self._lib_index))
+                out += judge(d.name, loads[key], target.facts, set(self._lib_index))
         return out
 
 
