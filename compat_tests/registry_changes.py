@@ -34,6 +34,7 @@ PROVE_ALL = ("registry/schema/", "registry/runtimes.yaml", "resolver/lambda_comp
              "resolver/lambda_compat/build/resolution.py",
              "resolver/lambda_compat/resolve/sdist_build.py",
              "resolver/lambda_compat/verify/wheels.py", "resolver/lambda_compat/verify/static_check.py",
+             "resolver/lambda_compat/verify/native_check.py",
              "resolver/lambda_compat/verify/capabilities.py", "compat_tests/test_registry_entries.py",
              "compat_tests/test_runtime_capabilities.py")
 #: Changes that are registry data: they need a VERSION bump.

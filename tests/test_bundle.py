@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat.verify import bundle
+from lambda_compat.verify import bundle, zips
 
 from lambda_compat import errors
 from lambda_compat.build.install import install_all
@@ -87,7 +87,7 @@ def test_deployment_zip_is_extracted_and_measured(tmp_path):
     site = tmp_path / "t"
     make_dist(site, "pkg", files={"pkg/__init__.py": "X = 1\n"})
     z = zip_dir(site, tmp_path / "function.zip")
-    with bundle.Workspace() as ws:
+    with zips.Workspace() as ws:
         view = bundle.load(z, workspace=ws)
         assert view.zip_bytes == z.stat().st_size
         assert {d.name for d in view.distributions} == {"pkg"}
@@ -110,7 +110,7 @@ def _evil_zip(path: Path) -> Path:
 
 def test_zip_slip_and_escaping_symlinks_are_refused_with_findings(tmp_path):
     z = _evil_zip(tmp_path / "evil.zip")
-    with bundle.Workspace(tmp_path) as ws:
+    with zips.Workspace(tmp_path) as ws:
         view = bundle.load(z, workspace=ws)
         unsafe = [f for f in view.findings if f.code == "unsafe-path"]
         entries = sorted(f.file for f in unsafe)
@@ -133,7 +133,7 @@ def test_corrupt_zip_is_bad_input_naming_the_file(tmp_path):
     data = good.read_bytes()
     truncated = tmp_path / "truncated.zip"
     truncated.write_bytes(data[: len(data) // 2])
-    with bundle.Workspace(tmp_path) as ws:
+    with zips.Workspace(tmp_path) as ws:
         with pytest.raises(errors.BadInput) as exc:
             bundle.load(truncated, workspace=ws)
     assert "truncated.zip" in str(exc.value) and exc.value.exit_code == 2
@@ -146,14 +146,14 @@ def test_corrupt_zip_is_bad_input_naming_the_file(tmp_path):
         broken[i] ^= 0xFF
     crc = tmp_path / "crc.zip"
     crc.write_bytes(bytes(broken))
-    with bundle.Workspace(tmp_path) as ws:
+    with zips.Workspace(tmp_path) as ws:
         with pytest.raises(errors.BadInput) as exc:
             bundle.load(crc, workspace=ws)
     assert "crc.zip" in str(exc.value) and info.filename in str(exc.value)
     notzip = tmp_path / "notzip.zip"
     notzip.write_text("hello")
     with pytest.raises(errors.BadInput, match="notzip.zip: not a valid zip"):
-        bundle.load(notzip, workspace=bundle.Workspace(tmp_path))
+        bundle.load(notzip, workspace=zips.Workspace(tmp_path))
 
 
 def test_missing_input_is_bad_input(tmp_path):
@@ -174,7 +174,7 @@ def test_layers_merge_in_order_into_opt(tmp_path):
     make_dist(l2 / "python" / "lib" / "python3.12" / "site-packages", "only312",
               files={"only312/__init__.py": ""})
     z2 = zip_dir(l2, tmp_path / "l2.zip")
-    with bundle.Workspace(tmp_path) as ws:
+    with zips.Workspace(tmp_path) as ws:
         view = bundle.load(None, [l1, z2], workspace=ws)
         assert view.files["/opt/lib/libx.so.1"].size == len(b"second layer")
         assert view.files["/opt/lib/libx.so.1"].origin == "layer 2 (l2.zip)"

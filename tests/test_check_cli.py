@@ -11,7 +11,7 @@ import zipfile
 import jsonschema
 import pytest
 
-from lambda_compat.check import core as check
+from lambda_compat.check import inputs as check
 
 from lambda_compat.cli import main as cli
 

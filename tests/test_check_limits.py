@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lambda_compat.verify import bundle
+from lambda_compat.verify import zips
 
 from lambda_compat.cli import main as cli
 from lambda_compat.verify.elf import read_elf
@@ -34,19 +34,19 @@ def run(capsys, *argv):
 
 
 def test_one_extraction_budget_for_the_bundle_and_all_layers(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bundle, "MAX_EXTRACT_BYTES", 10 * MB)
+    monkeypatch.setattr(zips, "MAX_EXTRACT_BYTES", 10 * MB)
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     b = bomb(tmp_path / "bomb.zip", 6 * MB)  # each alone is under the limit
     extracted = []
-    real = bundle.extract_zip
+    real = zips.extract_zip
 
     def counting(zip_path, dest, workspace=None):
         result = real(zip_path, dest, workspace)
         extracted.append(sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()))
         return result
 
-    monkeypatch.setattr(bundle, "extract_zip", counting)
+    monkeypatch.setattr(zips, "extract_zip", counting)
     code, err = run(capsys, b, "--layer", b, "--layer", b, "--runtime", "python3.12",
                     "--arch", "x86_64", "--backend", "static")
     assert code == 2, err
@@ -57,7 +57,7 @@ def test_one_extraction_budget_for_the_bundle_and_all_layers(tmp_path, monkeypat
 
 def test_layer_count_is_validated_before_unpacking(tmp_path, monkeypatch, capsys):
     layer = bomb(tmp_path / "layer.zip", 1024)
-    monkeypatch.setattr(bundle, "extract_zip", lambda *a, **k: pytest.fail("unpacked"))
+    monkeypatch.setattr(zips, "extract_zip", lambda *a, **k: pytest.fail("unpacked"))
     code, err = run(capsys, tmp_path, *(["--layer", layer] * 7), "--runtime", "python3.12",
                     "--arch", "x86_64", "--backend", "static")
     assert code == 2

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambda_compat.verify.elf import ELFError, ELFInfo, is_elf, read_elf, version_tuple
+from lambda_compat.errors import ELFError
+from lambda_compat.verify.elf import ELFInfo, is_elf, read_elf, version_tuple
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "elf"
 

@@ -19,7 +19,10 @@ from lambda_compat.prove.backends.rootfs import RootfsBackend
 
 from lambda_compat.host import binfmt
 
-from lambda_compat.check import core as check
+from lambda_compat.check import dynamic as check_dynamic
+from lambda_compat.check.inputs import CheckOptions
+from lambda_compat.check.report import TargetResult
+from lambda_compat.ui import NullUI
 
 from lambda_compat.cli import main as cli
 
@@ -117,21 +120,21 @@ def test_auto_reports_a_backend_that_did_not_prepare(tmp_path, monkeypatch):
                                      skipped=skipped)
     assert isinstance(chosen, HostBackend)
     assert skipped == ["rootfs: the stand-in root could not be built (test)"]
-    result = check.TargetResult(target=target)
+    result = TargetResult(target=target)
     make_dist(tmp_path / "task", "plain", files={"plain/__init__.py": "VALUE = 1\n"})
     from lambda_compat.verify import bundle as _bundle
     from lambda_compat.verify.static_check import StaticChecker
     view = _bundle.load(tmp_path / "task", [])
-    check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
-                   check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())
+    check_dynamic.prove_dynamically(result, StaticChecker(view).check(target), tmp_path / "task",
+                                    [], CheckOptions(engine="no-such-engine-lc"), NullUI())
     # the host still proved it: said in a note, not an environment problem
     assert result.proof == "host" and result.environment_problem is None
     assert any("could not be built (test)" in n for n in result.notes)
     # nothing else to fall back to: the target's environment problem
     monkeypatch.setattr(selection, "_host_candidate", lambda t, python: (None, "no host"))
-    result = check.TargetResult(target=target)
-    check._dynamic(result, StaticChecker(view).check(target), tmp_path / "task", [],
-                   check.CheckOptions(engine="no-such-engine-lc"), check.NullUI())
+    result = TargetResult(target=target)
+    check_dynamic.prove_dynamically(result, StaticChecker(view).check(target), tmp_path / "task",
+                                    [], CheckOptions(engine="no-such-engine-lc"), NullUI())
     assert result.proof == "static"
     assert "could not be built (test)" in result.environment_problem
 

@@ -15,7 +15,7 @@ from lambda_compat.host import binfmt
 
 from lambda_compat.cli import main as cli
 
-from lambda_compat.verify import libscan
+from lambda_compat.verify import libscan, libscan_verdict
 
 from lambda_compat.host import sandbox
 from lambda_compat.verify import bundle as _bundle
@@ -122,7 +122,7 @@ def test_a_computed_name_is_reported_as_undetermined(tmp_path):
         """})
     assert kinds(loads) == [("computed", None)]
     facts = get_target(AL2, HOST_ARCH).facts
-    (f,) = libscan.judge("pkg", loads, facts, set())
+    (f,) = libscan_verdict.judge("pkg", loads, facts, set())
     assert (f.code, f.severity) == ("unresolved-library-load", "warning")
     assert "cannot tell which library" in f.message
 

@@ -684,6 +684,28 @@ def test_static_check_accepts_a_vouched_wheel_and_names_the_entry(tmp_path):
     assert "incompatible-tags" in codes and "registry-vouched" not in codes
 
 
+
+def test_static_check_consults_the_registry_the_caller_names(tmp_path):
+    """A registry directory given by the caller (``--registry``, BuildConfig.registry_dir)
+    decides what is vouched for, not the shipped registry."""
+    from lambda_compat.verify import bundle
+    from lambda_compat.verify.static_check import StaticChecker
+    entry = load_packages().get("pyyaml")
+    assert entry is not None
+    version = entry.evidence[0].versions[0]
+    arm = get_target("python3.12", "arm64")
+    pure = {"yaml/__init__.py": b"__with_libyaml__ = False\n"}
+    root = _fake_install(tmp_path / "a", "PyYAML", version, "cp312-cp312-linux_x86_64", pure)
+    without = tmp_path / "registry"
+    shutil.copytree(ROOT / "registry", without)
+    (without / "packages" / "pyyaml.yaml").unlink()
+    codes = {f.code for f in StaticChecker(bundle.load(root), registry_dir=without)
+             .check(arm).findings if f.distribution == "PyYAML"}
+    assert "incompatible-tags" in codes and "registry-vouched" not in codes
+    codes = {f.code for f in StaticChecker(bundle.load(root)).check(arm).findings
+             if f.distribution == "PyYAML"}
+    assert codes == {"registry-vouched"}
+
 # --------------------------------------------------------------------------- registry PR CI
 
 def test_selection_of_changed_entries(tmp_path):

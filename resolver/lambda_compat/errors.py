@@ -147,3 +147,23 @@ class RegistryProblems(BadInput):
         super().__init__(f"the package registry has {n} problem{'s' if n != 1 else ''}:\n{lines}",
                          hint=hint or "Fix each one; `lambda-compat registry validate` re-checks "
                                       "them all (see CONTRIBUTING.md, 'Adding a registry entry').")
+
+
+# -- Errors about one file, which the caller turns into a finding -----------------------------
+#
+# These are not LambdaCompatError and carry no exit code: the verify layer and its callers catch
+# them and report the file (``not-elf``, ``not-loadable``, ``bad-wheel``), so they never reach
+# the CLI on their own. ``except LambdaCompatError`` does not catch them.
+
+
+class ELFError(Exception):
+    """The file is not an ELF file, is truncated, or is corrupt. The message names the path."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class WheelError(Exception):
+    """A wheel cannot be read: bad file name, not a zip archive, no (or several) .dist-info."""

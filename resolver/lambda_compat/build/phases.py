@@ -28,7 +28,8 @@ from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_
 from ..targets.target import Target
 from ..ui import UI
 from ..verify.cache import cached_findings
-from ..verify.wheels import Finding, WheelError, WheelInfo, read_wheel, verify_wheel
+from ..errors import WheelError
+from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
 from . import install
 from .missing import mark_missing
 from .report import DistOutcome

@@ -16,7 +16,8 @@ from pathlib import Path
 
 
 from .. import errors
-from ..check.core import CheckInput, CheckOptions, run_check, select_targets
+from ..check.core import run_check
+from ..check.inputs import CheckInput, CheckOptions, select_targets
 from .check_render import render_text
 from .options import add_resolution_options, add_target_options, build_config, subcommand
 from .style import ProgressUI, use_colour

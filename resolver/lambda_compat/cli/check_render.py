@@ -1,4 +1,4 @@
-"""Text rendering of a :class:`~lambda_compat.check.core.CheckReport` for a terminal.
+"""Text rendering of a :class:`~lambda_compat.check.report.CheckReport` for a terminal.
 
 A matrix first (targets as columns, distributions with a problem somewhere as rows, one
 verdict per cell, then the verdict and the proof level of each target), then the findings
@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from packaging.utils import canonicalize_name
 
-from ..check.core import CheckReport, TargetResult
+from ..check.report import CheckReport, TargetResult
 from .style import Style
 
 _CELL = {"ok": "ok", "warning": "warn", "error": "FAIL", "absent": "-"}

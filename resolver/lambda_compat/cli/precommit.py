@@ -53,7 +53,7 @@ def _forwarded(args: argparse.Namespace) -> List[str]:
 
 
 def _check_lock(path: Path, args: argparse.Namespace, common: List[str]) -> int:
-    from ..check.core import select_targets
+    from ..check.inputs import select_targets
     from .main import main as cli_main
     codes = []
     selected = select_targets(args.runtime, args.arch, today=datetime.date.today())

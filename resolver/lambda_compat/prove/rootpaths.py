@@ -42,7 +42,8 @@ def root_interpreter(root: Path, version: Tuple[int, int]) -> Optional[str]:
 
 
 def root_machine(root: Path, inside: str) -> Optional[str]:
-    from ..verify.elf import ELFError, read_elf
+    from ..errors import ELFError
+    from ..verify.elf import read_elf
     real = _resolve_in_root(root, inside)
     if real is None:
         return None

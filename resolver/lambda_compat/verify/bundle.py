@@ -21,12 +21,7 @@ import io
 import os
 import posixpath
 import re
-import shutil
-import stat
-import tempfile
 import threading
-import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +34,12 @@ from packaging.utils import canonicalize_name
 from . import elf
 from .. import errors
 from .wheels import Finding
+from .zips import Opened, Workspace, open_input
 
 TASK = "/var/task"
 OPT = "/opt"
 #: Files the ELF checks read: shared objects by name (``x.so``, ``libfoo.so.1.2``).
 NATIVE_NAME = re.compile(r"\.so(\.[0-9]+)*$")
-#: What one check extracts at most, across the bundle and all its layers together: a zip
-#: that would take the total above it is refused (Lambda's limit is 250 MB unzipped).
-MAX_EXTRACT_BYTES = 2 * 1024 ** 3
 _SITE_VERSIONED = re.compile(r"^/opt/python/lib/python(\d+)\.(\d+)/site-packages$")
 #: Top-level names in a RECORD that are not importable modules.
 _NOT_MODULES = {"__pycache__", "bin", "test", "tests", "..", "."}
@@ -100,7 +93,7 @@ class Bundle:
     zip_bytes: Optional[int] = None                  # deployment zip size, when one was given
     layer_zip_bytes: Tuple[Optional[int], ...] = ()
     source: str = ""
-    _elf: Dict[str, Union[elf.ELFInfo, elf.ELFError]] = field(default_factory=dict)
+    _elf: Dict[str, Union[elf.ELFInfo, errors.ELFError]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- derived views -------------------------------------------------------------------
@@ -118,18 +111,18 @@ class Bundle:
                 return d
         return None
 
-    def elf(self, path: str) -> Union[elf.ELFInfo, elf.ELFError]:
+    def elf(self, path: str) -> Union[elf.ELFInfo, errors.ELFError]:
         """ELF facts of the file at Lambda path ``path`` (read once, then shared)."""
         cached = self._elf.get(path)
         if cached is not None:
             return cached
         entry = self.files[path]
         try:
-            info: Union[elf.ELFInfo, elf.ELFError] = elf.read_elf(entry.real)
-        except elf.ELFError as exc:
+            info: Union[elf.ELFInfo, errors.ELFError] = elf.read_elf(entry.real)
+        except errors.ELFError as exc:
             info = exc
         except OSError as exc:
-            info = elf.ELFError(path, f"cannot be read ({exc.strerror or exc})")
+            info = errors.ELFError(path, f"cannot be read ({exc.strerror or exc})")
         with self._lock:
             self._elf[path] = info
         return info
@@ -163,142 +156,6 @@ class Bundle:
                 top = re.sub(r"\..*$", "", top) if "/" not in rest else top
                 return f"{top} (no dist-info)"
         return f"{path} (no dist-info)"
-
-
-class Workspace:
-    """Temporary directory for extracted zips; remove with :meth:`close` (or ``with``)."""
-
-    def __init__(self, parent: Optional[Path] = None) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="lc-check-", dir=parent))
-        #: Bytes the zips extracted into this workspace may still declare, all together.
-        self.budget = MAX_EXTRACT_BYTES
-
-    def new_dir(self, name: str) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.path))
-        return path
-
-    def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def __enter__(self) -> "Workspace":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-# --------------------------------------------------------------------------- zips
-
-@dataclass(frozen=True)
-class Extracted:
-    directory: Path
-    zip_bytes: int
-    findings: Tuple[Finding, ...]
-
-
-def _unsafe(zip_name: str, entry: str, why: str) -> Finding:
-    return Finding("unsafe-path", f"({zip_name})", entry,
-                   f"{zip_name}: entry {entry!r} {why}; it was not extracted.",
-                   "Rebuild the zip from inside the bundle directory (cd build && zip -r "
-                   "../function.zip .) so that every entry is a relative path inside it.")
-
-
-def extract_zip(zip_path: Path, dest: Path, workspace: Optional[Workspace] = None) -> Extracted:
-    """Extract ``zip_path`` into the empty directory ``dest``, refusing escaping entries.
-
-    Raises BadInput for a file that is not a zip, a corrupt or truncated one, or one that
-    declares more than the extraction budget left: ``workspace.budget`` (shared by every zip
-    of one check), else :data:`MAX_EXTRACT_BYTES`.
-    """
-    name = zip_path.name
-    findings: List[Finding] = []
-    try:
-        size = zip_path.stat().st_size
-    except OSError as exc:
-        raise errors.BadInput(f"{zip_path}: cannot read the file ({exc.strerror or exc}).",
-                              hint="Check the path.") from None
-    try:
-        zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise errors.BadInput(f"{zip_path}: not a valid zip archive ({exc}).",
-                              hint="The file is damaged or is not a zip; recreate it with "
-                                   "`zip -r`.") from None
-    root = dest.resolve()
-    with zf:
-        infos = zf.infolist()
-        declared = sum(i.file_size for i in infos)
-        budget = workspace.budget if workspace is not None else MAX_EXTRACT_BYTES
-        if declared > budget:
-            used = MAX_EXTRACT_BYTES - budget
-            raise errors.BadInput(
-                f"{zip_path}: the archive declares {declared / 1e6:.0f} MB unpacked"
-                + (f", after {used / 1e6:.0f} MB from the archives before it" if used else "")
-                + f"; lambda-compat extracts at most {MAX_EXTRACT_BYTES / 1e6:.0f} MB per "
-                f"check, the bundle and all its layers together (Lambda's own limit is 250 MB "
-                f"unpacked).",
-                hint="This is not a deployable function; check the files.")
-        if workspace is not None:
-            workspace.budget -= declared
-        for info in infos:
-            entry = info.filename
-            mode = info.external_attr >> 16
-            norm = posixpath.normpath(entry.replace("\\", "/")) if entry else ""
-            if not entry or entry.startswith("/") or re.match(r"^[A-Za-z]:", entry):
-                findings.append(_unsafe(name, entry, "is an absolute path"))
-                continue
-            if norm == ".." or norm.startswith("../") or "\0" in entry:
-                findings.append(_unsafe(name, entry, "points outside the archive's root"))
-                continue
-            if norm == ".":
-                continue
-            target = root / norm
-            try:
-                if entry.endswith("/") or stat.S_ISDIR(mode):
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                if stat.S_ISLNK(mode):
-                    link = zf.read(info).decode("utf-8", "surrogateescape")
-                    if link.startswith("/"):
-                        findings.append(_unsafe(name, entry,
-                                                f"is a symbolic link to the absolute path "
-                                                f"{link!r}"))
-                        continue
-                    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(norm), link))
-                    if resolved == ".." or resolved.startswith("../"):
-                        findings.append(_unsafe(name, entry,
-                                                f"is a symbolic link to {link!r}, outside the "
-                                                f"archive"))
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if target.is_symlink() or target.exists():
-                        target.unlink()
-                    os.symlink(link, target)
-                    continue
-                # A regular entry below a symlinked directory would be written through the
-                # link; the resolved parent must still be inside the root.
-                target.parent.mkdir(parents=True, exist_ok=True)
-                parent = target.parent.resolve()
-                if parent != root and root not in parent.parents:
-                    findings.append(_unsafe(name, entry, "is written through a symbolic link "
-                                                         "that leaves the archive"))
-                    continue
-                if target.is_symlink():
-                    target.unlink()
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                if mode & 0o111:
-                    os.chmod(target, 0o755)
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                raise errors.BadInput(f"{zip_path}: entry {entry!r} is corrupt ({exc}).",
-                                      hint="The archive is damaged; recreate it.") from None
-            except NotImplementedError as exc:
-                raise errors.BadInput(f"{zip_path}: entry {entry!r} cannot be read ({exc}).",
-                                      hint="Recreate the zip with deflate compression "
-                                           "(what `zip` and Lambda use).") from None
-            except RuntimeError as exc:  # encrypted entries
-                raise errors.BadInput(f"{zip_path}: entry {entry!r} cannot be read ({exc}).",
-                                      hint="Lambda cannot use encrypted zips.") from None
-    return Extracted(dest, size, tuple(findings))
 
 
 # --------------------------------------------------------------------------- loading
@@ -345,42 +202,12 @@ def _check_link(real: str, root: str, lpath: str, origin: str, files: Dict[str, 
         files[lpath] = FileEntry(lpath, resolved, 0, origin, link=link)
 
 
-@dataclass(frozen=True)
-class Opened:
-    """An input ready to be read: its directory (extracted when it was a zip)."""
-
-    path: Path                      # what the user gave
-    directory: Path
-    zip_bytes: Optional[int]        # size of the zip, None for a directory
-    findings: Tuple[Finding, ...]   # entries refused while extracting
-
-
-def open_input(path: Path, label: str, workspace: Optional[Workspace]) -> Opened:
-    """A directory as is, or a zip extracted into ``workspace``. BadInput when neither."""
-    path = Path(path)
-    if path.is_dir():
-        return Opened(path, path, None, ())
-    if not path.exists():
-        raise errors.BadInput(f"{path}: no such file or directory ({label}).",
-                              hint="Check the path.")
-    if not zipfile.is_zipfile(path):
-        raise errors.BadInput(
-            f"{path}: not a valid zip archive ({label}).",
-            hint="Pass a bundle directory, a deployment .zip, or a layer .zip (a damaged zip "
-                 "looks like this too; recreate it).")
-    if workspace is None:
-        raise ValueError("a workspace is needed to extract zips")
-    ex = extract_zip(path, workspace.new_dir(re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)),
-                     workspace)
-    return Opened(path, ex.directory, ex.zip_bytes, ex.findings)
-
-
 def load(task: Union[None, Path, Opened], layers: Sequence[Union[Path, Opened]] = (), *,
          workspace: Optional[Workspace] = None) -> Bundle:
     """Read a bundle (directory or zip) and its layers (directories or zips, in order).
 
     Zips are extracted into ``workspace`` (required when any input is a zip); already opened
-    inputs (:func:`open_input`) are used as they are, so layers shared by several bundles
+    inputs (:func:`~lambda_compat.verify.zips.open_input`) are used as they are, so layers shared by several bundles
     are extracted once. Raises BadInput for a missing input or a corrupt zip.
     """
     files: Dict[str, FileEntry] = {}

@@ -9,7 +9,7 @@ writes a zip; ``lambda-compat check`` uses the same checker for every target.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from . import bundle as _bundle
 from .static_check import DistSummary, SizeInfo, StaticChecker, StaticReport
@@ -19,8 +19,10 @@ from .wheels import Finding
 __all__ = ["check_bundle", "StaticReport", "SizeInfo", "DistSummary", "Finding"]
 
 
-def check_bundle(task_dir: Path, layer_dirs: Sequence[Path], target: Target) -> StaticReport:
-    """Static report of ``task_dir`` (+ ``layer_dirs``) on ``target``.
+def check_bundle(task_dir: Path, layer_dirs: Sequence[Path], target: Target, *,
+                 registry_dir: Optional[Path] = None) -> StaticReport:
+    """Static report of ``task_dir`` (+ ``layer_dirs``) on ``target``, consulting the package
+    registry at ``registry_dir`` (the shipped one when None).
 
     Raises :class:`~lambda_compat.errors.BadInput` when a directory does not exist. An empty
     bundle is an ``empty-bundle`` finding, not an exception.
@@ -32,4 +34,4 @@ def check_bundle(task_dir: Path, layer_dirs: Sequence[Path], target: Target) -> 
                            hint="check_bundle takes unpacked directories; use "
                                 "lambda-compat check for zips.")
     view = _bundle.load(Path(task_dir), [Path(d) for d in layer_dirs])
-    return StaticChecker(view).check(target)
+    return StaticChecker(view, registry_dir=registry_dir).check(target)

@@ -17,7 +17,7 @@ naming the fact to verify; a bundle that already holds the fix's distribution ge
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -25,6 +25,9 @@ from packaging.version import InvalidVersion, Version
 
 from ..targets.target import Target
 from .wheels import Finding
+
+if TYPE_CHECKING:
+    from ..registry.packages import PackageRegistry
 
 CODE = "runtime-capability"
 
@@ -44,19 +47,20 @@ def capability_version(value: str) -> Optional[Version]:
         return None
 
 
-def capability_findings(distributions: Iterable, target: Target) -> List[Finding]:
+def capability_findings(distributions: Iterable, target: Target,
+                        package_registry: Callable[[], Optional[PackageRegistry]]
+                        ) -> List[Finding]:
     """Findings for every visible distribution a runtime-capability entry names.
 
     ``distributions`` have ``name``, ``version`` and ``dist_info`` (bundle distributions).
+    ``package_registry`` returns the package registry (None when it does not load); it is
+    called only when the target records capabilities.
     """
-    from .. import errors
-    from ..registry.packages import load_packages
     facts = target.facts
     if facts is None or not hasattr(facts, "capability"):
         return []
-    try:
-        registry = load_packages()
-    except errors.LambdaCompatError:
+    registry = package_registry()
+    if registry is None:
         return []
     dists = list(distributions)
     present = {canonicalize_name(d.name) for d in dists}

@@ -17,6 +17,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from . import elf
+from ..errors import ELFError, WheelError
 from ..targets.target import Target
 
 _NATIVE = re.compile(r"\.so(\.[0-9]+)*$")
@@ -53,10 +54,6 @@ class WheelInfo:
     @property
     def is_pure(self) -> bool:
         return not self.native_files and all(t.platform == "any" for t in self.tags)
-
-
-class WheelError(Exception):
-    pass
 
 
 def read_wheel(path: Path) -> WheelInfo:
@@ -155,7 +152,7 @@ def check_native_files(dist: str, files: List[Tuple[str, Path]], target: Target)
                 f"will not load it.", f"Use a wheel of {dist} built for {target.interpreter}."))
         try:
             info = elf.read_elf(str(path))
-        except elf.ELFError as exc:
+        except ELFError as exc:
             findings.append(Finding("not-elf", dist, name, f"{name}: {exc}",
                                     "Reinstall the distribution; the file is damaged.",
                                     severity="warning"))
