@@ -14,7 +14,8 @@ from lambda_compat import errors
 
 from lambda_compat.resolve import reqfile
 from lambda_compat.build.builder import get_target
-from lambda_compat.package.lockfiles import _poetry_constraint, lock_kind, select
+from lambda_compat.package.lockfiles.dispatch import lock_kind, select
+from lambda_compat.package.lockfiles.poetry import _poetry_constraint
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ROOT / "fixtures" / "projects" / "locked" / "offline"

@@ -331,7 +331,7 @@ def test_lock_files_give_the_same_bundle_as_requirements(lock, target, tmp_path,
 
 
 def lockfiles_kind(lock: str) -> str:
-    from lambda_compat.package.lockfiles import lock_kind
+    from lambda_compat.package.lockfiles.dispatch import lock_kind
     return lock_kind(Path(lock))
 
 

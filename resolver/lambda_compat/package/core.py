@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .. import errors
-from . import lockfiles
+from .lockfiles import dispatch as lock_dispatch
+from .lockfiles.selection import LockSelection
 from ..host import outputs
 from . import source_guard
 from ..build.builder import BuildConfig, build_dependencies, default_cache_dir, get_target
@@ -125,7 +126,7 @@ class PackageResult:
     sizes: Optional[Sizes]
     zips: Tuple[ZipSummary, ...]
     build: Optional[BuildReport]
-    lock: Optional[lockfiles.LockSelection]
+    lock: Optional[LockSelection]
     stripped: Tuple[str, ...]
     stripped_bytes: int
     handler: Optional[HandlerCheck]
@@ -330,7 +331,7 @@ class _State:
     sizes: Optional[Sizes] = None
     zips: Tuple[ZipSummary, ...] = ()
     build: Optional[BuildReport] = None
-    lock: Optional[lockfiles.LockSelection] = None
+    lock: Optional[LockSelection] = None
     stripped: Tuple[str, ...] = ()
     stripped_bytes: int = 0
     handler: Optional[HandlerCheck] = None
@@ -395,7 +396,7 @@ def _dependencies(state: _State, work: Path, ui: UI, config: BuildConfig) -> Opt
         return None
     requirements = project.dependencies
     if project.dependencies_kind != "requirements":
-        selection = lockfiles.select(project.dependencies, target)
+        selection = lock_dispatch.select(project.dependencies, target)
         state.lock = selection
         state.warnings.extend(selection.warnings)
         ui.event("package-lock", kind=selection.kind, packages=len(selection.pins),
