@@ -77,8 +77,11 @@ class Reader:
         raise NotImplementedError
 
     # -- errors and markers ---------------------------------------------------------------
-    def error(self, message: str, *needles: str, hint: Optional[str] = None) -> errors.BadInput:
-        line = _line_of(self.text, *needles) if needles else None
+    def error(self, message: str, *needles: str, hint: Optional[str] = None,
+              line: Optional[int] = None) -> errors.BadInput:
+        """BadInput at ``line``, or at the line of the first of ``needles`` found."""
+        if line is None and needles:
+            line = _line_of(self.text, *needles)
         return errors.BadInput(f"{_where(self.path, line)}: {message}", hint=hint)
 
     def marker(self, text: Optional[str], where: str, extras: Iterable[str] = ("",),
