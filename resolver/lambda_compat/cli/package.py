@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import List
 
 from .. import errors
-from ..package.core import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult,
-                      package_project)
+from ..package.core import package_project
+from ..package.model import STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult
 from ..package.reprozip import DEFAULT_LEVEL
 from ..package.project import load_project
 from .options import add_resolution_options, build_config, subcommand
