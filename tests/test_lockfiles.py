@@ -14,7 +14,8 @@ from lambda_compat import errors
 
 from lambda_compat.resolve import reqfile
 from lambda_compat.registry.runtimes import get_target
-from lambda_compat.package.lockfiles import _poetry_constraint, lock_kind, select
+from lambda_compat.package.lockfiles.dispatch import lock_kind, select
+from lambda_compat.package.lockfiles.poetry import _poetry_constraint
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ROOT / "fixtures" / "projects" / "locked" / "offline"
@@ -232,3 +233,44 @@ def test_bad_hash_in_a_lock(tmp_path):
     lock.write_text(lock.read_text().replace('sha256 = "7697', 'sha256 = "zz97', 1))
     with pytest.raises(errors.BadInput, match="is not algorithm:hexdigest"):
         select(lock, get_target(*T312))
+
+
+def test_pylock_is_validated_by_packaging_and_the_error_says_where(tmp_path):
+    # PEP 751: a wheel's hashes are required; packaging.pylock says so, our message adds
+    # the file, the line of the [[packages]] entry, the package and the fix.
+    lock = copy_lock(OFFLINE / "pylock" / "pylock.toml", tmp_path)
+    text = lock.read_text()
+    start = text.index('name = "lc-markers"')
+    bad = text[start:].replace(', hashes = { sha256 = "6fbafd5e', ', xhashes = { sha256 = "6fbafd5e', 1)
+    lock.write_text(text[:start] + bad)
+    line = text[:start].count("\n")   # the [[packages]] line above the name
+    with pytest.raises(errors.BadInput) as e:
+        select(lock, get_target(*T312))
+    msg = str(e.value)
+    assert msg.startswith(f"{lock}:{line}: not a valid pylock.toml: Missing required value")
+    assert "packages[3].wheels[0].hashes" in msg and "the package lc-markers" in msg
+    assert "Regenerate the lock file with its tool" in e.value.hint
+
+
+def test_pylock_missing_a_required_top_level_key(tmp_path):
+    lock = copy_lock(OFFLINE / "pylock" / "pylock.toml", tmp_path)
+    lock.write_text(lock.read_text().replace('created-by = "lambda-compat-fixture"\n', ""))
+    with pytest.raises(errors.BadInput, match=rf"^{re.escape(str(lock))}: not a valid "
+                                              r"pylock\.toml: Missing required value "
+                                              r"\(at created-by\)\."):
+        select(lock, get_target(*T312))
+
+
+def test_pylock_lock_versions(tmp_path, capsys, caplog):
+    lock = copy_lock(OFFLINE / "pylock" / "pylock.toml", tmp_path)
+    text = lock.read_text()
+    lock.write_text(text.replace('lock-version = "1.0"', 'lock-version = "2.0"'))
+    with pytest.raises(errors.BadInput, match=r"pylock\.toml:3: lock-version 2\.0 is not "
+                                              r"supported \(only 1\.x\)\."):
+        select(lock, get_target(*T312))
+    # A later 1.x is read as before, without a word (packaging would log a warning).
+    lock.write_text(text.replace('lock-version = "1.0"', 'lock-version = "1.1"'))
+    sel = select(lock, get_target(*T312))
+    assert {p.name for p in sel.pins} == set(OFFLINE_EXPECTED[T312])
+    assert capsys.readouterr() == ("", "")
+    assert not [r for r in caplog.records if r.name.startswith("packaging")]

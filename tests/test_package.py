@@ -25,7 +25,9 @@ from lambda_compat.cli import main as cli
 from lambda_compat import errors
 from lambda_compat.registry.runtimes import get_target
 from lambda_compat.host.outputs import MARKER
-from lambda_compat.package.core import (LAYER_ZIP, PackageOptions, package_project, site_packages)
+from lambda_compat.package.core import package_project
+from lambda_compat.package.model import LAYER_ZIP, PackageOptions
+from lambda_compat.package.staging import site_packages
 from lambda_compat.package.project import load_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,7 +333,7 @@ def test_lock_files_give_the_same_bundle_as_requirements(lock, target, tmp_path,
 
 
 def lockfiles_kind(lock: str) -> str:
-    from lambda_compat.package.lockfiles import lock_kind
+    from lambda_compat.package.lockfiles.dispatch import lock_kind
     return lock_kind(Path(lock))
 
 

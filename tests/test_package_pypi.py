@@ -19,7 +19,8 @@ import pytest
 from lambda_compat import errors
 from lambda_compat.build.builder import BuildConfig
 from lambda_compat.registry.runtimes import get_target
-from lambda_compat.package.core import PackageOptions, package_project
+from lambda_compat.package.core import package_project
+from lambda_compat.package.model import PackageOptions
 from lambda_compat.package.project import load_project
 from lambda_compat.resolve.engine import PipOptions
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import List
 
 from .. import errors
-from ..package.core import (STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult,
-                      package_project)
+from ..package.core import package_project
+from ..package.model import STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult
 from ..package.reprozip import DEFAULT_LEVEL
+from ..units import kib_or_mib
 from ..package.project import load_project
 from .options import add_resolution_options, add_target_options, build_config, subcommand
 from .style import ProgressUI, Style, table, use_colour
@@ -102,20 +103,14 @@ class _ProgressUI(ProgressUI):
             self._say(f"compressed: {_size_line(data)}")
 
 
-def _mb(n: int) -> str:
-    """Sizes in Lambda's units: its "MB" limits are MiB (250 MB = 262,144,000 bytes)."""
-    if n < 1 << 20:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1 << 20):.1f} MiB"
-
 
 def _size_line(s: dict) -> str:
-    parts = [f"{_mb(s['unzipped_bytes'])} unzipped of {_mb(UNZIPPED_LIMIT)}"]
+    parts = [f"{kib_or_mib(s['unzipped_bytes'])} unzipped of {kib_or_mib(UNZIPPED_LIMIT)}"]
     if s.get("deployment_zip_bytes") is not None:
-        parts.append(f"deployment.zip {_mb(s['deployment_zip_bytes'])}")
+        parts.append(f"deployment.zip {kib_or_mib(s['deployment_zip_bytes'])}")
     if s.get("layer_zip_bytes") is not None:
-        parts.append(f"layer.zip {_mb(s['layer_zip_bytes'])}")
-    return ", ".join(parts) + f" (direct upload limit {_mb(ZIP_LIMIT)} per zip)"
+        parts.append(f"layer.zip {kib_or_mib(s['layer_zip_bytes'])}")
+    return ", ".join(parts) + f" (direct upload limit {kib_or_mib(ZIP_LIMIT)} per zip)"
 
 
 def render_text(result: PackageResult, colour: bool) -> str:
@@ -144,7 +139,7 @@ def render_text(result: PackageResult, colour: bool) -> str:
             rows.append([d.name, d.version or "?", d.phase, d.file or "-"])
         out.append(table(rows))
     if result.stripped:
-        out.append(f"stripped {len(result.stripped)} folders ({_mb(result.stripped_bytes)}) "
+        out.append(f"stripped {len(result.stripped)} folders ({kib_or_mib(result.stripped_bytes)}) "
                    f"from the dependencies; RECORD files rewritten")
     if result.handler is not None:
         h = result.handler
@@ -177,7 +172,7 @@ def render_text(result: PackageResult, colour: bool) -> str:
     if result.ok:
         verified = "verified" if result.verified else s("NOT VERIFIED", "bold yellow")
         for z in result.zips:
-            out.append(s.ok(f"wrote {z.path} ({z.files} files, {_mb(z.compressed_bytes)}, "
+            out.append(s.ok(f"wrote {z.path} ({z.files} files, {kib_or_mib(z.compressed_bytes)}, "
                             f"sha256 {z.sha256}) - {verified} for {t.name}"))
     else:
         why = {"dependencies-missing": "dependencies are missing for the target",

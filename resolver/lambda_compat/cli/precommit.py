@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .. import errors
-from ..package import lockfiles
+from ..package.lockfiles import dispatch as lock_dispatch
 from .options import add_resolution_options, add_target_options
 
 
@@ -59,7 +59,7 @@ def _check_lock(path: Path, args: argparse.Namespace, common: List[str]) -> int:
     selected = select_targets(args.runtime, args.arch, today=datetime.date.today())
     with tempfile.TemporaryDirectory(prefix="lambda-compat-hook-") as tmp:
         for target in (s.target for s in selected):
-            selection = lockfiles.select(path, target)
+            selection = lock_dispatch.select(path, target)
             if not selection.pins:
                 continue
             req = selection.write_requirements(Path(tmp) / f"{target.runtime}-{target.arch}.txt")
@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name in args.files:
         path = Path(name)
         try:
-            if lockfiles.lock_kind(path):
+            if lock_dispatch.lock_kind(path):
                 codes.append(_check_lock(path, args, common))
                 continue
         except errors.LambdaCompatError as exc:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from .. import errors
-from .lockfiles import lock_kind
+from .lockfiles.dispatch import lock_kind
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -62,7 +62,7 @@ class Project:
     sources: Tuple[Source, ...]
     vendor: Optional[Path]
     dependencies: Optional[Path]
-    dependencies_kind: str          # "requirements", a lockfiles.KINDS value, or "none"
+    dependencies_kind: str          # "requirements", a lockfiles.dispatch.KINDS value, or "none"
     exclude: Tuple[str, ...]
     config: Optional[Path]          # pyproject.toml holding [tool.lambda-compat], if any
 
