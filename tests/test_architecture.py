@@ -169,3 +169,20 @@ def test_layer_contract_is_not_vacuous():
     subpackages = {p.parent.name for p in SRC.glob("*/__init__.py")}
     for part in subpackages:
         assert f"lambda_compat.{part}" in text, f"{part} is in no layer of the contract"
+
+
+def test_public_api_resolves_every_name():
+    import lambda_compat
+    for name in lambda_compat.__all__:
+        assert getattr(lambda_compat, name) is not None, name
+    with pytest.raises(AttributeError):
+        lambda_compat.no_such_name  # noqa: B018
+
+
+def test_import_lambda_compat_stays_cheap():
+    # The CLI's start-up: importing the package loads none of its parts (only the version).
+    code = ("import sys, lambda_compat; "
+            "print(sorted(m for m in sys.modules if m.startswith('lambda_compat.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert proc.stdout.strip() == "['lambda_compat._version']"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .. import __version__
+from .._version import __version__
 from ..targets.target import Target
 from ..verify.wheels import Finding
 

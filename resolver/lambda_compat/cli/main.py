@@ -10,7 +10,8 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from .. import __version__, errors
+from .. import errors
+from .._version import __version__
 from ..host import lifecycle
 from . import build, check, package, registry
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import errors
+from ..targets.arch import MACHINE_ALIASES
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 
@@ -50,13 +51,10 @@ class BinfmtStatus:
         return self.registered and self.enabled and "F" in self.flags
 
 
-_MACHINE_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "AMD64": "x86_64"}
-
-
 def host_machine() -> str:
     """This machine as ``platform.machine()`` says it on Linux (macOS says arm64)."""
     machine = platform.machine()
-    return _MACHINE_ALIASES.get(machine, machine)
+    return MACHINE_ALIASES.get(machine, machine)
 
 
 def entry_name(machine: str) -> str:

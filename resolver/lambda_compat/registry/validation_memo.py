@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-from .. import __version__
+from .._version import __version__
 
 
 def _memo_dir() -> Path:

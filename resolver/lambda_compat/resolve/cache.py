@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from .. import __version__
+from .._version import __version__
 from .reqfile import referenced_files
 from .engine import LinkInfo, PipOptions, ResolvedItem, Resolution
 from ..targets.target import Target

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .. import __version__
+from .._version import __version__
 from . import elf
 from . import wheels
 from ..targets.target import Target

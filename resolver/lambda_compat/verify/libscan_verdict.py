@@ -9,10 +9,12 @@ from typing import Dict, List, Sequence, Set
 
 from .libscan import LibraryLoad
 from .wheels import Finding
+from ..targets.arch import NAME_PATTERN
 
 #: Names for the other architecture (``libsndfile_arm64.so`` when checking x86_64).
-_OTHER_ARCH = {"x86_64": re.compile(r"arm64|aarch64"),
-               "arm64": re.compile(r"x86_64|amd64|x64|i[3-6]86")}
+#: Lambda arch -> the names of the other architectures inside file names.
+_OTHER_ARCH = {arch: re.compile("|".join(p for other, p in NAME_PATTERN.items() if other != arch))
+               for arch in NAME_PATTERN}
 
 
 def judge(dist: str, loads: Sequence[LibraryLoad], facts, bundled: Set[str]) -> List[Finding]:

@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from ... import errors
 from ...host import binfmt
 from ...host.interpreters import Interpreter
-from ...targets.target import MACHINE
+from ...targets.arch import ARCH_OF_MACHINE
 from .info import ALWAYS_ABSENT, GROUP, PASSWD, StandinInfo, lambda_dirs
 
 
@@ -164,7 +164,7 @@ def build_copy_root(interpreter: Interpreter, dest: Path, facts, *, name: str) -
     if os.path.exists("/etc/localtime"):
         shutil.copy2(os.path.realpath("/etc/localtime"), dest / "etc/localtime")
     return StandinInfo(
-        name=name, kind="copy", arch=_lambda_arch(binfmt.host_machine()),
+        name=name, kind="copy", arch=ARCH_OF_MACHINE[binfmt.host_machine()],
         machine=binfmt.host_machine(), python=layout["full"],
         python_executable=f"/var/lang/bin/python{v}", libc=_host_libc(),
         made_from=f"CPython {layout['full']} at {layout['executable']}",
@@ -209,7 +209,3 @@ def _host_libc() -> str:
         return os.confstr("CS_GNU_LIBC_VERSION") or "unknown libc"
     except (ValueError, OSError):
         return "unknown libc"
-
-
-def _lambda_arch(machine: str) -> str:
-    return {m: a for a, m in MACHINE.items()}[machine]

@@ -12,8 +12,8 @@ from typing import Dict, List, Optional, Tuple
 from ... import errors
 from ...host import binfmt
 from ...host.interpreters import find_interpreter
-from ...targets.target import MACHINE
-from .info import _DEB_ARCH, DEBIAN_MIRROR, GROUP, PASSWD, StandinInfo, lambda_dirs
+from ...targets.arch import DEB_ARCH, MACHINE
+from .info import DEBIAN_MIRROR, GROUP, PASSWD, StandinInfo, lambda_dirs
 
 
 def _dpkg_versions(root: Path) -> Dict[str, str]:
@@ -38,7 +38,7 @@ def _upstream(version: str) -> str:
 def debootstrap_command(suite: str, arch: str, dest: Path, mirror: str, *,
                         foreign: bool = False) -> List[str]:
     return (["debootstrap"] + (["--foreign"] if foreign else []) +
-            ["--variant=minbase", "--include=python3", f"--arch={_DEB_ARCH[arch]}", suite,
+            ["--variant=minbase", "--include=python3", f"--arch={DEB_ARCH[arch]}", suite,
              str(dest), mirror])
 
 

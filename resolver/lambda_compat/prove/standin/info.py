@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from ...host.interpreters import Interpreter
+from ...targets.arch import DEB_ARCH
 
 
 INFO_FILE = "lambda-compat-standin.json"
@@ -23,7 +24,6 @@ DEBIAN_SUITES: Dict[Tuple[int, int], str] = {
     (3, 9): "bullseye", (3, 11): "bookworm", (3, 13): "trixie", (3, 14): "sid",
 }
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-_DEB_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 
 #: Libraries no stand-in may contain whatever the facts say (the matrix suite relies on it).
 ALWAYS_ABSENT = ("libpq.so*",)
@@ -52,7 +52,7 @@ class StandinInfo:
     def describe(self) -> str:
         if self.kind in ("debootstrap", "unpack"):
             how = "debootstrap" if self.kind == "debootstrap" else "debootstrap, unpacked"
-            origin = f"debian {self.suite} {_DEB_ARCH[self.arch]} ({how})"
+            origin = f"debian {self.suite} {DEB_ARCH[self.arch]} ({how})"
         else:
             origin = f"copy of local CPython {self.python}"
         return f"{origin}, Python {self.python}, {self.libc}, {self.arch}"

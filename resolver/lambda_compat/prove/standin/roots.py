@@ -20,7 +20,8 @@ from ...host.interpreters import find_interpreter
 from ...targets.target import Target
 from .copyroot import build_copy_root
 from .debian import build_debootstrap_root
-from .info import (_DEB_ARCH, ALWAYS_ABSENT, DEBIAN_SUITES, INFO_FILE, KINDS, StandinInfo,
+from ...targets.arch import DEB_ARCH
+from .info import (ALWAYS_ABSENT, DEBIAN_SUITES, INFO_FILE, KINDS, StandinInfo,
                    StandinPlan, StandinRoot, read_info)
 
 
@@ -55,7 +56,7 @@ def plan_standin(target: Target, kind: str = "auto") -> Tuple[Optional[StandinPl
         suite = DEBIAN_SUITES.get(version)
         if suite is not None:
             recipe = "debootstrap" if kind == "debootstrap" else "unpack"
-            name = f"debian-{suite}-{_DEB_ARCH[target.arch]}" + \
+            name = f"debian-{suite}-{DEB_ARCH[target.arch]}" + \
                 ("-unpacked" if recipe == "unpack" else "")
             return StandinPlan(recipe, target.arch, version, name, suite=suite), ""
         reasons.append(f"no Debian suite ships Python {v} "
