@@ -326,3 +326,8 @@ def test_plain_c_part_cross_compiled_for_aarch64(zig, tmp_path, glibc):
     assert info.machine == "aarch64" and info.elf_type == "ET_DYN"
     assert glibc_ceiling(info) <= glibc <= (2, 26), info.versions_with_prefix("GLIBC_")
     assert not unversioned_libc_calls(so)
+
+
+def test_zig_extra_pins_the_installed_version():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert f'zig = ["ziglang=={toolchain.ZIGLANG_VERSION}"]' in text
