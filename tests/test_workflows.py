@@ -366,3 +366,17 @@ def test_actionlint_when_available():
     proc = subprocess.run([exe, *[str(WORKFLOWS / n) for n in MINE]], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_nightly_builds_in_the_sam_build_image():
+    """The nightly builds netifaces (sdist, C extension) with --build-env container in the real
+    SAM build image on both architectures and requires a compatible result."""
+    job = _load("nightly-matrix.yml")["jobs"]["build-env-container"]
+    assert {(e["arch"], e["runner"]) for e in job["strategy"]["matrix"]["include"]} == \
+        {("x86_64", "ubuntu-24.04"), ("arm64", "ubuntu-24.04-arm")}
+    assert job["env"]["RUNTIME"] == "python3.12"
+    assert job["env"]["BUILD_IMAGE"] == "public.ecr.aws/sam/build-python3.12"
+    run = " ".join(s.get("run", "") for s in job["steps"])
+    assert "netifaces==0.11.0" in run and "--build-env container" in run
+    assert "lambda-compat check bundle" in run and '!= "compatible"' in run
+    assert "ARM aarch64" in run

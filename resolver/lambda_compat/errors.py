@@ -122,6 +122,10 @@ class BackendUnavailable(EnvironmentProblem):
     """A requested dynamic-proof backend (container, rootfs, host) cannot run here."""
 
 
+class BuildEnvironmentUnavailable(EnvironmentProblem):
+    """A requested build environment (e.g. a container engine or build image) cannot run here."""
+
+
 class RegistryError(BadInput):
     """Registry data (runtimes.yaml, packages/*.yaml) violates its schema or invariants."""
 

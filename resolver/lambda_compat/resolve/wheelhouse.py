@@ -1,0 +1,97 @@
+"""The build dependencies of a source, as wheels for a target, for a build with no network.
+
+A build environment that has no network (a container, a target root) gets its build
+dependencies from a wheelhouse that the *host's* pip fills beforehand: ``setuptools``,
+``wheel`` and the source's ``[build-system] requires`` (their markers evaluated for the target,
+which pip would evaluate for the host), downloaded as wheels only for the target's platform
+tags, Python version and ABI. The user's pip configuration and index options apply; no index
+URL is ours.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from packaging.markers import InvalidMarker, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+
+from ..targets.target import platform_tags
+from .engine import PipOptions
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - older Pythons
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def marker_environment(python_version: Tuple[int, int], machine: str) -> Dict[str, str]:
+    """The markers of the target's CPython on Linux (never the host's)."""
+    version = "%d.%d" % tuple(python_version)
+    return {"python_version": version, "python_full_version": version + ".0",
+            "implementation_version": version + ".0", "implementation_name": "cpython",
+            "platform_python_implementation": "CPython", "platform_machine": machine,
+            "platform_system": "Linux", "sys_platform": "linux", "os_name": "posix",
+            "platform_release": "", "platform_version": ""}
+
+
+def _read_pyproject(source: Path) -> Optional[str]:
+    """The top-level pyproject.toml of a source directory or sdist (.tar.*, .zip)."""
+    top = re.compile(r"(\./)?[^/]+/pyproject\.toml")
+    try:
+        if source.is_dir():
+            path = source / "pyproject.toml"
+            return path.read_text(encoding="utf-8") if path.is_file() else None
+        if source.name.endswith(".zip"):
+            with zipfile.ZipFile(source) as zf:
+                name = next((n for n in zf.namelist() if top.fullmatch(n)), None)
+                return zf.read(name).decode("utf-8", "replace") if name else None
+        with tarfile.open(source) as tf:
+            member = next((m for m in tf.getmembers() if m.isfile() and top.fullmatch(m.name)),
+                          None)
+            f = tf.extractfile(member) if member else None
+            return f.read().decode("utf-8", "replace") if f else None
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def build_requires(source: Path, python_version: Tuple[int, int], machine: str) -> List[str]:
+    """setuptools, wheel and the source's ``[build-system] requires`` that apply to the
+    target (markers evaluated for the target; pip would evaluate them for the host)."""
+    out = ["setuptools", "wheel"]
+    text = _read_pyproject(source)
+    try:
+        data = tomllib.loads(text) if text else {}
+    except ValueError:
+        data = {}
+    requires = (data.get("build-system") or {}).get("requires") or []
+    env = marker_environment(python_version, machine)
+    for item in requires if isinstance(requires, list) else []:
+        try:
+            req = Requirement(str(item))
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            req.marker = None
+            out.append(str(req))
+        except (InvalidRequirement, InvalidMarker, UndefinedEnvironmentName):
+            out.append(str(item))  # pip reports what is wrong with it
+    return out
+
+
+def download_argv(requirements: Sequence[str], wheelhouse: Path, pip: PipOptions,
+                  python_version: Tuple[int, int], machine: str,
+                  glibc: Tuple[int, int]) -> List[str]:
+    """``pip download`` (the host's pip) of ``requirements`` as wheels for the target."""
+    v = "%d%d" % tuple(python_version)
+    argv = [sys.executable, "-m", "pip", "download", "--only-binary=:all:",
+            "--disable-pip-version-check", "--no-input"]
+    for tag in platform_tags(machine, glibc):
+        if not tag.startswith("linux_"):  # not portable: never from an index
+            argv += ["--platform", tag]
+    argv += ["--python-version", "%d.%d" % tuple(python_version), "--implementation", "cp",
+             "--abi", f"cp{v}", "-d", str(wheelhouse), *pip.args()]
+    return argv + list(requirements)
