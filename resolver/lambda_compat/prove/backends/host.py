@@ -60,6 +60,19 @@ class HostBackend(ProbeBackend):
             self._libraries = host_libraries(self.executable, target_facts(self.target)) or False
         return self._libraries or None
 
+    def identity(self) -> Optional[dict]:
+        real = os.path.realpath(self.executable)
+        digest = base.file_sha256(real)
+        if digest is None:
+            return None
+        view = self.libraries() if self.confine else None
+        libraries = None
+        if view is not None:
+            f = view.filter()
+            libraries = {"dirs": sorted(f.dirs), "allowed": sorted(f.allowed)}
+        return {"executable": real, "sha256": digest, "confine": bool(self.confine),
+                "libraries": libraries}
+
     def describe(self) -> str:
         if self.confine:
             how = "bwrap, read-only /var/task, " + (
