@@ -183,12 +183,15 @@ def requirements_main(args) -> int:
             report = json.loads(out.read_text(encoding="utf-8"))
             verdicts = {f"{t['runtime']}/{t['arch']}": f"{t['verdict']} ({t['proof']})"
                         for t in report["targets"]}
+            dynamic = [t["dynamic"] for t in report["targets"] if t.get("dynamic")]
+            reused = f"{sum(1 for d in dynamic if d.get('cached_from'))} of {len(dynamic)}"
         except (OSError, ValueError, KeyError):
-            verdicts = {}
+            verdicts, reused = {}, "?"
         shutil.rmtree(out.parent, ignore_errors=True)
         print(f"  {label}: {seconds:.1f}s rc={rc} tree RSS {tree / 2**20:.0f} MiB "
-              f"largest process {single / 2**20:.0f} MiB load {load:.1f}", flush=True)
-        rows.append((label, seconds, rc, tree, single, load, verdicts))
+              f"largest process {single / 2**20:.0f} MiB load {load:.1f} proofs reused "
+              f"{reused}", flush=True)
+        rows.append((label, seconds, rc, tree, single, load, verdicts, reused))
 
     if args.cold:
         cold_cache = args.work_dir / "cold-cache"
@@ -207,13 +210,16 @@ def requirements_main(args) -> int:
              "this machine offers per target. Peak memory = RSS summed over the process tree "
              "(sampled every 50 ms); largest = the largest single process (the kernel keeps one "
              "maximum over all of the benchmark's children, so a run whose largest process "
-             "stayed below an earlier run's shows '≤ earlier').", "",
-             "| run | seconds | exit | peak tree RSS MiB | largest process MiB | load |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for label, seconds, rc, tree, single, load, _ in rows:
+             "stayed below an earlier run's shows '≤ earlier'). Proofs reused = targets whose "
+             "import proof was taken from the proof cache (`dynamic.cached_from`: same bundle "
+             "content, target, backend, interpreter or root and probe), of those with one.", "",
+             "| run | seconds | exit | peak tree RSS MiB | largest process MiB | load | "
+             "proofs reused |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, seconds, rc, tree, single, load, _, reused in rows:
         largest = f"{single / 2**20:.0f}" if single else "≤ earlier"
         lines.append(f"| {label} | {seconds:.1f} | {rc} | {tree / 2**20:.0f} | "
-                     f"{largest} | {load:.1f} |")
+                     f"{largest} | {load:.1f} | {reused} |")
     if warm:
         lines += ["", f"Warm median: {statistics.median(r[1] for r in warm):.1f} s "
                       f"(goal of issue 15: under 10 s)."]
