@@ -115,3 +115,22 @@ def test_hard_linked_files_are_hashed_once_across_processes(tmp_path, task, monk
     monkeypatch.setattr("builtins.open", lambda *a, **k: calls.append(a) or real_open(*a, **k))
     assert proof_cache.tree_fingerprint(task, proof_cache.FileHashes(memo)) == fp
     assert not [c for c in calls if str(c[0]).endswith("__init__.py")]
+
+
+def test_host_and_rootfs_identities_name_their_binaries(tmp_path):
+    import hashlib
+    import sys
+
+    from lambda_compat.host.interpreters import probe
+    from lambda_compat.prove.backends.host import HostBackend
+    from lambda_compat.prove.backends.rootfs import RootfsBackend
+
+    v = "python%d.%d" % sys.version_info[:2]
+    interp = probe(sys.executable)
+    backend = HostBackend(get_target(v, "x86_64"), interp, confine=False)
+    ident = backend.identity()
+    real = os.path.realpath(backend.executable)
+    with open(real, "rb") as f:
+        assert ident["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    rootfs = RootfsBackend(get_target(v, "x86_64"), None)
+    assert rootfs.identity() is None  # no root yet: never reused
