@@ -11,6 +11,7 @@ which proof it got: ``static``, ``host``, ``rootfs`` or ``image``; nothing impli
 from __future__ import annotations
 
 import datetime
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -117,6 +118,9 @@ def _check_requirements(reqs: Path, layers: Sequence[zips.Opened], sel: Selected
     result.seconds = time.monotonic() - started
     ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,
              seconds=result.seconds)
+    # the bundle (our own, in the workspace) is no longer needed: removed now, beside the
+    # other targets' work, rather than all at the end
+    shutil.rmtree(out, ignore_errors=True)
     return result
 
 

@@ -4,6 +4,7 @@ and weigh the outcome against the static proof."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -28,6 +29,24 @@ def backend_selector() -> Optional[Callable[..., Any]]:
             raise
         return None
     return select_backend
+
+
+_CACHES: Dict[Path, Any] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def proof_cache(options: CheckOptions) -> Any:
+    """The run's :class:`~lambda_compat.prove.proof_cache.ProofCache` (one per cache dir, so
+    the targets share their file hashes); ``--refresh`` runs every proof again."""
+    from ..host.paths import default_cache_dir
+    from ..prove.proof_cache import ProofCache
+    directory = (options.build.cache_dir or default_cache_dir()).absolute() / "proofs"
+    reuse = options.build.resolution_ttl > 0
+    with _CACHES_LOCK:
+        cache = _CACHES.get(directory)
+        if cache is None or cache.reuse != reuse:
+            cache = _CACHES[directory] = ProofCache(directory, reuse=reuse)
+        return cache
 
 
 class TargetUI:
@@ -81,10 +100,15 @@ def prove_dynamically(result: TargetResult, static: StaticReport, task_dir: Path
     result.backend = backend.describe()
     ui.event("check-import-start", target=t.name, backend=result.backend,
              modules=len(modules))
-    dyn = backend.import_modules(task_dir, list(layer_dirs), list(modules),
-                                 handler=options.handler, timeout=options.timeout,
-                                 after=static.after())
+    from ..prove.proof_cache import import_modules
+    dyn = import_modules(backend, proof_cache(options), task_dir, list(layer_dirs),
+                         list(modules), handler=options.handler, timeout=options.timeout,
+                         after=static.after())
     result.dynamic = dyn
+    if getattr(dyn, "cached_from", None):
+        result.notes.append(f"the {dyn.proof} proof was reused from {dyn.cached_from}: the "
+                            f"same bundle and layers (content hashes), target, backend, "
+                            f"interpreter or root and probe (--refresh runs it again)")
     if dyn.error:
         # never a silent step down to the static proof: the target says its backend broke
         msg = f"the {backend.proof} backend ({result.backend}) could not run: {dyn.error}"
@@ -100,7 +124,7 @@ def prove_dynamically(result: TargetResult, static: StaticReport, task_dir: Path
         result.notes.append(f"the {dyn.proof} proof ran in a stand-in ({dyn.standin}), not in "
                             f"the runtime's own image: it proves less than the real image")
     for o in dyn.outcomes:
-        if o.ok and getattr(o, "after", ()):
+        if o.ok and o.after:
             result.notes.append(
                 f"{o.module} refuses to be imported on its own ({_one_line(o.alone_error)}); "
                 f"it imported after {', '.join(o.after)}, which depend(s) on it, as it is "

@@ -80,6 +80,7 @@ class TargetResult:
             d = self.dynamic
             dyn = {"backend": d.backend, "proof": d.proof, "python": d.python,
                    "error": d.error, "standin": getattr(d, "standin", None),
+                   "cached_from": getattr(d, "cached_from", None),
                    "imports": [_import_json(o) for o in all_outcomes(d)]}
         build = None
         if self.build is not None:

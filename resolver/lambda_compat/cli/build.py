@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..build.builder import build_dependencies
-from ..build.report import BuildReport
 from .options import add_resolution_options, add_target_options, build_config, subcommand
-from .style import ProgressUI, Style, table, use_colour
+
+if TYPE_CHECKING:
+    from ..build.report import BuildReport
 
 _BUILD_DESCRIPTION = """\
 Resolve a requirements file for one AWS Lambda target (runtime x architecture), not for this
@@ -60,6 +60,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def render_text(report: BuildReport, colour: bool) -> str:
+    from .style import Style, table
     s = Style(colour)
     t = report.target
     out = [s.bold(f"{t.runtime}/{t.arch} (CPython {t.python_full_version}, glibc "
@@ -112,6 +113,8 @@ def _build(args: argparse.Namespace) -> int:
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
                           no_binary=tuple(args.no_binary), jobs=args.jobs,
                           force_output=args.force)
+    from ..build.builder import build_dependencies
+    from .style import ProgressUI, use_colour
     with ProgressUI(sys.stderr, verbose=args.verbose) as ui:
         report = build_dependencies(args.output, req, args.runtime, ui=ui, config=config,
                                     architecture=args.arch)

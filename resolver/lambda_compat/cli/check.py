@@ -16,11 +16,7 @@ from pathlib import Path
 
 
 from .. import errors
-from ..check.core import run_check
-from ..check.inputs import CheckInput, CheckOptions, select_targets
-from .check_render import render_text
 from .options import add_resolution_options, add_target_options, build_config, subcommand
-from .style import ProgressUI, use_colour
 
 BACKENDS = ("auto", "static", "host", "rootfs", "container")
 
@@ -82,6 +78,10 @@ def _today(value) -> datetime.date:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from ..check.core import run_check
+    from ..check.inputs import CheckInput, CheckOptions, select_targets
+    from .check_render import render_text
+    from .style import ProgressUI, use_colour
     if args.requirements and args.input:
         raise errors.BadInput("two inputs given (positional and -r).", hint="Pass only one.")
     if args.jobs < 1:

@@ -10,10 +10,7 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from .. import errors
 from .._version import __version__
-from ..host import lifecycle
-from . import build, check, package, registry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     # One module per subcommand, each exposing ``add_parser(subparsers)``; the parser it adds
     # sets ``func`` (a callable taking the argparse Namespace, returning the exit code).
     # Errors derived from errors.LambdaCompatError are rendered by main().
+    from . import build, check, package, registry
     for command in (build, check, registry, package):
         command.add_parser(sub)
     return p
@@ -72,6 +70,10 @@ class _ClosablePipe:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    if (sys.argv[1:] if argv is None else list(argv)) == ["--version"]:
+        # what argparse's version action prints, without importing every subcommand first
+        print(f"lambda-compat {__version__}")
+        return 0
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -91,6 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .. import errors
+    from ..host import lifecycle
     try:
         with lifecycle.signals_raise():
             return args.func(args)

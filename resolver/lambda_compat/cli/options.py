@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from .. import errors
-from ..build.builder import BuildConfig
-from ..resolve.engine import PipOptions
 
-DEFAULT_BUILD_TIMEOUT = BuildConfig.build_timeout
+if TYPE_CHECKING:
+    from ..build.builder import BuildConfig
+
+#: BuildConfig.build_timeout (a test keeps them equal; the builder is imported only to run)
+DEFAULT_BUILD_TIMEOUT = 1800.0
 
 
 def exit_codes_epilog(codes: Dict[int, str]) -> str:
@@ -22,12 +24,18 @@ def exit_codes_epilog(codes: Dict[int, str]) -> str:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the description's line breaks; ``{runtimes}`` in an option's help becomes the
-    shipped registry's runtimes, read only when help is shown (start-up stays cheap)."""
+    shipped registry's runtimes and ``{strip_folders}`` package's strip categories, read only
+    when help is shown (start-up stays cheap)."""
 
     def _expand_help(self, action: argparse.Action) -> str:
         text = super()._expand_help(action)
-        return text.replace("{runtimes}", ", ".join(_runtime_names())) if "{runtimes}" in text \
-            else text
+        if "{runtimes}" in text:
+            text = text.replace("{runtimes}", ", ".join(_runtime_names()))
+        if "{strip_folders}" in text:
+            from ..package.model import STRIP_FOLDERS
+            text = text.replace("{strip_folders}", ", ".join(
+                f"{k} ({'/'.join(v)})" for k, v in STRIP_FOLDERS.items()))
+        return text
 
 
 def _runtime_names() -> List[str]:
@@ -87,6 +95,8 @@ def add_resolution_options(p: argparse.ArgumentParser) -> None:
 
 def build_config(args: argparse.Namespace, **extra: Any) -> BuildConfig:
     """The BuildConfig the shared options describe (``extra``: command-specific fields)."""
+    from ..build.builder import BuildConfig
+    from ..resolve.engine import PipOptions
     pip = PipOptions(index_url=args.index_url, extra_index_urls=tuple(args.extra_index_url),
                      find_links=tuple(args.find_links), no_index=args.no_index,
                      isolated=args.isolated)

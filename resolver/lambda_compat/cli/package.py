@@ -11,16 +11,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import List
+from typing import TYPE_CHECKING, Any, List
 
 from .. import errors
-from ..package.core import package_project
-from ..package.model import STRIP_FOLDERS, UNZIPPED_LIMIT, ZIP_LIMIT, PackageOptions, PackageResult
 from ..package.reprozip import DEFAULT_LEVEL
 from ..units import kib_or_mib
-from ..package.project import load_project
 from .options import add_resolution_options, add_target_options, build_config, subcommand
-from .style import ProgressUI, Style, table, use_colour
+
+if TYPE_CHECKING:
+    from ..package.model import PackageResult
 
 HANDLER_BACKENDS = ("auto", "container", "rootfs", "host")
 
@@ -56,9 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="leave matching files/folders of sources and vendor/ out (glob, "
                         "repeatable)")
     p.add_argument("--strip", default="", metavar="CATEGORIES",
-                   help="remove these folders from the dependencies: "
-                        + ", ".join(f"{k} ({'/'.join(v)})" for k, v in STRIP_FOLDERS.items())
-                        + "; comma-separated")
+                   help="remove these folders from the dependencies: {strip_folders}; "
+                        "comma-separated")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the check against the target (NOT recommended; the result says "
                         "so loudly)")
@@ -95,16 +93,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-class _ProgressUI(ProgressUI):
+def _progress_ui(stream: Any, verbose: bool) -> Any:
     """The build's progress plus the packaging steps, and the compressed sizes."""
+    from .style import ProgressUI
 
-    def _on_package_sizes(self, target: str, data: dict) -> None:
-        if data.get("deployment_zip_bytes") is not None:
-            self._say(f"compressed: {_size_line(data)}")
+    class _ProgressUI(ProgressUI):
+        def _on_package_sizes(self, target: str, data: dict) -> None:
+            if data.get("deployment_zip_bytes") is not None:
+                self._say(f"compressed: {_size_line(data)}")
 
+    return _ProgressUI(stream, verbose=verbose)
 
 
 def _size_line(s: dict) -> str:
+    from ..package.model import UNZIPPED_LIMIT, ZIP_LIMIT
     parts = [f"{kib_or_mib(s['unzipped_bytes'])} unzipped of {kib_or_mib(UNZIPPED_LIMIT)}"]
     if s.get("deployment_zip_bytes") is not None:
         parts.append(f"deployment.zip {kib_or_mib(s['deployment_zip_bytes'])}")
@@ -114,6 +116,7 @@ def _size_line(s: dict) -> str:
 
 
 def render_text(result: PackageResult, colour: bool) -> str:
+    from .style import Style, table
     s = Style(colour)
     t = result.target
     p = result.project
@@ -187,6 +190,10 @@ def render_text(result: PackageResult, colour: bool) -> str:
 def _package(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise errors.BadInput("--jobs must be at least 1.")
+    from ..package.core import package_project
+    from ..package.model import PackageOptions
+    from ..package.project import load_project
+    from .style import use_colour
     strip = tuple(x.strip() for x in args.strip.split(",") if x.strip())
     # -r is relative to the current directory (as for build); --source and --vendor name
     # parts of the project and are relative to the project directory.
@@ -208,7 +215,7 @@ def _package(args: argparse.Namespace) -> int:
     if args.no_verify:
         print("lambda-compat: WARNING: --no-verify: the bundle is NOT checked against the "
               "target; it may not import on Lambda.", file=sys.stderr)
-    with _ProgressUI(sys.stderr, verbose=args.verbose) as ui:
+    with _progress_ui(sys.stderr, args.verbose) as ui:
         result = package_project(project, output, args.runtime, args.arch, ui=ui,
                                  config=config, options=options)
     if args.format == "json":

@@ -13,14 +13,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from .. import errors
 from .options import subcommand
-from .style import table
-from ..registry.package_entry import PackageEntry, PackageRegistry, RegistryProblem
-from ..registry.packages import (PACKAGES_DIR, check_registry, default_validator, known_targets,
-                                 load_packages, parse_entry_file)
+
+if TYPE_CHECKING:
+    from ..registry.package_entry import PackageEntry, PackageRegistry, RegistryProblem
 
 #: Version of the ``--format json`` documents of list/show/validate.
 OUTPUT_VERSION = 1
@@ -73,10 +72,12 @@ def _rel(path: str) -> str:
 
 
 def _problem(p: RegistryProblem) -> RegistryProblem:
+    from ..registry.package_entry import RegistryProblem
     return RegistryProblem(_rel(p.path), p.line, p.message)
 
 
 def _load(directory: Optional[str]) -> PackageRegistry:
+    from ..registry.packages import load_packages
     if directory is None:
         return load_packages()
     root = Path(directory)
@@ -105,6 +106,8 @@ def _document(registry: PackageRegistry, entries: Sequence[PackageEntry]) -> Dic
 # --------------------------------------------------------------------------- validate
 
 def _validate(args: argparse.Namespace) -> int:
+    from ..registry.packages import (PACKAGES_DIR, check_registry, default_validator,
+                                     known_targets, parse_entry_file)
     from ..registry.runtimes import registry_dir
     target = Path(args.path) if args.path else registry_dir()
     if not target.exists():
@@ -152,6 +155,7 @@ def _escape(message: str) -> str:
 # --------------------------------------------------------------------------- list / show
 
 def _list(args: argparse.Namespace) -> int:
+    from .style import table
     registry = _load(args.registry)
     if args.format == "json":
         print(json.dumps(_document(registry, registry.entries), indent=2))

@@ -30,6 +30,11 @@ def _resolve_in_root(root: Path, path: str, depth: int = 0) -> Optional[Path]:
     return current
 
 
+def resolve_in_root(root: Path, path: str) -> Optional[Path]:
+    """``path`` (absolute, inside ``root``) with its symlinks followed inside ``root``."""
+    return _resolve_in_root(root, path)
+
+
 def root_interpreter(root: Path, version: Tuple[int, int]) -> Optional[str]:
     """Path (inside ``root``) of its ``python3.X``: Lambda's /var/lang/bin first."""
     name = f"python{version[0]}.{version[1]}"

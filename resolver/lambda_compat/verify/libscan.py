@@ -31,8 +31,10 @@ platform test, an ``except`` handler) is marked ``conditional``.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -299,12 +301,35 @@ def _outside_functions(text: str) -> str:
     return "\n".join(out)
 
 
+_Import = Tuple[int, str, Tuple[str, ...]]
+#: The import statements of a text, by its content's digest: the same file is read for every
+#: target of a run (a pure-Python wheel's files are in each target's bundle).
+_IMPORTS_MEMO: Dict[bytes, Tuple[_Import, ...]] = {}
+_IMPORTS_LOCK = threading.Lock()
+
+
+def _import_statements(text: str) -> Iterable[_Import]:
+    text = _outside_functions(text)
+    for m in _IMPORT_TEXT.finditer(text):
+        if m.group(4) is not None:
+            for part in m.group(4).split(","):
+                name = part.strip().split(" ")[0].strip("\\ ")
+                if re.fullmatch(r"[\w.]+", name):
+                    yield 0, name, ()
+            continue
+        names = tuple(n.strip().split(" ")[0] for n in
+                      m.group(3).strip("()\\ \n").replace("\n", ",").split(",")
+                      if n.strip())
+        yield len(m.group(1)), m.group(2), names
+
+
 class _Tree:
     """The .py files of one distribution (Lambda paths -> host paths) under ``site``."""
 
     def __init__(self, site: str, files: Dict[str, str]) -> None:
         self.site, self.files = site, files
         self.texts: Dict[str, str] = {}
+        self.digests: Dict[str, bytes] = {}
         self.cache: Dict[str, Optional[_Module]] = {}
 
     def module_file(self, dotted: str) -> Optional[str]:
@@ -321,7 +346,9 @@ class _Tree:
                 if os.path.getsize(real) > _MAX_BYTES:
                     raise OSError("too big")
                 with open(real, "rb") as f:
-                    self.texts[path] = f.read().decode("utf-8", "replace")
+                    data = f.read()
+                self.texts[path] = data.decode("utf-8", "replace")
+                self.digests[path] = hashlib.blake2b(data, digest_size=20).digest()
             except OSError:
                 self.texts[path] = ""
         return self.texts[path]
@@ -335,20 +362,22 @@ class _Tree:
         parts = path[len(self.site) + 1:-3].split("/")
         return ".".join(parts[:-1])
 
-    def imports(self, path: str) -> Iterable[Tuple[int, str, Tuple[str, ...]]]:
-        """The module's imports outside functions, read from its text."""
-        text = _outside_functions(self.text(path))
-        for m in _IMPORT_TEXT.finditer(text):
-            if m.group(4) is not None:
-                for part in m.group(4).split(","):
-                    name = part.strip().split(" ")[0].strip("\\ ")
-                    if re.fullmatch(r"[\w.]+", name):
-                        yield 0, name, ()
-                continue
-            names = tuple(n.strip().split(" ")[0] for n in
-                          m.group(3).strip("()\\ \n").replace("\n", ",").split(",")
-                          if n.strip())
-            yield len(m.group(1)), m.group(2), names
+    def imports(self, path: str) -> Iterable[_Import]:
+        """The module's imports outside functions, read from its text (remembered by the
+        text's digest for the rest of the process)."""
+        text = self.text(path)
+        digest = self.digests.get(path)
+        if digest is None:
+            return tuple(_import_statements(text))
+        with _IMPORTS_LOCK:
+            found = _IMPORTS_MEMO.get(digest)
+        if found is None:
+            found = tuple(_import_statements(text))
+            with _IMPORTS_LOCK:
+                if len(_IMPORTS_MEMO) > 100_000:
+                    _IMPORTS_MEMO.clear()
+                _IMPORTS_MEMO[digest] = found
+        return found
 
     def imported(self, path: str) -> Iterable[str]:
         """Module files that ``path``'s imports execute."""

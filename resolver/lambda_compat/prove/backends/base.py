@@ -76,6 +76,27 @@ def probe_source() -> str:
     return _PROBE_FILE.read_text(encoding="utf-8")
 
 
+_FILE_HASHES: Dict[Tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: str) -> Optional[str]:
+    """sha256 of a file (an interpreter, a root's record), remembered for this process by
+    path, inode, size and mtime; None if it cannot be read."""
+    import hashlib
+    try:
+        st = os.stat(path)
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+        if key not in _FILE_HASHES:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            _FILE_HASHES[key] = h.hexdigest()
+        return _FILE_HASHES[key]
+    except OSError:
+        return None
+
+
 def _check_handler(handler: Optional[str]) -> None:
     if handler is not None and not _HANDLER_RE.match(handler):
         raise errors.BadInput(
@@ -257,6 +278,11 @@ class ProbeBackend:
 
     @property
     def standin(self) -> Optional[str]:
+        return None
+
+    def identity(self) -> Optional[Dict[str, Any]]:
+        """What this backend runs, for reusing its proofs (:mod:`..proof_cache`): None means
+        never reuse (the default)."""
         return None
 
     def import_modules(self, task_dir: Path, layer_dirs: Sequence[Path],

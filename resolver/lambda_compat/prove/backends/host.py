@@ -60,6 +60,22 @@ class HostBackend(ProbeBackend):
             self._libraries = host_libraries(self.executable, target_facts(self.target)) or False
         return self._libraries or None
 
+    def identity(self) -> Optional[dict]:
+        real = os.path.realpath(self.executable)
+        digest = base.file_sha256(real)
+        if digest is None:
+            return None
+        view = self.libraries() if self.confine else None
+        libraries = None
+        if view is not None:
+            f = view.filter()
+            # the libraries the proof may load: which, and (size, mtime) of each, so an
+            # upgraded system library is another identity
+            libraries = {"dirs": sorted(f.dirs),
+                         "allowed": [[p, *_stamp(p)] for p in sorted(f.allowed)]}
+        return {"executable": real, "sha256": digest, "confine": bool(self.confine),
+                "libraries": libraries}
+
     def describe(self) -> str:
         if self.confine:
             how = "bwrap, read-only /var/task, " + (
@@ -136,6 +152,14 @@ def _real_executable(path: str) -> str:
         return path
     real = proc.stdout.strip()
     return real if proc.returncode == 0 and real and os.path.isfile(real) else path
+
+
+def _stamp(path: str) -> List[int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    return [st.st_size, st.st_mtime_ns]
 
 
 def _host_paths(value: str, task: Path, opt: Path) -> str:

@@ -48,6 +48,9 @@ class DynamicResult:
     seconds: Optional[float] = None
     #: set when the root or image is a lambda-compat stand-in, not the runtime's image
     standin: Optional[str] = None
+    #: set when this is a reused proof (:mod:`lambda_compat.prove.proof_cache`): when it ran
+    #: (ISO 8601, UTC); the same backend, interpreter or root, probe, bundle and layers
+    cached_from: Optional[str] = None
 
     @property
     def ok(self) -> bool:

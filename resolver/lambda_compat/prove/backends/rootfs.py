@@ -11,8 +11,8 @@ from typing import Any, Optional
 from ...errors import BackendUnavailable
 from ...host import binfmt, sandbox
 from ...targets.target import Target
-from ..rootpaths import root_interpreter, root_machine
-from ..standin.info import StandinInfo, read_info
+from ..rootpaths import resolve_in_root, root_interpreter, root_machine
+from ..standin.info import INFO_FILE, StandinInfo, read_info
 from . import base
 from .base import ProbeBackend, probe_source, probe_spec, run_command, target_facts
 
@@ -91,6 +91,18 @@ class RootfsBackend(ProbeBackend):
     @property
     def standin(self) -> Optional[str]:
         return self._standin_info.describe() if self._standin_info else None
+
+    def identity(self) -> Optional[dict]:
+        """The root's stand-in record and interpreter binary (sha256), the runner and qemu."""
+        if self.root is None or self.python is None or self.runner == "proot":
+            return None
+        real = resolve_in_root(self.root, self.python)
+        python = base.file_sha256(str(real)) if real is not None else None
+        if python is None:
+            return None
+        return {"root": str(self.root), "python": self.python, "python_sha256": python,
+                "info_sha256": base.file_sha256(str(self.root / INFO_FILE.lstrip("/"))),
+                "runner": self.runner, "qemu": self.qemu, "foreign": self._foreign}
 
     def describe(self) -> str:
         if self.root is None:
