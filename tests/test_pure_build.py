@@ -194,8 +194,10 @@ def test_sgmllib3k_for_python314(tmp_path, no_target_python, arch):
 @pytest.mark.slow
 @needs_pure_interpreter
 def test_setuptools_projects_for_python314(tmp_path, no_target_python):
-    req = write_reqs(tmp_path, "".join(f"{SDISTS / p}\n" for p in
-                                       ("pure-local", "c-required", "c-optional")))
+    projects = ("pure-local", "c-required", "c-optional")
+    for p in projects:  # a local directory is built in place: never in the repository
+        shutil.copytree(SDISTS / p, tmp_path / p)
+    req = write_reqs(tmp_path, "".join(f"./{p}\n" for p in projects))
     report = build_dependencies(tmp_path / "out", req, "python3.14",
                                 config=_pypi_config(tmp_path / "cache", allow_missing=True),
                                 architecture="arm64")
