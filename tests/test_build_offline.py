@@ -334,8 +334,9 @@ def test_resolution_reused_only_for_identical_inputs(tmp_path, shared_cache):
 
 def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, config,
                                                                      monkeypatch):
-    # Every build phase needs a CPython of the target's version; without one pip must not
-    # build the sdist just to read its metadata (for numpy on python3.14 that took minutes).
+    # Every build phase needs a CPython, of the target's version or (any-Python pure build,
+    # tests/test_pure_build.py) any; without one pip must not build the sdist just to read
+    # its metadata (for numpy on python3.14 that took minutes).
     import lambda_compat.build.missing as missing_mod
     import lambda_compat.build.phases as phases_mod
     import lambda_compat.build.resolution as resolution_mod
@@ -343,6 +344,8 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
 
     for mod in (resolution_mod, phases_mod, missing_mod):
         monkeypatch.setattr(mod, "find_interpreter", lambda *a, **k: None)
+    for mod in (resolution_mod, phases_mod):
+        monkeypatch.setattr(mod, "pure_build_interpreters", lambda *a, **k: [])
     built = []
     monkeypatch.setattr(sdist_mod, "build_wheel", lambda *a, **k: built.append(a))
     ui = RecordingUI()

@@ -99,17 +99,22 @@ def test_expectations_follow_the_target_only():
     assert marker.expectation(target("python3.12/x86_64")).absent == ("orjson",)
     docopt = load_case(CASES_DIR / "docopt.yaml")
     assert docopt.expectation(target("python3.14/x86_64")).verdict == "compatible"
-    assert docopt.here(target("python3.14/x86_64"), poor).verdict == "missing"
+    # a pure sdist is built by any local Python (the any-Python pure build): no exception
+    assert docopt.here(target("python3.14/x86_64"), poor) is None
     assert docopt.here(target("python3.14/x86_64"), rich) is None
 
 
-def test_expectations_never_call_the_tools_interpreter_discovery(monkeypatch):
+def test_expectations_never_call_the_tools_interpreter_discovery(monkeypatch, tmp_path):
     """Mutation guard: a tool that finds no interpreter must not change what is expected."""
     from lambda_compat.host import interpreters
     monkeypatch.setattr(interpreters, "find_interpreter", lambda *a, **k: None)
     from compat_tests import local_env
     local_env.local_pythons.cache_clear()
-    docopt = load_case(CASES_DIR / "docopt.yaml")
+    docopt = load_case(write_case(tmp_path, (
+        "schema: 1\ndescription: an sdist built with the target's Python\n"
+        "requirements: [docopt==0.6.2]\nexpect:\n  - verdict: compatible\n"
+        "unproven_here:\n  - when: {host_python: false}\n    verdict: missing\n"
+        "    reason: no-build-environment\n"), "docopt.yaml"))
     host = HostFacts.here()
     version = sys.version_info[:2]
     t = target(f"python{version[0]}.{version[1]}/x86_64")

@@ -3,7 +3,9 @@
 2. a compatible wheel -> done (its tags, Requires-Python and ELF files re-verified);
 3. source only -> unless its wheels only need a newer glibc, built natively with an
    interpreter of the target's version, the wheel's tags and ELF files verified;
-4. else rebuilt with the compilers disabled (pure-Python fallback) and verified again;
+4. else rebuilt with the compilers disabled (pure-Python fallback) and verified again; with
+   no interpreter of the target's version here, by any local one (an any-Python pure build,
+   :mod:`lambda_compat.resolve.pure_build`) and accepted only as a pure wheel;
 5. else the registry allowlist (platform tag, no native code, entry matches);
 6. else missing, the real cause first (:mod:`.missing`).
 """
@@ -19,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..host.interpreters import Interpreter, find_interpreter
+from ..host.interpreters import (Interpreter, find_interpreter, pick_pure_build,
+                                 pure_build_interpreters)
 from ..registry.package_entry import PackageRegistry, tags_fit_except_platform
+from ..resolve import pure_build
 from ..resolve.diagnose import Diagnosis, diagnose
 from ..resolve.engine import ResolvedItem, Resolution
 from ..resolve.sdist_build import BuildResult, build_wheel, file_sha256
@@ -185,9 +189,43 @@ class Phases:
         src.outcome.attempts.append(
             f"no CPython {self.target.python_version[0]}.{self.target.python_version[1]} "
             f"interpreter on this machine for a pure-Python build (use --python)")
-        return None
+        return self._pure_any_build(src)
 
-    def _build(self, src: _Source, interp: Interpreter, no_compiler: bool
+    def _pure_any_build(self, src: _Source) -> Optional[Path]:
+        """Phase 4 without an interpreter of the target's version: the any-Python pure build
+        (:mod:`lambda_compat.resolve.pure_build`), accepted only as a pure wheel."""
+        item, outcome, t = src.item, src.outcome, self.target
+        interp = pick_pure_build(pure_build_interpreters(self.host_machine),
+                                 item.requires_python)
+        if interp is None:
+            outcome.attempts.append("no any-Python pure build: no local CPython satisfies "
+                                    f"its Requires-Python ({item.requires_python})")
+            return None
+        result, attempt = self._build(src, interp, True, pure=True)
+        built = f"CPython {pure_build.version_text(interp)}"
+        if result is None or not result.ok or result.wheel is None:
+            outcome.attempts.append(f"any-Python pure build with {built} (compilers disabled) "
+                                    f"failed:\n{attempt['tail']}\n(full log: {attempt['log']})")
+            return None
+        why = pure_build.problems(result.wheel, t.python_version, t.python_full_version)
+        info = read_wheel(result.wheel)
+        blocking = [f for f in verify_wheel(info, t) if f.code in BLOCKING]
+        if not why and (info.native_files or blocking or not t.accepts_wheel_tags(info.tags)):
+            why = [f"{result.wheel.name}: " + (blocking[0].message if blocking else
+                                               "native files or tags not for the target")]
+        if why:
+            outcome.attempts.append(f"any-Python pure build with {built}, rejected: "
+                                    + "; ".join(why))
+            return None
+        outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
+        outcome.interpreter = pure_build.describe(result.interpreter)
+        outcome.attempts.append(f"built without a compiler with {result.interpreter} "
+                                f"(any-Python pure build, once for every target): "
+                                + pure_build.CAVEAT.format(built=built, target=t.runtime))
+        self.ui.event("dist-done", name=item.name, version=item.version, phase=outcome.phase)
+        return result.wheel
+
+    def _build(self, src: _Source, interp: Interpreter, no_compiler: bool, pure: bool = False
                ) -> Tuple[Optional[BuildResult], Dict[str, Any]]:
         """One build (or the resolution's earlier failed one, not repeated); the result."""
         item, outcome, source = src.item, src.outcome, src.path
@@ -205,7 +243,7 @@ class Phases:
                                  pip=self.config.pip, no_compiler=no_compiler,
                                  timeout=self.config.build_timeout,
                                  cwd=self.requirements.resolve().parent,
-                                 sandbox=self.config.build_sandbox)
+                                 sandbox=self.config.build_sandbox, pure=pure)
             state["ok"] = result.ok
         outcome.build_log = str(result.log)
         outcome.interpreter = result.interpreter
@@ -304,9 +342,12 @@ class Phases:
         t = self.target
         version = f"{t.python_version[0]}.{t.python_version[1]}"
         if fallback is None:
+            pure = ("; an any-Python pure build gave no pure wheel (see attempts)"
+                    if any(a.startswith("any-Python pure build") for a in outcome.attempts)
+                    else "")
             return "no-build-environment", (
                 f"{label} could not be built: this machine has no CPython {version} "
-                f"interpreter (use --python). {context}")
+                f"interpreter (use --python){pure}. {context}")
         if native is None and t.machine != self.host_machine:
             needs_cc = backend in NATIVE_BACKENDS or COMPILER_DISABLED in _read_text(
                 outcome.build_log)

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from .. import errors
 from ..host import sandbox as _sandbox
-from ..host.interpreters import find_interpreter
+from ..host.interpreters import find_interpreter, pure_build_interpreters
 from ..registry.package_entry import PackageRegistry
 from ..resolve import cache as resolution_cache
 from ..resolve import reqfile
@@ -139,9 +139,13 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
     host = platform.machine()
     native = host == target.machine
     interp = find_interpreter(target.python_version, host, config.python)
+    # none of the target's Python here: an any-Python pure build may stand in (pure_build)
+    pure = [] if interp else pure_build_interpreters(host)
     return {"interpreter": asdict(interp) if interp else None, "native": native,
+            "pure_interpreters": [asdict(i) for i in pure],
             "host_machine": host, "target_machine": target.machine,
-            "version": list(target.python_version), "cache_dir": str(cache),
+            "version": list(target.python_version),
+            "python_full_version": target.python_full_version, "cache_dir": str(cache),
             "pip": asdict(config.pip), "timeout": config.build_timeout,
             "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
             # decided here, once: the pip engine's builds refuse when no sandbox can be had
@@ -157,11 +161,11 @@ class SourcePolicy:
     """Allow building a project from source only where that can produce a usable wheel.
 
     Not when the project's wheels for that version only need a newer glibc (unless asked);
-    not when this machine has no CPython of the target's version at all (every build phase
-    needs one, so pip would only build the sdist, numpy: minutes of C++, to read metadata);
-    not for a machine this host cannot compile for when the project's code is native (it
-    publishes only platform wheels) and no registry entry could vouch for a compiler-less
-    build: decided from the index page, before the sdist is even downloaded.
+    not when this machine has no CPython at all; not for a machine this host cannot compile
+    for, nor for a Python it has no interpreter of (only an any-Python pure build could do,
+    :mod:`lambda_compat.resolve.pure_build`), when the project's code is native (it publishes
+    only platform wheels) and no registry entry could vouch for a compiler-less build:
+    decided from the index page, before the sdist is even downloaded.
     ``refused`` keeps (code, reason) of the last two, for the report.
     """
 
@@ -172,6 +176,10 @@ class SourcePolicy:
         self._interpreter: List[bool] = []
 
     def can_build(self) -> bool:
+        """Some build can run: an interpreter of the target's version, else any (pure)."""
+        return self.has_target_python() or bool(pure_build_interpreters(platform.machine()))
+
+    def has_target_python(self) -> bool:
         if not self._interpreter:
             self._interpreter.append(find_interpreter(
                 self.target.python_version, platform.machine(), self.config.python) is not None)
@@ -188,13 +196,20 @@ class SourcePolicy:
             return True
         host = platform.machine()
         wheels = [link for link in links if link.is_wheel and not link.yanked]
-        if (host != target.machine and wheels and self.registry.get(project) is None
+        if (wheels and self.registry.get(project) is None
                 and all(not link.filename.endswith("-any.whl") for link in wheels)):
-            self.refused[project] = ("no-build-environment", (
-                f"{project} has native code (it publishes only platform wheels) and this "
-                f"{host} machine cannot build {target.machine} code; its sdist was not "
-                f"built."))
-            return False
+            v = target.python_version
+            if host != target.machine:
+                why = f"this {host} machine cannot build {target.machine} code"
+            elif not self.has_target_python():
+                why = f"this machine has no CPython {v[0]}.{v[1]} interpreter (use --python)"
+            else:
+                why = ""
+            if why:
+                self.refused[project] = ("no-build-environment", (
+                    f"{project} has native code (it publishes only platform wheels) and "
+                    f"{why}; its sdist was not built."))
+                return False
         d = diagnose(project, str(max(versions)), links, target)
         return not (d.glibc_blocked and not self.config.build_above_glibc_ceiling)
 

@@ -19,6 +19,9 @@ from typing import Iterator, List, Optional, Tuple
 
 from .. import errors
 
+#: The newest CPython 3 minor version looked for (the interpreters' own, not a target's).
+_NEWEST_MINOR = 15
+
 _PROBE = (
     "import json, platform, sys, sysconfig\n"
     "try:\n import pip; pipv = pip.__version__\n"
@@ -119,3 +122,29 @@ def find_interpreter(version: Tuple[int, int], machine: str,
 def available_versions(machine: str) -> List[Tuple[int, int]]:
     """Which CPython 3.x versions have a usable interpreter here (for messages)."""
     return [(3, m) for m in range(8, 15) if find_interpreter((3, m), machine)]
+
+
+def pure_build_interpreters(machine: str) -> List[Interpreter]:
+    """Every CPython 3.x here (running as ``machine``, with pip), newest first: the candidates
+    of an any-Python pure build (:func:`pick_pure_build`)."""
+    found = [find_interpreter((3, m), machine) for m in range(_NEWEST_MINOR, 7, -1)]
+    return [i for i in found if i is not None and i.pip]
+
+
+def pick_pure_build(candidates: List[Interpreter],
+                    requires_python: Optional[str]) -> Optional[Interpreter]:
+    """The newest of ``candidates`` whose version satisfies ``requires_python`` (the source's
+    own, unknown: any), so that a setup.py computing its metadata from the running Python
+    sees one as close as possible to the newest targets; None if none does."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+
+    try:
+        spec = SpecifierSet(requires_python or "")
+    except InvalidSpecifier:
+        spec = SpecifierSet("")
+    ordered = sorted(candidates, key=lambda i: i.version, reverse=True)
+    for interp in ordered:
+        if spec.contains(Version(".".join(map(str, interp.version))), prereleases=True):
+            return interp
+    return None

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from filelock import FileLock
+
 from .. import errors
 from ..host import lifecycle
 from . import pip_sandbox
@@ -29,6 +31,10 @@ from .engine import PipOptions, isolated_env
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
               "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")
 _NO_COMPILER = "#!/bin/sh\necho 'lambda-compat: compiler disabled for the pure-Python fallback build' >&2\nexit 1\n"
+
+
+#: Beside a cached wheel: the interpreter that built it (a pure build serves every target).
+_BUILT_BY = "built-by.txt"
 
 
 @dataclass(frozen=True)
@@ -67,15 +73,28 @@ def _no_compiler_env(env: dict, shim_dir: Path) -> dict:
 
 def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cache_dir: Path,
                 pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
-                env: Optional[dict] = None, sandbox: bool = True) -> BuildResult:
+                env: Optional[dict] = None, sandbox: bool = True,
+                pure: bool = False, _locked: bool = False) -> BuildResult:
     """Build ``source`` into a wheel; reuse the cached result of an identical earlier build.
+
+    ``pure``: an any-Python pure build (:mod:`lambda_compat.resolve.pure_build`): compilers
+    disabled, cached by ``source_key`` and ``pure`` alone, whichever interpreter built it.
 
     pip runs outside the sandbox (it fetches the build dependencies, wheels only); every
     build hook it starts runs in the build sandbox (``sandbox=False``: unconfined), bounded
     by ``timeout``; the whole build is bounded too and killed as a process group.
     """
-    mode = "nocc" if no_compiler else "cc"
-    key = f"{source_key}-cp{interpreter.version[0]}{interpreter.version[1]}-{interpreter.machine}-{mode}"
+    if pure and not _locked:  # one build for every target, even those checked at once
+        lock = cache_dir / "built" / f".{source_key}-pure.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock)):
+            return build_wheel(source, source_key, interpreter, cache_dir=cache_dir, pip=pip,
+                               no_compiler=True, timeout=timeout, cwd=cwd, env=env,
+                               sandbox=sandbox, pure=True, _locked=True)
+    no_compiler = no_compiler or pure
+    mode = "pure" if pure else "nocc" if no_compiler else "cc"
+    key = (f"{source_key}-pure" if pure else
+           f"{source_key}-cp{interpreter.version[0]}{interpreter.version[1]}-{interpreter.machine}-{mode}")
     built_dir = cache_dir / "built" / key
     log_dir = cache_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -83,7 +102,8 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
     if built_dir.is_dir():
         wheels = sorted(built_dir.glob("*.whl"))
         if wheels:
-            return BuildResult(True, wheels[0], log, interpreter.describe(), no_compiler, True)
+            return BuildResult(True, wheels[0], log, _built_by(built_dir, interpreter),
+                               no_compiler, True)
     if sandbox and not build_sandbox.bwrap_works():
         raise errors.BuildSandboxUnavailable(
             f"refusing to build {source.name}: no build sandbox (bubblewrap) works on this "
@@ -138,9 +158,18 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         shutil.move(str(wheels[0]), staging / wheels[0].name)
+        (staging / _BUILT_BY).write_text(interpreter.describe(), encoding="utf-8")
         try:
             os.replace(staging, built_dir)
         except OSError:  # another process built it meanwhile
             shutil.rmtree(staging, ignore_errors=True)
         wheel = sorted(built_dir.glob("*.whl"))[0]
         return BuildResult(True, wheel, log, interpreter.describe(), no_compiler)
+
+
+def _built_by(built_dir: Path, interpreter: Interpreter) -> str:
+    """Who built the cached wheel in ``built_dir`` (caches older than the record: the asker)."""
+    try:
+        return (built_dir / _BUILT_BY).read_text(encoding="utf-8").strip()
+    except OSError:
+        return interpreter.describe()

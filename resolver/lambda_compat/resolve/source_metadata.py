@@ -9,7 +9,10 @@ compiles the whole project for that. Here, in order:
    Requires-Dist, Requires-Python, Provides-Extra is the metadata (PEP 643): no build at all;
 2. **cache**: metadata prepared before for the same sdist (sha256), Python version and machine;
 3. **no build environment**: a backend that only builds native code, for a machine this host
-   cannot compile for (arm64 from x86_64), is refused at once, without building;
+   cannot compile for (arm64 from x86_64), is refused at once, without building; where there
+   is no interpreter of the target's Python at all, an **any-Python pure build**
+   (:mod:`.pure_build`) may stand in: built once without compilers by the newest local CPython
+   its Requires-Python admits, used only when its wheel is pure for the target, else refused;
 4. **build**: the wheel is built with an interpreter of the *target's* Python (with the
    compiler where the host runs the target's machine code, else with compilers disabled, as
    the builder's pure-Python fallback does), into the builder's own cache of built wheels (the
@@ -32,7 +35,10 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from ..host.interpreters import Interpreter
 
 try:  # Python 3.11+
     import tomllib
@@ -227,10 +233,13 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
         emit("sdist-metadata", sdist=sdist.name, source="cache")
         return Prepared(metadata_dir(workdir, text), "cache")
     refused = no_build_environment(sdist.name, info.build_backend, source)
-    if refused:
+    if refused and pure_build_applies(info.build_backend, source):
+        out = _pure_for_metadata(sdist, sha, info, source, emit, refused)
+    elif refused:
         emit("sdist-metadata", sdist=sdist.name, source="refused")
         return Prepared(reason_code="no-build-environment", message=refused)
-    out = _build_for_metadata(sdist, sha, info.build_backend, source, emit)
+    else:
+        out = _build_for_metadata(sdist, sha, info.build_backend, source, emit)
     if out.wheel is None:
         return out
     text = wheel_metadata(out.wheel)
@@ -270,9 +279,50 @@ def no_build_environment(filename: str, backend: Optional[str],
     return None
 
 
+def pure_build_applies(backend: Optional[str], source: Dict[str, Any]) -> bool:
+    """No build environment for the target, but an any-Python pure build may do: no
+    interpreter of the target's version here, some other one, a backend that can build
+    without a compiler."""
+    return (source.get("interpreter") is None and bool(source.get("pure_interpreters"))
+            and backend not in NATIVE_BACKENDS)
+
+
+def _pure_for_metadata(sdist: Path, sha: str, info: SdistInfo, source: Dict[str, Any],
+                       emit: Emit, refused: str) -> Prepared:
+    """The any-Python pure build (:mod:`.pure_build`) of ``sdist``, if its wheel is pure for
+    the target; else today's refusal (``refused``), saying what was tried."""
+    from ..host.interpreters import Interpreter, pick_pure_build
+    from . import pure_build
+
+    candidates = [Interpreter(**{**i, "version": tuple(i["version"])})
+                  for i in source["pure_interpreters"]]
+    interp = pick_pure_build(candidates, pure_build.requires_python(info.pkg_info))
+    if interp is None:
+        emit("sdist-metadata", sdist=sdist.name, source="refused")
+        return Prepared(reason_code="no-build-environment", message=(
+            f"{refused}; no local CPython satisfies its Requires-Python for a pure build"))
+    out = _build_for_metadata(sdist, sha, info.build_backend, source, emit, pure=interp)
+    if out.wheel is None:
+        out.reason_code, out.message = "no-build-environment", (
+            f"{refused}; its pure build without a compiler with CPython "
+            f"{pure_build.version_text(interp)} failed (log: {out.attempts[-1].log})")
+        return out
+    why = pure_build.problems(out.wheel, source["version"], source["python_full_version"])
+    if why:
+        out.attempts[-1].ok, out.attempts[-1].tail = False, "; ".join(why)
+        out.wheel, out.reason_code, out.message = None, "no-build-environment", (
+            f"{refused}; its pure build with CPython {pure_build.version_text(interp)} "
+            f"gave no pure wheel: {'; '.join(why)}")
+        return out
+    out.attempts[-1].interpreter = pure_build.describe(out.attempts[-1].interpreter)
+    return out
+
+
 def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
-                        source: Dict[str, Any], emit: Emit) -> Prepared:
-    """Build the wheel the builder would build first (into its cache of built wheels)."""
+                        source: Dict[str, Any], emit: Emit,
+                        pure: Optional[Interpreter] = None) -> Prepared:
+    """Build the wheel the builder would build first (into its cache of built wheels);
+    ``pure``: the interpreter of an any-Python pure build instead (:mod:`.pure_build`)."""
     from ..host.interpreters import Interpreter
     from .engine import PipOptions
     from .sdist_build import build_wheel
@@ -282,12 +332,12 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
         raise errors.BuildSandboxUnavailable(
             f"refusing to build {sdist.name}: no build sandbox (bubblewrap) works on this "
             f"machine, and building runs the distribution's own code.")
-    interp = Interpreter(**{**source["interpreter"],
-                            "version": tuple(source["interpreter"]["version"])})
+    interp = pure or Interpreter(**{**source["interpreter"],
+                                    "version": tuple(source["interpreter"]["version"])})
     options: Dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                for k, v in source["pip"].items()}
     pip = PipOptions(**options)
-    modes = [False, True] if source.get("native") else [True]
+    modes = [False, True] if source.get("native") and pure is None else [True]
     if backend in NATIVE_BACKENDS:
         modes = [m for m in modes if not m]  # a compiler-less build cannot succeed
     out = Prepared(source="build")
@@ -298,7 +348,8 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
             result = build_wheel(sdist, sha, interp, cache_dir=Path(source["cache_dir"]),
                                  pip=pip, no_compiler=no_compiler,
                                  timeout=float(source["timeout"]), cwd=Path(source["cwd"]),
-                                 env=_build_env(), sandbox=bool(source.get("sandbox", True)))
+                                 env=_build_env(), sandbox=bool(source.get("sandbox", True)),
+                                 pure=pure is not None)
             state["ok"] = result.ok
         out.attempts.append(Attempt(no_compiler, result.ok, result.interpreter,
                                     str(result.log), result.error_tail,
