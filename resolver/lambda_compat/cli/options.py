@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 from .. import errors
 from ..build.builder import BuildConfig
+from ..build.environments import BUILD_ENVS
 from ..resolve.engine import PipOptions
 
 DEFAULT_BUILD_TIMEOUT = BuildConfig.build_timeout
@@ -79,6 +80,12 @@ def add_resolution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-timeout", type=float, default=DEFAULT_BUILD_TIMEOUT, metavar="S",
                    help="kill a source build step (metadata or wheel) and everything it "
                         f"started after S seconds (default {DEFAULT_BUILD_TIMEOUT:g})")
+    p.add_argument("--build-env", choices=BUILD_ENVS, default="auto",
+                   help="where sdists are built: a local interpreter of the target's version, "
+                        "a Debian root of the target's Python and machine (qemu-user for "
+                        "arm64, zig for the runtime's glibc), or the runtime's build image "
+                        "in a container (pulled if need be); auto: the first that works, in "
+                        "that order (default auto)")
     p.add_argument("--no-build-sandbox", action="store_true",
                    help="run source builds WITHOUT the build sandbox (bubblewrap): their "
                         "code then sees your files, network and credentials; see "
@@ -96,4 +103,5 @@ def build_config(args: argparse.Namespace, **extra: Any) -> BuildConfig:
     return BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                        python=args.python, pip=pip, build_timeout=args.build_timeout,
                        build_sandbox=not args.no_build_sandbox,
+                       build_env=getattr(args, "build_env", "auto"),
                        resolution_ttl=0 if args.refresh else 600.0, **extra)

@@ -22,6 +22,7 @@ the source's sha256, the target (Python, machine), the mode and :attr:`BuildEnvi
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -132,6 +133,12 @@ class LocalEnvironment:
                                               zig_cache=zig_cache)
             readable = (Path(self.zig).resolve().parent, wrappers)
             writable = (zig_cache,)
+        if env is None:
+            # Without what a running pip set for itself: its build tracker would make the
+            # build's own pip refuse the sdist as "already being built" (source_metadata
+            # builds from inside the pip engine's process).
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
         return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
                            pip=pip, no_compiler=no_compiler, timeout=timeout, cwd=cwd,
                            env=env, sandbox=sandbox, compiler=compiler, readable=readable,

@@ -192,7 +192,8 @@ class RootEnvironment:
         for tag in platform_tags(self.machine, self.root_glibc):
             argv += ["--platform", tag]
         argv += [*pip.args(), "setuptools", "wheel", *build_requires(source)]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
         env["PIP_NO_INPUT"] = "1"
         if pip.isolated:
             env = isolated_env(env)
