@@ -259,10 +259,36 @@ class RootEnvironment:
         argv += ["--ro-bind", str(self.root), "/", "--proc", "/proc", "--dev", "/dev",
                  "--tmpfs", "/tmp", "--bind", str(work), INSIDE,
                  "--ro-bind", str(Path(self.zig).resolve().parent), ZIG_INSIDE,
-                 "--bind", str(zig_cache), ZIG_CACHE_INSIDE, "--clearenv"]
+                 "--bind", str(zig_cache), ZIG_CACHE_INSIDE]
+        argv += _ca_bundle(self.root, work)
+        argv.append("--clearenv")
         for key, value in sorted(env.items()):
             argv += ["--setenv", key, value]
         return argv + ["--chdir", INSIDE, "--"]
+
+
+#: Where Debian's pip loads CA certificates from when it starts (a file ca-certificates'
+#: maintainer script writes, so an unpacked, unconfigured root lacks it).
+_DEBIAN_CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+
+
+def _ca_bundle(root: Path, work: Path) -> List[str]:
+    """bwrap arguments giving the root the CA bundle Debian's pip reads at import time
+    (nothing inside connects anywhere: the network is unshared; pip only refuses to start
+    without the file). The certificates are pip's own (certifi), public data; shown over
+    the root's ``/etc/ssl/certs`` only where that directory lacks the bundle."""
+    target = Path(root) / _DEBIAN_CA_BUNDLE
+    if target.exists() or not target.parent.is_dir():
+        return []
+    try:
+        from pip._vendor import certifi
+        bundle = certifi.where()
+    except ImportError:  # pragma: no cover - pip is a dependency
+        return []
+    certs = work / "certs"
+    certs.mkdir(exist_ok=True)
+    shutil.copyfile(bundle, certs / target.name)
+    return ["--ro-bind", str(certs), "/" + str(Path(_DEBIAN_CA_BUNDLE).parent)]
 
 
 def _copy_source(source: Path, dest_dir: Path) -> str:
