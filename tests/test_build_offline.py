@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import platform
 import shutil
 import subprocess
@@ -161,6 +162,8 @@ def test_native_sdist_built_for_matching_host(tmp_path, config):
 
 @needs_311
 def test_native_sdist_for_foreign_arch_is_missing_with_reason(tmp_path, config):
+    # Only the local environment (no target root, no container): nothing builds aarch64 code.
+    config = replace(config, build_env="local")
     started = time.monotonic()
     report = build(tmp_path, "lc-needs-compiler==1.0\n", "python3.11", "arm64", config)
     d = names(report)["lc-needs-compiler"]
@@ -217,8 +220,9 @@ def test_wheel_built_here_refused_for_glibc_is_glibc_too_new(tmp_path, shared_ca
 def test_optional_extension_needs_registry_entry(tmp_path, shared_cache):
     # Built without a compiler, the wheel is pure Python but tagged linux_x86_64: for an arm64
     # target only a registry entry may vouch for it.
+    # (Only the local environment: a target root would build it for aarch64 itself.)
     plain = build(tmp_path, "lc-optional-ext==1.0\n", "python3.11", "arm64",
-                  fixture_config(shared_cache), out="a")
+                  fixture_config(shared_cache, build_env="local"), out="a")
     assert names(plain)["lc-optional-ext"].phase == "missing"
     reg = tmp_path / "registry"
     shutil.copytree(Path(__file__).parent.parent / "registry" / "schema", reg / "schema")
@@ -233,7 +237,8 @@ def test_optional_extension_needs_registry_entry(tmp_path, shared_cache):
         "  test: compat_tests/test_registry_entries.py::test_registry_entry\n"
         "  date: '2026-11-21'\n")
     allowed = build(tmp_path, "lc-optional-ext==1.0\n", "python3.11", "arm64",
-                    fixture_config(shared_cache, registry_dir=reg), out="b")
+                    fixture_config(shared_cache, registry_dir=reg, build_env="local"),
+                    out="b")
     d = names(allowed)["lc-optional-ext"]
     assert d.phase == "registry" and "2026.01.01.7" in d.registry_entry
     assert not list((tmp_path / "b").rglob("*.so"))
@@ -337,12 +342,13 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
     # Every build phase needs a CPython, of the target's version or (any-Python pure build,
     # tests/test_pure_build.py) any; without one pip must not build the sdist just to read
     # its metadata (for numpy on python3.14 that took minutes).
+    import lambda_compat.build.environments as environments_mod
     import lambda_compat.build.missing as missing_mod
     import lambda_compat.build.phases as phases_mod
     import lambda_compat.build.resolution as resolution_mod
     import lambda_compat.resolve.sdist_build as sdist_mod
 
-    for mod in (resolution_mod, phases_mod, missing_mod):
+    for mod in (resolution_mod, phases_mod, missing_mod, environments_mod):
         monkeypatch.setattr(mod, "find_interpreter", lambda *a, **k: None)
     for mod in (resolution_mod, phases_mod):
         monkeypatch.setattr(mod, "pure_build_interpreters", lambda *a, **k: [])
@@ -350,7 +356,8 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
     monkeypatch.setattr(sdist_mod, "build_wheel", lambda *a, **k: built.append(a))
     ui = RecordingUI()
     req = write_reqs(tmp_path, "lc-sdist-pure==1.0\n")
-    report = build_dependencies(tmp_path / "out", req, "python3.12", config=config,
+    report = build_dependencies(tmp_path / "out", req, "python3.12",
+                                config=replace(config, build_env="local"),
                                 architecture="x86_64", ui=ui)
     d = names(report)["lc-sdist-pure"]
     assert d.phase == "missing"

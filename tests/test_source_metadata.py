@@ -195,7 +195,8 @@ def test_native_project_for_a_foreign_machine_is_no_build_environment_at_once(tm
     ui = RecordingUI()
     started = time.monotonic()
     report = build_dependencies(tmp_path / "out", write_reqs(tmp_path, "lc-native==2.0\n"),
-                                "python3.13", ui=ui, config=fixture_config(tmp_path / "c"),
+                                "python3.13", ui=ui,
+                                config=fixture_config(tmp_path / "c", build_env="local"),
                                 architecture="arm64")
     d = {d.name: d for d in report.distributions}["lc-native"]
     assert d.phase == "missing" and d.reason_code == "no-build-environment"

@@ -37,3 +37,9 @@ def test_help_loads_no_builder_checker_or_packager():
 
 def test_default_build_timeout_is_the_builders():
     assert DEFAULT_BUILD_TIMEOUT == BuildConfig.build_timeout
+
+
+def test_build_env_choices_match_the_builder():
+    from lambda_compat.build.environments import BUILD_ENVS as builder_envs
+    from lambda_compat.cli.options import BUILD_ENVS
+    assert BUILD_ENVS == builder_envs

@@ -38,6 +38,7 @@ from ..resolve import reqfile
 from ..host.paths import default_cache_dir
 from ..resolve.engine import PipOptions, Resolution
 from ..ui import UI, NullUI
+from .environments import EnvironmentChooser
 from .install import install_and_swap
 from .phases import Phases
 from .report import BuildReport
@@ -48,6 +49,9 @@ from .resolution import resolve_all
 class BuildConfig:
     cache_dir: Optional[Path] = None
     python: Optional[str] = None               # interpreter for source builds (--python)
+    # Where sdists are built (--build-env): auto | local | target-root | container
+    # (build/environments.py).
+    build_env: str = "auto"
     pip: PipOptions = field(default_factory=PipOptions)
     # Wall-clock bound of each build step of third-party code (--build-timeout).
     build_timeout: float = 1800.0
@@ -105,9 +109,11 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     work = Path(tempfile.mkdtemp(prefix=lifecycle.owned_name("run-"), dir=cache / "tmp"))
     try:
         # phase 1: resolve and download (a second pass for what pip left unjudged)
+        chooser = EnvironmentChooser(target, config, cache, ui)
         resolution, shas = resolve_all(target, config, registry, cache, requirements, work,
-                                       report, ui)
-        phases = Phases(target, config, registry, cache, requirements, ui, resolution, shas)
+                                       report, ui, chooser)
+        phases = Phases(target, config, registry, cache, requirements, ui, resolution, shas,
+                        chooser)
         wheels = _judge(phases, resolution, report, config.jobs)   # phases 2-6
         if report.ok or config.allow_missing:
             ui.event("install-start", count=len(wheels), dest=str(artifacts))

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from ..host.interpreters import (Interpreter, find_interpreter, pick_pure_build,
-                                 pure_build_interpreters)
+from ..host.interpreters import find_interpreter, pick_pure_build, pure_build_interpreters
 from ..registry.package_entry import PackageRegistry, tags_fit_except_platform
 from ..resolve import pure_build
 from ..resolve.diagnose import Diagnosis, diagnose
 from ..resolve.engine import ResolvedItem, Resolution
-from ..resolve.sdist_build import BuildResult, build_wheel, file_sha256
+from ..resolve.environments import BuildEnvironment, LocalEnvironment, PureEnvironment
+from ..resolve.sdist_build import BuildResult, file_sha256
 from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from ..targets.target import Target
 from ..ui import UI
@@ -35,6 +35,7 @@ from ..verify.cache import cached_findings
 from ..errors import WheelError
 from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
 from . import install
+from .environments import EnvironmentChooser
 from .missing import mark_missing
 from .report import DistOutcome
 from .resolution import no_binary_names
@@ -70,7 +71,7 @@ class _Source:
 class Phases:
     def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry,
                  cache: Path, requirements: Path, ui: UI, resolution: Resolution,
-                 shas: Dict[str, str]) -> None:
+                 shas: Dict[str, str], chooser: Optional[EnvironmentChooser] = None) -> None:
         self.shas = shas  # filename -> sha256, computed once when stored in the cache
         self.target = target
         self.config = config
@@ -81,6 +82,7 @@ class Phases:
         self.resolution = resolution
         # Building is possible natively only where the host runs the target's machine code.
         self.host_machine = platform.machine()
+        self.chooser = chooser or EnvironmentChooser(target, config, cache, ui)
 
     # -- phase 2: a wheel chosen by resolution ------------------------------------------
     def from_wheel(self, item: ResolvedItem) -> Judged:
@@ -122,10 +124,8 @@ class Phases:
             return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
         if item.source_dir is None:
             src.backend = read_sdist(src.path).build_backend
-        native = None
-        if self.host_machine == self.target.machine:
-            native = find_interpreter(self.target.python_version, self.target.machine,
-                                      self.config.python)
+        # the build environment for the target (a local interpreter, a target root, ...)
+        native = self.chooser.get()
         # phase 3: build with the compiler, natively for the target's Python
         wheel, rejected = self._phase_native(src, native)
         if wheel is not None:
@@ -134,8 +134,8 @@ class Phases:
             return self._missing(outcome, "sdist-build-failed", rejected[1],
                                  diag.suggestion), None
         # phases 4 and 5: rebuild with compilers disabled (any machine can), the registry
-        fallback = native or find_interpreter(self.target.python_version, self.host_machine,
-                                              self.config.python)
+        fallback = native or _host_interpreter(self.target, self.host_machine,
+                                               self.config.python)
         wheel = self._phase_no_compiler(src, fallback)
         if wheel is not None:
             return outcome, wheel
@@ -160,24 +160,17 @@ class Phases:
             outcome.source or "", {}).get("attempts", ())}
         return _Source(item, outcome, Path(source), key, earlier=earlier)
 
-    def _phase_native(self, src: _Source, native: Optional[Interpreter]
+    def _phase_native(self, src: _Source, native: Optional[BuildEnvironment]
                       ) -> Tuple[Optional[Path], Optional[Tuple[str, str]]]:
         """Phase 3, where it can run: (wheel, None) if accepted, else (None, (code, why) of
         a refused wheel or a build that timed out, or None)."""
         if native is not None:
             return self._native_build(src, native)
-        if self.host_machine != self.target.machine:
-            src.outcome.attempts.append(
-                f"no native build: this machine is {self.host_machine}, the target is "
-                f"{self.target.machine}")
-        else:
-            src.outcome.attempts.append(
-                f"no native build: no CPython {self.target.python_version[0]}."
-                f"{self.target.python_version[1]} interpreter found (use --python)")
+        src.outcome.attempts.append(f"no build environment: {self.chooser.reason}")
         return None, None
 
     def _phase_no_compiler(self, src: _Source,
-                           fallback: Optional[Interpreter]) -> Optional[Path]:
+                           fallback: Optional[BuildEnvironment]) -> Optional[Path]:
         """Phase 4 (and 5), where it can run: the usable wheel built without a compiler."""
         if src.backend in NATIVE_BACKENDS:
             src.outcome.attempts.append(f"no build without a compiler: "
@@ -201,7 +194,7 @@ class Phases:
             outcome.attempts.append("no any-Python pure build: no local CPython satisfies "
                                     f"its Requires-Python ({item.requires_python})")
             return None
-        result, attempt = self._build(src, interp, True, pure=True)
+        result, attempt = self._build(src, PureEnvironment(interp), True)
         built = f"CPython {pure_build.version_text(interp)}"
         if result is None or not result.ok or result.wheel is None:
             outcome.attempts.append(f"any-Python pure build with {built} (compilers disabled) "
@@ -219,13 +212,14 @@ class Phases:
             return None
         outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
         outcome.interpreter = pure_build.describe(result.interpreter)
+        outcome.build_environment = outcome.interpreter
         outcome.attempts.append(f"built without a compiler with {result.interpreter} "
                                 f"(any-Python pure build, once for every target): "
                                 + pure_build.CAVEAT.format(built=built, target=t.runtime))
         self.ui.event("dist-done", name=item.name, version=item.version, phase=outcome.phase)
         return result.wheel
 
-    def _build(self, src: _Source, interp: Interpreter, no_compiler: bool, pure: bool = False
+    def _build(self, src: _Source, env: BuildEnvironment, no_compiler: bool
                ) -> Tuple[Optional[BuildResult], Dict[str, Any]]:
         """One build (or the resolution's earlier failed one, not repeated); the result."""
         item, outcome, source = src.item, src.outcome, src.path
@@ -235,22 +229,22 @@ class Phases:
             return None, earlier
         self.ui.event("dist-start", name=item.name, version=item.version,
                       phase="built-no-compiler" if no_compiler else "built",
-                      interpreter=interp.describe(),
+                      interpreter=env.describe(),
                       size=None if source.is_dir() else source.stat().st_size)
-        with build_progress(self.ui.event, outcome.source or source.name, interp.describe(),
+        with build_progress(self.ui.event, outcome.source or source.name, env.describe(),
                             no_compiler) as state:
-            result = build_wheel(source, src.key, interp, cache_dir=self.cache,
-                                 pip=self.config.pip, no_compiler=no_compiler,
-                                 timeout=self.config.build_timeout,
-                                 cwd=self.requirements.resolve().parent,
-                                 sandbox=self.config.build_sandbox, pure=pure)
+            result = env.build_wheel(source, src.key, cache_dir=self.cache,
+                                     pip=self.config.pip, no_compiler=no_compiler,
+                                     timeout=self.config.build_timeout,
+                                     cwd=self.requirements.resolve().parent,
+                                     sandbox=self.config.build_sandbox)
             state["ok"] = result.ok
         outcome.build_log = str(result.log)
         outcome.interpreter = result.interpreter
         return result, {"ok": result.ok, "log": str(result.log), "tail": result.error_tail,
                         "interpreter": result.interpreter, "timed_out": result.timed_out}
 
-    def _native_build(self, src: _Source, native: Interpreter
+    def _native_build(self, src: _Source, native: BuildEnvironment
                       ) -> Tuple[Optional[Path], Optional[Tuple[str, str]]]:
         """Phase 3: (wheel, None) if accepted, else (None, (code, why) of a refused wheel)."""
         item, outcome = src.item, src.outcome
@@ -259,6 +253,7 @@ class Phases:
             code, why = self._accept_built(outcome, result.wheel)
             if code is None:
                 outcome.phase, outcome.file = "built", result.wheel.name
+                outcome.build_environment = result.interpreter
                 self.ui.event("dist-done", name=item.name, version=item.version,
                               phase="built")
                 return result.wheel, None
@@ -272,7 +267,7 @@ class Phases:
                                       f"(--build-timeout)")
         return None, None
 
-    def _fallback_build(self, src: _Source, fallback: Interpreter) -> Optional[Path]:
+    def _fallback_build(self, src: _Source, fallback: BuildEnvironment) -> Optional[Path]:
         """Phase 4 (and 5, the registry): the wheel built without a compiler, if usable."""
         item, outcome = src.item, src.outcome
         result, attempt = self._build(src, fallback, True)
@@ -290,6 +285,7 @@ class Phases:
                 "contains native code built for this machine", "", "error")]
         if not problems and self.target.accepts_wheel_tags(info.tags):
             outcome.phase, outcome.file = "built-no-compiler", result.wheel.name
+            outcome.build_environment = result.interpreter
             self.ui.event("dist-done", name=item.name, version=item.version,
                           phase=outcome.phase)
             return result.wheel
@@ -315,6 +311,7 @@ class Phases:
                 f"{self.target.runtime}", "", "error")]
         if not problems and entry is not None:
             outcome.phase, outcome.file = "registry", wheel.name
+            outcome.build_environment = outcome.interpreter
             outcome.registry_entry = (f"{entry.label} ({entry.kind}; "
                                       f"{Path(entry.path).name}; registry "
                                       f"{self.registry.version})")
@@ -328,8 +325,9 @@ class Phases:
         return None
 
     def _source_reason(self, item: ResolvedItem, diag: Diagnosis,
-                       rejected: Optional[Tuple[str, str]], native: Optional[Interpreter],
-                       fallback: Optional[Interpreter], backend: Optional[str],
+                       rejected: Optional[Tuple[str, str]],
+                       native: Optional[BuildEnvironment],
+                       fallback: Optional[BuildEnvironment], backend: Optional[str],
                        outcome: DistOutcome) -> Tuple[str, str]:
         """Why a source distribution is missing: the real cause first, then the context."""
         label = f"{item.name} {item.version}"
@@ -346,8 +344,8 @@ class Phases:
                     if any(a.startswith("any-Python pure build") for a in outcome.attempts)
                     else "")
             return "no-build-environment", (
-                f"{label} could not be built: this machine has no CPython {version} "
-                f"interpreter (use --python){pure}. {context}")
+                f"{label} could not be built: nothing here builds for CPython {version} on "
+                f"{t.machine}: {self.chooser.reason}{pure}. {context}")
         if native is None and t.machine != self.host_machine:
             needs_cc = backend in NATIVE_BACKENDS or COMPILER_DISABLED in _read_text(
                 outcome.build_log)
@@ -382,6 +380,14 @@ class Phases:
     def _missing(self, outcome: DistOutcome, code: Optional[str], reason: str,
                  suggestion: Optional[str] = None) -> DistOutcome:
         return mark_missing(self.ui, outcome, code, reason, suggestion)
+
+
+def _host_interpreter(target: Target, host_machine: str,
+                      explicit: Optional[str]) -> Optional[BuildEnvironment]:
+    """A local interpreter of the target's version on this machine: its compiler-less
+    build is the pure fallback when no environment builds for the target."""
+    interp = find_interpreter(target.python_version, host_machine, explicit)
+    return LocalEnvironment(interp) if interp is not None else None
 
 
 def _soften(f: Finding) -> Finding:

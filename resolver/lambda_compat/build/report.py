@@ -40,6 +40,7 @@ class DistOutcome:
     suggestion: Optional[str] = None
     build_log: Optional[str] = None
     interpreter: Optional[str] = None
+    build_environment: Optional[str] = None   # where it was built ("built in: ...")
     registry_entry: Optional[str] = None
     findings: List[Finding] = field(default_factory=list)
     attempts: List[str] = field(default_factory=list)
@@ -54,7 +55,8 @@ class DistOutcome:
             "requested": self.requested, "file": self.file, "source": self.source,
             "sha256": self.sha256, "reason_code": self.reason_code, "reason": self.reason,
             "suggestion": self.suggestion, "build_log": self.build_log,
-            "interpreter": self.interpreter, "registry_entry": self.registry_entry,
+            "interpreter": self.interpreter, "build_environment": self.build_environment,
+            "registry_entry": self.registry_entry,
             "attempts": list(self.attempts),
             "findings": [f.to_json() for f in self.findings],
         }

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from packaging.utils import canonicalize_name
 
@@ -30,6 +30,9 @@ from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
 from ..resolve.sdist_build import file_sha256
 from ..targets.target import Target
 from ..ui import UI
+from ..host.paths import default_cache_dir
+from ..ui import NullUI
+from .environments import EnvironmentChooser, LiveSpec
 from .missing import not_found, offered_versions
 from .report import BuildReport
 
@@ -38,16 +41,20 @@ if TYPE_CHECKING:
 
 
 def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, cache: Path,
-                requirements: Path, work: Path, report: BuildReport,
-                ui: UI) -> Tuple[Resolution, Dict[str, str]]:
+                requirements: Path, work: Path, report: BuildReport, ui: UI,
+                chooser: Optional[EnvironmentChooser] = None
+                ) -> Tuple[Resolution, Dict[str, str]]:
     """The resolution to build from, and the sha256 of each of its files (by name).
 
-    Requirements no file fits are reported missing in ``report`` on the way."""
+    Requirements no file fits are reported missing in ``report`` on the way. ``chooser``
+    gives the build environment sdists are built in (made when a source is first let
+    through)."""
+    chooser = chooser or EnvironmentChooser(target, config, cache, ui)
     ui.event("resolve-start", target=target.name)
     rkey = resolution_cache.key(requirements, target, config.pip)
     resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
                                        config.resolution_ttl)
-    policy = SourcePolicy(target, config, registry)
+    policy = SourcePolicy(target, config, registry, chooser)
     if resolution is None:
         resolution = _resolve(target, requirements, work, config, cache, policy, ui,
                               requirements)
@@ -75,7 +82,8 @@ def _resolve(target: Target, req_file: Path, workdir: Path, config: BuildConfig,
                    pip=config.pip, on_event=lambda e: _engine_event(ui, e),
                    allow_source=policy,
                    log_dir=cache / "logs",
-                   source_build=source_build_spec(target, config, cache, requirements),
+                   source_build=source_build_spec(target, config, cache, requirements,
+                                                  policy.chooser),
                    build_sandbox=config.build_sandbox,
                    build_timeout=config.build_timeout)
 
@@ -131,8 +139,10 @@ def _engine_event(ui: UI, event: dict) -> None:
 
 
 def source_build_spec(target: Target, config: BuildConfig, cache: Path,
-                      requirements: Path) -> dict:
+                      requirements: Path,
+                      chooser: Optional[EnvironmentChooser] = None) -> Mapping[str, Any]:
     """How the pip engine may have an sdist's metadata (lambda_compat.resolve.source_metadata):
+    in the build environment (``environment``: its spec, read at each resolution pass), else
     with an interpreter of the target's Python only, natively where this machine runs the
     target's machine code, into the builder's cache of built wheels."""
     from dataclasses import asdict
@@ -141,7 +151,7 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
     interp = find_interpreter(target.python_version, host, config.python)
     # none of the target's Python here: an any-Python pure build may stand in (pure_build)
     pure = [] if interp else pure_build_interpreters(host)
-    return {"interpreter": asdict(interp) if interp else None, "native": native,
+    base = {"interpreter": asdict(interp) if interp else None, "native": native,
             "pure_interpreters": [asdict(i) for i in pure],
             "host_machine": host, "target_machine": target.machine,
             "version": list(target.python_version),
@@ -150,6 +160,9 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
             "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
             # decided here, once: the pip engine's builds refuse when no sandbox can be had
             "sandbox_refused": (config.build_sandbox and not _sandbox.bwrap_works())}
+    if chooser is None:
+        return {**base, "environment": None}
+    return LiveSpec(base, chooser)
 
 
 def no_binary_names(config: BuildConfig) -> frozenset:
@@ -169,14 +182,20 @@ class SourcePolicy:
     ``refused`` keeps (code, reason) of the last two, for the report.
     """
 
-    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry) -> None:
+    def __init__(self, target: Target, config: BuildConfig, registry: PackageRegistry,
+                 chooser: Optional[EnvironmentChooser] = None) -> None:
         self.target, self.config, self.registry = target, config, registry
+        self.chooser = chooser or EnvironmentChooser(target, config, Path(
+            config.cache_dir or default_cache_dir()), NullUI())
         self.forced = no_binary_names(config)
         self.refused: Dict[str, Tuple[str, str]] = {}
         self._interpreter: List[bool] = []
 
     def can_build(self) -> bool:
-        """Some build can run: an interpreter of the target's version, else any (pure)."""
+        """Some build can run: a build environment for the target (made now if need be), an
+        interpreter of the target's version (compiler-less), else any (a pure build)."""
+        if self.chooser.get() is not None:
+            return True
         return self.has_target_python() or bool(pure_build_interpreters(platform.machine()))
 
     def has_target_python(self) -> bool:
@@ -196,20 +215,13 @@ class SourcePolicy:
             return True
         host = platform.machine()
         wheels = [link for link in links if link.is_wheel and not link.yanked]
-        if (wheels and self.registry.get(project) is None
+        if (self.chooser.get() is None and wheels and self.registry.get(project) is None
                 and all(not link.filename.endswith("-any.whl") for link in wheels)):
-            v = target.python_version
-            if host != target.machine:
-                why = f"this {host} machine cannot build {target.machine} code"
-            elif not self.has_target_python():
-                why = f"this machine has no CPython {v[0]}.{v[1]} interpreter (use --python)"
-            else:
-                why = ""
-            if why:
-                self.refused[project] = ("no-build-environment", (
-                    f"{project} has native code (it publishes only platform wheels) and "
-                    f"{why}; its sdist was not built."))
-                return False
+            self.refused[project] = ("no-build-environment", (
+                f"{project} has native code (it publishes only platform wheels) and nothing "
+                f"on this {host} machine can build {target.machine} code for "
+                f"{target.runtime}; its sdist was not built ({self.chooser.reason})."))
+            return False
         d = diagnose(project, str(max(versions)), links, target)
         return not (d.glibc_blocked and not self.config.build_above_glibc_ceiling)
 

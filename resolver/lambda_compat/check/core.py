@@ -105,6 +105,9 @@ def _check_requirements(reqs: Path, layers: Sequence[zips.Opened], sel: Selected
                  proof=result.proof, seconds=result.seconds)
         return result
     result.build = build
+    for d in build.distributions:
+        if d.build_environment:
+            result.notes.append(f"{d.name} {d.version or ''} built in: {d.build_environment}")
     for d in build.missing:
         result.findings.append(Finding(
             d.reason_code or "missing", d.name, d.source,

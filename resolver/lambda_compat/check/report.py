@@ -89,7 +89,10 @@ class TargetResult:
                      "distributions": len(b.distributions),
                      "missing": [{"name": m.name, "version": m.version,
                                   "reason_code": m.reason_code, "reason": m.reason,
-                                  "suggestion": m.suggestion} for m in b.missing]}
+                                  "suggestion": m.suggestion} for m in b.missing],
+                     "built": [{"name": d.name, "version": d.version, "phase": d.phase,
+                                "build_environment": d.build_environment}
+                               for d in b.distributions if d.build_environment]}
         return {
             **t.to_json(),
             "deprecated": self.deprecated,

@@ -70,6 +70,8 @@ def render_text(report: BuildReport, colour: bool) -> str:
         rows.append([d.name, d.version or "?", d.phase, d.file or "-"])
     out.append(table(rows))
     for d in sorted(report.distributions, key=lambda d: d.name.lower()):
+        if d.build_environment:
+            out.append(f"{d.name} {d.version or ''}: built in: {d.build_environment}")
         if d.registry_entry:
             out.append(f"{d.name}: platform-tagged wheel without native code, accepted by "
                        f"registry entry {d.registry_entry}")

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: BuildConfig.build_timeout (a test keeps them equal; the builder is imported only to run)
 DEFAULT_BUILD_TIMEOUT = 1800.0
+#: build.environments.BUILD_ENVS, the --build-env choices (a test keeps them equal)
+BUILD_ENVS = ("auto", "local", "target-root", "container")
 
 
 def exit_codes_epilog(codes: Dict[int, str]) -> str:
@@ -87,6 +89,12 @@ def add_resolution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build-timeout", type=float, default=DEFAULT_BUILD_TIMEOUT, metavar="S",
                    help="kill a source build step (metadata or wheel) and everything it "
                         f"started after S seconds (default {DEFAULT_BUILD_TIMEOUT:g})")
+    p.add_argument("--build-env", choices=BUILD_ENVS, default="auto",
+                   help="where sdists are built: a local interpreter of the target's version, "
+                        "a Debian root of the target's Python and machine (qemu-user for "
+                        "arm64, zig for the runtime's glibc), or the runtime's build image "
+                        "in a container (pulled if need be); auto: the first that works, in "
+                        "that order (default auto)")
     p.add_argument("--no-build-sandbox", action="store_true",
                    help="run source builds WITHOUT the build sandbox (bubblewrap): their "
                         "code then sees your files, network and credentials; see "
@@ -106,4 +114,5 @@ def build_config(args: argparse.Namespace, **extra: Any) -> BuildConfig:
     return BuildConfig(cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                        python=args.python, pip=pip, build_timeout=args.build_timeout,
                        build_sandbox=not args.no_build_sandbox,
+                       build_env=getattr(args, "build_env", "auto"),
                        resolution_ttl=0 if args.refresh else 600.0, **extra)

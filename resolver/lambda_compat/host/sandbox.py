@@ -311,14 +311,17 @@ BUILD_SANDBOX_HINT = ("Install bubblewrap (apt-get install bubblewrap on Debian/
 
 
 def build_sandbox_config(*, enabled: bool, timeout: float, writable: Sequence[Path],
-                         extra_env: Sequence[str] = ()) -> dict:
+                         extra_env: Sequence[str] = (), readable: Sequence[Path] = ()) -> dict:
     """The configuration :mod:`lambda_compat.resolve.pip_sandbox` applies in a pip process.
 
     ``enabled=False`` (``--no-build-sandbox``): build code runs unconfined, but still bounded
     by ``timeout`` and killed as a process group. With ``enabled`` and no working bwrap, the
     configuration refuses: the pip process fails at the first build step (exit 3).
+    ``readable`` are shown read-only at their own path (a toolchain outside the system
+    directories, e.g. zig in the cache), ``extra_env`` names more variables a build sees.
     """
     config: dict = {"timeout": float(timeout), "writable": [str(p) for p in writable],
+                    "readable": [str(p) for p in readable],
                     "env_allow": list(BUILD_ENV_ALLOW) + list(extra_env),
                     "env_prefixes": list(BUILD_ENV_PREFIXES)}
     if not enabled:

@@ -124,7 +124,8 @@ class PackageResult:
                      "distributions": [{"name": d.name, "version": d.version,
                                         "phase": d.phase, "file": d.file,
                                         "reason_code": d.reason_code, "reason": d.reason,
-                                        "suggestion": d.suggestion}
+                                        "suggestion": d.suggestion,
+                                        "build_environment": d.build_environment}
                                        for d in sorted(b.distributions,
                                                        key=lambda d: d.name.lower())],
                      "warnings": list(b.warnings)}

@@ -77,6 +77,9 @@ def wrap(cmd, cwd=None, extra_environ=None):
         argv += list(prefix)
         for path in _own_interpreter_paths():
             argv += ["--ro-bind", path, path]
+        for path in CONFIG.get("readable", ()):
+            if os.path.exists(path):
+                argv += ["--ro-bind", path, path]
         writable = [p for p in CONFIG.get("writable", ()) if os.path.isdir(p)]
         if cwd and os.path.isdir(cwd) and not any(_inside(cwd, w) for w in writable):
             writable.append(os.path.realpath(str(cwd)))  # an in-tree build: its own tree

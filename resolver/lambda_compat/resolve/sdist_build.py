@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from filelock import FileLock
 
@@ -31,10 +31,6 @@ from .engine import PipOptions, isolated_env
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
               "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")
 _NO_COMPILER = "#!/bin/sh\necho 'lambda-compat: compiler disabled for the pure-Python fallback build' >&2\nexit 1\n"
-
-
-#: Beside a cached wheel: the interpreter that built it (a pure build serves every target).
-_BUILT_BY = "built-by.txt"
 
 
 @dataclass(frozen=True)
@@ -71,18 +67,103 @@ def _no_compiler_env(env: dict, shim_dir: Path) -> dict:
     return env
 
 
+def glibc_text(glibc: Optional[Tuple[int, int]]) -> str:
+    return f"{glibc[0]}.{glibc[1]}" if glibc else ""
+
+
+def compiler_key(zig_version: Optional[str], glibc: Optional[Tuple[int, int]]) -> str:
+    """``gcc`` (the host's compiler) or ``zig0.17.1-glibc2.26``."""
+    if zig_version is None or glibc is None:
+        return "gcc"
+    return f"zig{zig_version}-glibc{glibc_text(glibc)}"
+
+
+#: Beside a cached wheel: who built it (the any-Python pure build is shared by every target).
+_BUILT_BY = "built-by.txt"
+
+
+def built_key(source_key: str, version: Tuple[int, ...], machine: str, no_compiler: bool,
+              env_key: str = "") -> str:
+    """The built-wheel cache key: source sha256, target Python and machine, mode, and the
+    build environment (its kind, interpreter and compiler)."""
+    mode = "nocc" if no_compiler else "cc"
+    key = f"{source_key}-cp{version[0]}{version[1]}-{machine}-{mode}"
+    return f"{key}-{env_key}" if env_key else key
+
+
+def log_path(cache_dir: Path, source: Path, key: str, no_compiler: bool) -> Path:
+    log_dir = cache_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir / f"{source.name}-{key[:12]}-{'nocc' if no_compiler else 'cc'}.log"
+
+
+def cached_wheel(cache_dir: Path, key: str) -> Optional[Path]:
+    """The wheel an identical earlier build left in ``<cache>/built/<key>``, if any."""
+    built_dir = cache_dir / "built" / key
+    wheels = sorted(built_dir.glob("*.whl")) if built_dir.is_dir() else []
+    return wheels[0] if wheels else None
+
+
+def store_wheel(cache_dir: Path, key: str, wheel: Path, built_by: Optional[str] = None) -> Path:
+    """Move a freshly built ``wheel`` into ``<cache>/built/<key>`` (atomically renamed), with
+    a record of who built it when ``built_by`` is given."""
+    built_dir = cache_dir / "built" / key
+    staging = cache_dir / "built" / f".{key}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.move(str(wheel), staging / wheel.name)
+    if built_by is not None:
+        (staging / _BUILT_BY).write_text(built_by, encoding="utf-8")
+    try:
+        os.replace(staging, built_dir)
+    except OSError:  # another process built it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return sorted(built_dir.glob("*.whl"))[0]
+
+
+def built_by(wheel: Path, default: str) -> str:
+    """Who built the cached ``wheel`` (caches older than the record: ``default``)."""
+    try:
+        return (wheel.parent / _BUILT_BY).read_text(encoding="utf-8").strip()
+    except OSError:
+        return default
+
+
+def failed(log: Path, label: str, no_compiler: bool, timeout: float,
+           timed_out: bool) -> BuildResult:
+    """The result of a build that made no wheel: the last lines of its log."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    interesting = [line for line in text.splitlines() if line.strip()][-12:]
+    timed_out = timed_out or pip_sandbox.TIMEOUT_MESSAGE.format(timeout=timeout) in text
+    return BuildResult(False, None, log, label, no_compiler,
+                       error_tail="\n".join(interesting), timed_out=timed_out)
+
+
+def require_sandbox(source: Path) -> None:
+    if not build_sandbox.bwrap_works():
+        raise errors.BuildSandboxUnavailable(
+            f"refusing to build {source.name}: no build sandbox (bubblewrap) works on this "
+            f"machine, and building runs the distribution's own code.",
+            hint=build_sandbox.BUILD_SANDBOX_HINT)
+
+
 def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cache_dir: Path,
                 pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
                 env: Optional[dict] = None, sandbox: bool = True,
-                pure: bool = False, _locked: bool = False) -> BuildResult:
+                compiler: Optional[Dict[str, str]] = None, readable: Sequence[Path] = (),
+                writable: Sequence[Path] = (), env_key: str = "",
+                label: Optional[str] = None, pure: bool = False,
+                _locked: bool = False) -> BuildResult:
     """Build ``source`` into a wheel; reuse the cached result of an identical earlier build.
-
-    ``pure``: an any-Python pure build (:mod:`lambda_compat.resolve.pure_build`): compilers
-    disabled, cached by ``source_key`` and ``pure`` alone, whichever interpreter built it.
 
     pip runs outside the sandbox (it fetches the build dependencies, wheels only); every
     build hook it starts runs in the build sandbox (``sandbox=False``: unconfined), bounded
     by ``timeout``; the whole build is bounded too and killed as a process group.
+    ``compiler``: variables to add for the compiling build (a zig toolchain), whose files
+    ``readable`` and ``writable`` show in the sandbox; ``env_key`` distinguishes it in the
+    cache and ``label`` describes it (default: the interpreter). ``pure``: the any-Python pure
+    build (:mod:`lambda_compat.resolve.pure_build`): compilers disabled, cached once for every
+    target under the source's sha256, built by one process while the others wait.
     """
     if pure and not _locked:  # one build for every target, even those checked at once
         lock = cache_dir / "built" / f".{source_key}-pure.lock"
@@ -90,25 +171,17 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         with FileLock(str(lock)):
             return build_wheel(source, source_key, interpreter, cache_dir=cache_dir, pip=pip,
                                no_compiler=True, timeout=timeout, cwd=cwd, env=env,
-                               sandbox=sandbox, pure=True, _locked=True)
+                               sandbox=sandbox, label=label, pure=True, _locked=True)
     no_compiler = no_compiler or pure
-    mode = "pure" if pure else "nocc" if no_compiler else "cc"
+    label = label or interpreter.describe()
     key = (f"{source_key}-pure" if pure else
-           f"{source_key}-cp{interpreter.version[0]}{interpreter.version[1]}-{interpreter.machine}-{mode}")
-    built_dir = cache_dir / "built" / key
-    log_dir = cache_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{source.name}-{key[:12]}-{mode}.log"
-    if built_dir.is_dir():
-        wheels = sorted(built_dir.glob("*.whl"))
-        if wheels:
-            return BuildResult(True, wheels[0], log, _built_by(built_dir, interpreter),
-                               no_compiler, True)
-    if sandbox and not build_sandbox.bwrap_works():
-        raise errors.BuildSandboxUnavailable(
-            f"refusing to build {source.name}: no build sandbox (bubblewrap) works on this "
-            f"machine, and building runs the distribution's own code.",
-            hint=build_sandbox.BUILD_SANDBOX_HINT)
+           built_key(source_key, interpreter.version, interpreter.machine, no_compiler, env_key))
+    log = log_path(cache_dir, source, key, no_compiler)
+    hit = cached_wheel(cache_dir, key)
+    if hit is not None:
+        return BuildResult(True, hit, log, built_by(hit, label), no_compiler, True)
+    if sandbox:
+        require_sandbox(source)
     with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-build-"),
                                      dir=cache_dir) as tmp:
         tmp_path = Path(tmp)
@@ -123,9 +196,12 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
             run_env = isolated_env(run_env)
         if no_compiler:
             run_env = _no_compiler_env(run_env, tmp_path / "no-compiler")
+        elif compiler:
+            run_env.update(compiler)
         config = tmp_path / "sandbox.json"
         config.write_text(json.dumps(build_sandbox.build_sandbox_config(
-            enabled=sandbox, timeout=timeout, writable=[tmp_path])), encoding="utf-8")
+            enabled=sandbox, timeout=timeout, writable=[tmp_path, *writable],
+            readable=list(readable), extra_env=sorted(compiler or ()))), encoding="utf-8")
         # --use-pep517: a setup.py-only sdist built by pip < 23.1 otherwise takes the legacy
         # `setup.py bdist_wheel` path, which fails where the interpreter lacks `wheel` (pyenv
         # 3.8-3.10 ship pip 23.0 without it); PEP 517 isolation brings setuptools and wheel.
@@ -134,7 +210,7 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
                "--use-pep517", "--disable-pip-version-check", "-w", str(out), *pip.args(),
                str(source)]
         with open(log, "w", encoding="utf-8") as logf:
-            logf.write(f"$ {' '.join(cmd)}\n")
+            logf.write(f"$ {' '.join(cmd)}\n# built in: {label}\n")
             if no_compiler:
                 logf.write("(C/C++/Fortran compilers disabled)\n")
             logf.flush()
@@ -147,29 +223,6 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
                 logf.write("\n" + pip_sandbox.TIMEOUT_MESSAGE.format(timeout=timeout) + "\n")
         wheels = sorted(out.glob("*.whl"))
         if code != 0 or not wheels:
-            text = log.read_text(encoding="utf-8", errors="replace")
-            lines = text.splitlines()
-            interesting = [l for l in lines if l.strip()][-12:]
-            timed_out = timed_out or pip_sandbox.TIMEOUT_MESSAGE.format(
-                timeout=timeout) in text
-            return BuildResult(False, None, log, interpreter.describe(), no_compiler,
-                               error_tail="\n".join(interesting), timed_out=timed_out)
-        staging = cache_dir / "built" / f".{key}.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        shutil.move(str(wheels[0]), staging / wheels[0].name)
-        (staging / _BUILT_BY).write_text(interpreter.describe(), encoding="utf-8")
-        try:
-            os.replace(staging, built_dir)
-        except OSError:  # another process built it meanwhile
-            shutil.rmtree(staging, ignore_errors=True)
-        wheel = sorted(built_dir.glob("*.whl"))[0]
-        return BuildResult(True, wheel, log, interpreter.describe(), no_compiler)
-
-
-def _built_by(built_dir: Path, interpreter: Interpreter) -> str:
-    """Who built the cached wheel in ``built_dir`` (caches older than the record: the asker)."""
-    try:
-        return (built_dir / _BUILT_BY).read_text(encoding="utf-8").strip()
-    except OSError:
-        return interpreter.describe()
+            return failed(log, label, no_compiler, timeout, timed_out)
+        return BuildResult(True, store_wheel(cache_dir, key, wheels[0],
+                                             label if pure else None), log, label, no_compiler)

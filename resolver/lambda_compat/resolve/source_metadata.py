@@ -268,6 +268,8 @@ def _keep(path: Path, sha: str, cas: Path) -> None:
 def no_build_environment(filename: str, backend: Optional[str],
                          source: Dict[str, Any]) -> Optional[str]:
     """Why this host cannot build ``filename`` for the target at all, or None."""
+    if source.get("environment"):
+        return None  # a build environment for the target (it compiles for its machine)
     version = ".".join(map(str, source["version"][:2]))
     if source.get("interpreter") is None:
         return (f"{filename} could not be built: this machine has no CPython {version} "
@@ -283,8 +285,8 @@ def pure_build_applies(backend: Optional[str], source: Dict[str, Any]) -> bool:
     """No build environment for the target, but an any-Python pure build may do: no
     interpreter of the target's version here, some other one, a backend that can build
     without a compiler."""
-    return (source.get("interpreter") is None and bool(source.get("pure_interpreters"))
-            and backend not in NATIVE_BACKENDS)
+    return (not source.get("environment") and source.get("interpreter") is None
+            and bool(source.get("pure_interpreters")) and backend not in NATIVE_BACKENDS)
 
 
 def _pure_for_metadata(sdist: Path, sha: str, info: SdistInfo, source: Dict[str, Any],
@@ -324,32 +326,38 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
     """Build the wheel the builder would build first (into its cache of built wheels);
     ``pure``: the interpreter of an any-Python pure build instead (:mod:`.pure_build`)."""
     from ..host.interpreters import Interpreter
+    from . import environments
     from .engine import PipOptions
-    from .sdist_build import build_wheel
 
     if source.get("sandbox_refused"):
         from .. import errors
         raise errors.BuildSandboxUnavailable(
             f"refusing to build {sdist.name}: no build sandbox (bubblewrap) works on this "
             f"machine, and building runs the distribution's own code.")
-    interp = pure or Interpreter(**{**source["interpreter"],
-                                    "version": tuple(source["interpreter"]["version"])})
     options: Dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                for k, v in source["pip"].items()}
     pip = PipOptions(**options)
-    modes = [False, True] if source.get("native") and pure is None else [True]
+    env: environments.BuildEnvironment
+    if pure is not None:  # the any-Python pure build: no compiler, once for every target
+        env = environments.PureEnvironment(pure)
+    else:
+        chosen = environments.from_spec(source.get("environment"))
+        # no environment for the target: a local interpreter, no compiler
+        env = chosen or environments.LocalEnvironment(Interpreter(**{
+            **source["interpreter"], "version": tuple(source["interpreter"]["version"])}))
+    native = pure is None and bool(source.get("native") or source.get("environment"))
+    modes = [False, True] if native else [True]
     if backend in NATIVE_BACKENDS:
         modes = [m for m in modes if not m]  # a compiler-less build cannot succeed
     out = Prepared(source="build")
     for no_compiler in modes:
         started = time.monotonic()
-        with build_progress(emit, sdist.name, interp.describe(), no_compiler,
+        with build_progress(emit, sdist.name, env.describe(), no_compiler,
                             float(source.get("progress_every") or 30.0)) as state:
-            result = build_wheel(sdist, sha, interp, cache_dir=Path(source["cache_dir"]),
-                                 pip=pip, no_compiler=no_compiler,
-                                 timeout=float(source["timeout"]), cwd=Path(source["cwd"]),
-                                 env=_build_env(), sandbox=bool(source.get("sandbox", True)),
-                                 pure=pure is not None)
+            result = env.build_wheel(sdist, sha, cache_dir=Path(source["cache_dir"]),
+                                     pip=pip, no_compiler=no_compiler,
+                                     timeout=float(source["timeout"]), cwd=Path(source["cwd"]),
+                                     sandbox=bool(source.get("sandbox", True)))
             state["ok"] = result.ok
         out.attempts.append(Attempt(no_compiler, result.ok, result.interpreter,
                                     str(result.log), result.error_tail,
@@ -361,19 +369,12 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
     return out
 
 
-def _build_env() -> Dict[str, str]:
-    """This process's environment without what the running pip set for itself (its build
-    tracker would make the build's own pip refuse the sdist as "already being built")."""
-    return {k: v for k, v in os.environ.items()
-            if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
-
-
 def failure_reason(filename: str, attempts: List[Attempt],
                    source: Dict[str, Any]) -> Tuple[str, str]:
     """(code, message) for builds that all failed: the real cause first."""
     last = attempts[-1]
     needed_compiler = last.no_compiler and COMPILER_DISABLED in _read(last.log)
-    if needed_compiler and not source.get("native"):
+    if needed_compiler and not source.get("native") and not source.get("environment"):
         return ("no-build-environment",
                 f"{filename} needs a compiler for {source['target_machine']}, which this "
                 f"{source['host_machine']} machine does not have (its compiler-less build "

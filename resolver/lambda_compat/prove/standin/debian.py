@@ -36,10 +36,11 @@ def _upstream(version: str) -> str:
 
 
 def debootstrap_command(suite: str, arch: str, dest: Path, mirror: str, *,
-                        foreign: bool = False) -> List[str]:
+                        foreign: bool = False,
+                        include: Tuple[str, ...] = ("python3",)) -> List[str]:
     return (["debootstrap"] + (["--foreign"] if foreign else []) +
-            ["--variant=minbase", "--include=python3", f"--arch={DEB_ARCH[arch]}", suite,
-             str(dest), mirror])
+            ["--variant=minbase", f"--include={','.join(include)}",
+             f"--arch={DEB_ARCH[arch]}", suite, str(dest), mirror])
 
 
 def _deb_versions(archives: Path) -> Dict[str, str]:
@@ -53,7 +54,8 @@ def _deb_versions(archives: Path) -> Dict[str, str]:
 
 
 def build_debootstrap_root(suite: str, arch: str, dest: Path, *, name: str,
-                           mirror: Optional[str] = None, unpack: bool = False) -> StandinInfo:
+                           mirror: Optional[str] = None, unpack: bool = False,
+                           include: Tuple[str, ...] = ("python3",)) -> StandinInfo:
     """debootstrap ``suite`` for ``arch`` into ``dest`` and give it Lambda's layout.
 
     ``unpack=False``: a full debootstrap (the second stage configures every package, through
@@ -75,7 +77,7 @@ def build_debootstrap_root(suite: str, arch: str, dest: Path, *, name: str,
     machine = MACHINE[arch]
     if machine != binfmt.host_machine() and not unpack:
         binfmt.register(machine)
-    command = debootstrap_command(suite, arch, dest, mirror, foreign=unpack)
+    command = debootstrap_command(suite, arch, dest, mirror, foreign=unpack, include=include)
     proc = subprocess.run(command, capture_output=True, text=True, timeout=3600,
                           stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -119,7 +121,8 @@ def build_debootstrap_root(suite: str, arch: str, dest: Path, *, name: str,
                 (dest / name_).write_text(text)
         compiled = _compile_stdlib(dest, (major, minor))
     libc = versions.get("libc6", "")
-    made_from = " ".join(debootstrap_command(suite, arch, Path("ROOT"), mirror, foreign=unpack))
+    made_from = " ".join(debootstrap_command(suite, arch, Path("ROOT"), mirror, foreign=unpack,
+                                             include=include))
     if unpack:
         made_from += " + dpkg-deb -x of the downloaded packages (not configured)" + compiled
     return StandinInfo(

@@ -90,6 +90,8 @@ class StandinPlan:
     name: str
     suite: Optional[str] = None
     interpreter: Optional[Interpreter] = field(default=None, compare=False)
+    #: Debian packages debootstrap includes (a build root adds the headers, pip, setuptools)
+    include: Tuple[str, ...] = ("python3",)
 
 
 def read_info(root: Path) -> Optional[StandinInfo]:

@@ -119,7 +119,8 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
             else:
                 assert plan.suite is not None
                 info = build_debootstrap_root(plan.suite, plan.arch, work, name=plan.name,
-                                              mirror=mirror, unpack=plan.kind == "unpack")
+                                              mirror=mirror, unpack=plan.kind == "unpack",
+                                              include=plan.include)
             info = _finish(work, info, time.monotonic() - started)
             os.rename(work, final)
         except BaseException:

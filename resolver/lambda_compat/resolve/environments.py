@@ -1,0 +1,225 @@
+"""Build environments: where an sdist is built into a wheel for a target, behind one interface.
+
+A :class:`BuildEnvironment` builds a source distribution (or a local project) into a wheel for
+one target Python and machine and says, in a sentence, what it is ("built in: ..."). Kinds:
+
+``local`` (:class:`LocalEnvironment`)
+    an interpreter of the target's version running natively here; compiles with zig for the
+    target's machine and glibc when zig is available (the runtime's glibc is then a ceiling
+    by construction), else with the host's compiler (the static check then refuses a wheel
+    needing a newer glibc, naming the symbol);
+``target-root`` (:class:`lambda_compat.resolve.environments_root.RootEnvironment`)
+    the whole ``pip wheel`` inside a Debian root of the target's Python and machine (through
+    qemu-user for a foreign machine), in bwrap, compiling with zig;
+``container`` (``lambda_compat.resolve.environments_container.ContainerEnvironment``)
+    a container with the runtime's public build image.
+
+Every environment is described by a JSON-serialisable spec (:meth:`BuildEnvironment.to_spec`,
+:func:`from_spec`) so that the pip engine's own process (:mod:`.source_metadata`) builds an
+sdist for its metadata in the environment the builder then reuses. Built wheels are cached by
+the source's sha256, the target (Python, machine), the mode and :attr:`BuildEnvironment.key`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover - Python 3.7
+    from typing_extensions import Protocol  # type: ignore[assignment]
+
+from ..host.interpreters import Interpreter
+from .engine import PipOptions
+from .sdist_build import BuildResult, build_wheel, compiler_key, glibc_text
+
+KINDS = ("local", "target-root", "container")
+
+
+class BuildEnvironment(Protocol):
+    """Where sdists are built for one target (see the module doc)."""
+
+    @property
+    def kind(self) -> str:
+        """``local`` | ``target-root`` | ``container``."""
+        ...
+
+    @property
+    def python_version(self) -> Tuple[int, int]:
+        ...
+
+    @property
+    def machine(self) -> str:
+        """``x86_64`` | ``aarch64``."""
+        ...
+
+    @property
+    def key(self) -> str:
+        """A stable, filesystem-safe id: part of the built-wheel cache key."""
+        ...
+
+    def describe(self) -> str:
+        """What follows "built in: " in reports."""
+        ...
+
+    def build_wheel(self, source: Path, source_key: str, *, cache_dir: Path,
+                    pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
+                    sandbox: bool) -> BuildResult:
+        ...
+
+    def to_spec(self) -> Dict[str, Any]:
+        ...
+
+
+def _tuple(value: Any) -> Optional[Tuple[int, int]]:
+    return (int(value[0]), int(value[1])) if value else None
+
+
+@dataclass(frozen=True)
+class LocalEnvironment:
+    """A local interpreter of the target's version on this machine's architecture.
+
+    With ``zig`` (and the target's ``glibc``), compiling builds use zig's wrappers for
+    ``<machine>-linux-gnu.<glibc>`` (:func:`lambda_compat.host.toolchain.compiler_env`);
+    zig and its cache are shown inside the build sandbox. Without, the host's compiler.
+    """
+
+    interpreter: Interpreter
+    glibc: Optional[Tuple[int, int]] = None
+    zig: Optional[Path] = None
+    zig_version: Optional[str] = None
+    kind: str = "local"
+
+    @property
+    def python_version(self) -> Tuple[int, int]:
+        return (self.interpreter.version[0], self.interpreter.version[1])
+
+    @property
+    def machine(self) -> str:
+        return self.interpreter.machine
+
+    @property
+    def uses_zig(self) -> bool:
+        return self.zig is not None and self.glibc is not None
+
+    @property
+    def key(self) -> str:
+        v = "".join(map(str, self.interpreter.version))
+        zig_version = self.zig_version if self.uses_zig else None
+        return f"local-cp{v}-{self.machine}-{compiler_key(zig_version, self.glibc)}"
+
+    def describe(self) -> str:
+        compiler = (f"zig cc for glibc {glibc_text(self.glibc)}" if self.uses_zig
+                    else "the host's C compiler")
+        return f"local {self.interpreter.describe()}, {compiler}"
+
+    def build_wheel(self, source: Path, source_key: str, *, cache_dir: Path,
+                    pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
+                    sandbox: bool, env: Optional[dict] = None) -> BuildResult:
+        compiler: Optional[Dict[str, str]] = None
+        readable: Tuple[Path, ...] = ()
+        writable: Tuple[Path, ...] = ()
+        if self.uses_zig and not no_compiler:
+            from ..host import toolchain
+            assert self.zig is not None and self.glibc is not None
+            target = toolchain.zig_target(self.machine, self.glibc)
+            wrappers = Path(cache_dir) / "toolchains" / "wrappers" / target
+            zig_cache = toolchain.zig_cache_dir(cache_dir)
+            zig_cache.mkdir(parents=True, exist_ok=True)
+            compiler = toolchain.compiler_env(self.zig, self.machine, self.glibc, wrappers,
+                                              zig_cache=zig_cache)
+            readable = (Path(self.zig).resolve().parent, wrappers)
+            writable = (zig_cache,)
+        if env is None:
+            # Without what a running pip set for itself: its build tracker would make the
+            # build's own pip refuse the sdist as "already being built" (source_metadata
+            # builds from inside the pip engine's process).
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
+        return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
+                           pip=pip, no_compiler=no_compiler, timeout=timeout, cwd=cwd,
+                           env=env, sandbox=sandbox, compiler=compiler, readable=readable,
+                           writable=writable, env_key=self.key, label=self.describe())
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "interpreter": asdict(self.interpreter),
+                "glibc": list(self.glibc) if self.glibc else None,
+                "zig": str(self.zig) if self.zig else None, "zig_version": self.zig_version}
+
+    @classmethod
+    def from_spec(cls, spec: Dict[str, Any]) -> "LocalEnvironment":
+        data = dict(spec["interpreter"])
+        data["version"] = tuple(data["version"])
+        return cls(Interpreter(**data), glibc=_tuple(spec.get("glibc")),
+                   zig=Path(spec["zig"]) if spec.get("zig") else None,
+                   zig_version=spec.get("zig_version"))
+
+
+@dataclass(frozen=True)
+class PureEnvironment:
+    """The any-Python pure build (:mod:`lambda_compat.resolve.pure_build`): any local
+    CPython, compilers disabled, one build for every target; its wheel is used only when it
+    is pure for the target (judged by the caller)."""
+
+    interpreter: Interpreter
+    kind: str = "pure"
+
+    @property
+    def python_version(self) -> Tuple[int, int]:
+        return (self.interpreter.version[0], self.interpreter.version[1])
+
+    @property
+    def machine(self) -> str:
+        return self.interpreter.machine
+
+    @property
+    def key(self) -> str:
+        return "pure"
+
+    def describe(self) -> str:
+        return self.interpreter.describe()
+
+    def build_wheel(self, source: Path, source_key: str, *, cache_dir: Path,
+                    pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
+                    sandbox: bool, env: Optional[dict] = None) -> BuildResult:
+        if env is None:  # as LocalEnvironment: not the running pip's build tracker
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
+        return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
+                           pip=pip, no_compiler=True, timeout=timeout, cwd=cwd, env=env,
+                           sandbox=sandbox, pure=True)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "interpreter": asdict(self.interpreter)}
+
+    @classmethod
+    def from_spec(cls, spec: Dict[str, Any]) -> "PureEnvironment":
+        data = dict(spec["interpreter"])
+        data["version"] = tuple(data["version"])
+        return cls(Interpreter(**data))
+
+
+def from_spec(spec: Optional[Dict[str, Any]]) -> Optional[BuildEnvironment]:
+    """The environment :meth:`BuildEnvironment.to_spec` described (None stays None)."""
+    if not spec:
+        return None
+    kind = spec.get("kind")
+    if kind == "local":
+        return LocalEnvironment.from_spec(spec)
+    if kind == "pure":
+        return PureEnvironment.from_spec(spec)
+    if kind == "target-root":
+        from .environments_root import RootEnvironment
+        return RootEnvironment.from_spec(spec)
+    if kind == "container":
+        # Implemented in resolve/environments_container.py (issue 14, the container kind).
+        from . import environments_container  # type: ignore[attr-defined]
+        return environments_container.ContainerEnvironment.from_spec(spec)  # type: ignore
+    raise ValueError(f"unknown build environment kind {kind!r}")
+
+
+# Each kind's module imports nothing from this one (only .sdist_build, .engine), so this
+# module's dispatch (deferred imports count) makes no import cycle.
