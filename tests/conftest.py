@@ -32,7 +32,11 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def fixture_config(cache: Path, simple: str = "simple", **kw) -> BuildConfig:
+    """Offline: the fixture index, and (unless a test says otherwise) local build
+    environments only: a target root needs its build dependencies from PyPI and minutes to
+    make; the target-root and container kinds have their own slow/network tests."""
     pip = PipOptions(index_url=(INDEX / simple).as_uri(), isolated=True, retries=0, timeout=5)
+    kw.setdefault("build_env", "local")
     return BuildConfig(cache_dir=cache, pip=pip, **kw)
 
 

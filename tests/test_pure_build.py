@@ -165,7 +165,7 @@ def test_native_project_is_not_built_at_all_without_the_targets_python(tmp_path,
                                 "python3.14", ui=ui, config=fixture_config(tmp_path / "c", allow_missing=True))
     d = names(report)["lc-native"]
     assert d.reason_code == "no-build-environment"
-    assert "has native code" in d.reason and "no CPython 3.14 interpreter" in d.reason
+    assert "has native code" in d.reason and "no local CPython 3.14 interpreter" in d.reason
     assert not [n for n, _ in ui.events if n == "sdist-build-start"]
 
 

@@ -178,11 +178,21 @@ class Phases:
                                         f"only")
             return None
         if fallback is not None:
-            return self._fallback_build(src, fallback)
+            wheel = self._fallback_build(src, fallback)
+            if wheel is not None or fallback.kind == "local" or not self._pure_possible():
+                return wheel
+            # a target root or image that could not build it (its build dependencies not
+            # to be had, say): a pure source still builds with any Python
+            return self._pure_any_build(src)
         src.outcome.attempts.append(
             f"no CPython {self.target.python_version[0]}.{self.target.python_version[1]} "
             f"interpreter on this machine for a pure-Python build (use --python)")
         return self._pure_any_build(src)
+
+    def _pure_possible(self) -> bool:
+        """No CPython of the target's version here: only then may the pure build stand in."""
+        return find_interpreter(self.target.python_version, self.host_machine,
+                                self.config.python) is None
 
     def _pure_any_build(self, src: _Source) -> Optional[Path]:
         """Phase 4 without an interpreter of the target's version: the any-Python pure build

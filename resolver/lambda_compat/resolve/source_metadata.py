@@ -240,6 +240,10 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
         return Prepared(reason_code="no-build-environment", message=refused)
     else:
         out = _build_for_metadata(sdist, sha, info.build_backend, source, emit)
+        if (out.wheel is None and source.get("environment") and source.get("pure_interpreters")
+                and info.build_backend not in NATIVE_BACKENDS):
+            # the target's root or image could not build it: a pure source builds anywhere
+            out = _pure_for_metadata(sdist, sha, info, source, emit, out.message or "")
     if out.wheel is None:
         return out
     text = wheel_metadata(out.wheel)
