@@ -172,6 +172,9 @@ def test_native_project_is_not_built_at_all_without_the_targets_python(tmp_path,
 # -- network: real sdists built with setuptools ---------------------------------------------
 
 def _pypi_config(cache: Path, **kw) -> BuildConfig:
+    # local build environments only: these tests are about the any-Python pure build, which
+    # stands in where no environment exists (a target root would be made per test cache)
+    kw.setdefault("build_env", "local")
     return BuildConfig(cache_dir=cache, pip=PipOptions(isolated=True), **kw)
 
 
