@@ -78,7 +78,7 @@ def test_ci_and_ci_run_share_one_test_selection():
         "ci.yml selects no tests itself: .ci/run (scripts/test.sh) does"
     assert "actionlint" in " ".join(runs) and "zizmor" in " ".join(runs)
     ci_run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "bash scripts/setup.sh && bash scripts/test.sh || exit $?" in ci_run
+    assert ci_run.rstrip().splitlines()[-1] == "bash scripts/setup.sh && bash scripts/test.sh"
     assert "pytest" not in ci_run.replace("scripts/test.sh", "")
     test_sh = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
     for command in ('-m ruff check resolver compat_tests tests benchmarks', '-m mypy',

@@ -78,6 +78,20 @@ def _tuple(value: Any) -> Optional[Tuple[int, int]]:
     return (int(value[0]), int(value[1])) if value else None
 
 
+def _interpreter(spec: Dict[str, Any]) -> Interpreter:
+    data = dict(spec["interpreter"])
+    data["version"] = tuple(data["version"])
+    return Interpreter(**data)
+
+
+def _without_pip_trackers() -> Dict[str, str]:
+    """The environment without what a running pip set for itself: its build tracker would
+    make the build's own pip refuse the sdist as "already being built" (source_metadata
+    builds from inside the pip engine's process)."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
+
+
 @dataclass(frozen=True)
 class LocalEnvironment:
     """A local interpreter of the target's version on this machine's architecture.
@@ -134,11 +148,7 @@ class LocalEnvironment:
             readable = (Path(self.zig).resolve().parent, wrappers)
             writable = (zig_cache,)
         if env is None:
-            # Without what a running pip set for itself: its build tracker would make the
-            # build's own pip refuse the sdist as "already being built" (source_metadata
-            # builds from inside the pip engine's process).
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
+            env = _without_pip_trackers()
         return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
                            pip=pip, no_compiler=no_compiler, timeout=timeout, cwd=cwd,
                            env=env, sandbox=sandbox, compiler=compiler, readable=readable,
@@ -151,9 +161,7 @@ class LocalEnvironment:
 
     @classmethod
     def from_spec(cls, spec: Dict[str, Any]) -> "LocalEnvironment":
-        data = dict(spec["interpreter"])
-        data["version"] = tuple(data["version"])
-        return cls(Interpreter(**data), glibc=_tuple(spec.get("glibc")),
+        return cls(_interpreter(spec), glibc=_tuple(spec.get("glibc")),
                    zig=Path(spec["zig"]) if spec.get("zig") else None,
                    zig_version=spec.get("zig_version"))
 
@@ -185,9 +193,8 @@ class PureEnvironment:
     def build_wheel(self, source: Path, source_key: str, *, cache_dir: Path,
                     pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
                     sandbox: bool, env: Optional[dict] = None) -> BuildResult:
-        if env is None:  # as LocalEnvironment: not the running pip's build tracker
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
+        if env is None:
+            env = _without_pip_trackers()
         return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
                            pip=pip, no_compiler=True, timeout=timeout, cwd=cwd, env=env,
                            sandbox=sandbox, pure=True)
@@ -197,9 +204,7 @@ class PureEnvironment:
 
     @classmethod
     def from_spec(cls, spec: Dict[str, Any]) -> "PureEnvironment":
-        data = dict(spec["interpreter"])
-        data["version"] = tuple(data["version"])
-        return cls(Interpreter(**data))
+        return cls(_interpreter(spec))
 
 
 def from_spec(spec: Optional[Dict[str, Any]]) -> Optional[BuildEnvironment]:
