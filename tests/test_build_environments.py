@@ -20,7 +20,8 @@ from lambda_compat.host.interpreters import Interpreter
 from lambda_compat.prove.standin.info import StandinInfo, StandinRoot
 from lambda_compat.registry.runtimes import get_target
 from lambda_compat.resolve import environments
-from lambda_compat.resolve.environments_root import INSIDE, RootEnvironment, build_requires
+from lambda_compat.resolve.environments_root import INSIDE, RootEnvironment
+from lambda_compat.resolve.wheelhouse import build_requires
 from lambda_compat.ui import RecordingUI
 
 INTERP = Interpreter(path="/usr/bin/python3.11", version=(3, 11, 7), implementation="cpython",
@@ -91,10 +92,16 @@ def test_build_requires_of_an_sdist(tmp_path):
         info = tarfile.TarInfo("p-1.0/pyproject.toml")
         info.size = len(data)
         tf.addfile(info, io.BytesIO(data))
-    assert build_requires(sdist) == ["setuptools>=61", "cython<3"]
+    # setuptools before 70.1 asks for wheel at build time: it is fetched beforehand
+    assert build_requires(sdist, (3, 11), "aarch64") == ["setuptools>=61", "cython<3", "wheel"]
     project = tmp_path / "proj"
     project.mkdir()
-    assert build_requires(project) == ["setuptools>=40.8.0", "wheel"]  # pip's default
+    assert build_requires(project, (3, 11), "aarch64") == ["setuptools>=40.8.0", "wheel"]
+    (project / "pyproject.toml").write_text("[tool.other]\nx = 1\n")
+    assert build_requires(project, (3, 11), "aarch64") == ["setuptools>=40.8.0", "wheel"]
+    (project / "pyproject.toml").write_text('[build-system]\nrequires = []\n'
+                                            'build-backend = "b"\nbackend-path = ["."]\n')
+    assert build_requires(project, (3, 11), "aarch64") == []  # nothing to download
 
 
 def test_root_build_environment_compiles_with_zig_for_the_runtime_glibc(tmp_path):

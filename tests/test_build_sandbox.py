@@ -170,17 +170,24 @@ def leftover_processes(mark: str) -> list:
 @pytest.mark.slow
 @needs_bwrap
 @needs_python
-@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
-def test_evil_sdist_can_do_no_harm(tmp_path, evil_env, listener, arch):
+@pytest.mark.parametrize("arch,build_env", [("x86_64", "local"), ("arm64", "local"),
+                                            ("arm64", "target-root")])
+def test_evil_sdist_can_do_no_harm(tmp_path, evil_env, listener, arch, build_env):
+    # local: the host's CPython in bwrap (for arm64 only its no-compiler build can serve);
+    # target-root: the Debian arm64 root's CPython through qemu-user, in bwrap too
     (tmp_path / "outside").mkdir()
     make_sdist(tmp_path / "links", evil_env)
     req = write_reqs(tmp_path, "lc-evil==1.0\n")
     report = build_dependencies(tmp_path / "out", req, RUNTIME, architecture=arch,
-                                config=config_for(tmp_path, tmp_path / "links"))
+                                config=config_for(tmp_path, tmp_path / "links",
+                                                  build_env=build_env))
     d = {x.name: x for x in report.distributions}["lc-evil"]
     # the honest part of the build still works, in the sandbox
     assert report.ok, (d.reason, d.attempts)
-    assert d.phase == ("built" if arch == "x86_64" else "built-no-compiler")
+    native = arch == "x86_64" or build_env == "target-root"
+    assert d.phase == ("built" if native else "built-no-compiler")
+    assert (d.build_environment or "").startswith("local ") == (build_env == "local"), \
+        d.build_environment
     ns: dict = {}
     exec((tmp_path / "out" / "lc_evil" / "loot.py").read_text(), ns)
     loot = ns["LOOT"]
@@ -219,25 +226,32 @@ def test_without_the_sandbox_the_same_sdist_does_harm(tmp_path, evil_env, listen
 @pytest.mark.slow
 @needs_bwrap
 @needs_python
-@pytest.mark.parametrize("arch,stage", [("x86_64", "metadata"), ("x86_64", "wheel"),
-                                        ("arm64", "metadata"), ("arm64", "wheel")])
-def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, stage):
+@pytest.mark.parametrize("arch,stage,build_env", [
+    ("x86_64", "metadata", "local"), ("x86_64", "wheel", "local"),
+    ("arm64", "metadata", "local"), ("arm64", "wheel", "local"),
+    ("arm64", "wheel", "target-root")])
+def test_endless_build_is_killed_with_its_children(tmp_path, evil_env, arch, stage, build_env):
     # `sleep MARK` must be a valid duration; one mark per case, as cases run side by side
-    mark = MARK + str(len(stage)) + ("1" if arch == "arm64" else "2")
+    mark = MARK + str(len(stage)) + ("1" if arch == "arm64" else "2") + str(len(build_env))
     evil = dict(evil_env, hang=stage, mark=mark)
     make_sdist(tmp_path / "links", evil)
     req = write_reqs(tmp_path, "lc-evil==1.0\n")
+    # pip starts in seconds here, in tens of seconds under qemu-user: the hang must be reached
+    timeout = 4 if build_env == "local" else 60
     started = time.monotonic()
     report = build_dependencies(tmp_path / "out", req, RUNTIME, architecture=arch,
                                 config=config_for(tmp_path, tmp_path / "links",
-                                                  build_timeout=4))
+                                                  build_timeout=timeout, build_env=build_env))
     took = time.monotonic() - started
     d = {x.name: x for x in report.distributions}["lc-evil"]
     assert d.phase == "missing" and d.reason_code == "sdist-build-failed", d.reason
     text = d.reason + "\n".join(d.attempts)
-    assert "4 s" in text and "--build-timeout" in text, text
+    assert f"{timeout} s" in text and "--build-timeout" in text, text
     # one timeout, not one per phase (no second wait for the no-compiler retry)
-    assert took < 4 * 2 + 30, took
+    killed = [a for a in d.attempts if "killed after" in a]
+    assert len(killed) == 1, d.attempts
+    if build_env == "local":  # (a fresh target-root cache first provisions zig: ~1 min)
+        assert took < timeout * 2 + 30, (took, text)
     assert not (tmp_path / "out").exists()
     time.sleep(0.5)
     assert leftover_processes(mark) == []

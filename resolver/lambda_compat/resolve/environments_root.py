@@ -2,8 +2,8 @@
 
 The root (a build root, :mod:`lambda_compat.prove.standin.buildroot`) has the target's CPython,
 its headers and pip, for the target's machine; it is shown read-only at ``/`` by bwrap, with
-no network, no HOME, a cleared environment, dying with its parent and bounded in time (killed
-as a process group, :func:`lambda_compat.host.lifecycle.run`). A foreign machine's binaries
+no network, HOME the sandbox's empty /tmp, a cleared environment, dying with its parent and
+bounded in time (killed as a process group, :func:`lambda_compat.host.lifecycle.run`). A foreign machine's binaries
 run through qemu-user (binfmt_misc with the ``F`` flag, so they run in any root).
 
 Compiling uses zig, a static x86_64 (or aarch64) executable that runs natively inside any
@@ -25,10 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Dict, List, Tuple
@@ -36,50 +33,15 @@ from typing import IO, Any, Dict, List, Tuple
 from .. import errors
 from ..host import binfmt, lifecycle
 from ..host import sandbox as build_sandbox
-from ..targets.target import platform_tags
+from . import wheelhouse as wheelhouse_mod
 from .engine import PipOptions, isolated_env
 from .sdist_build import (BuildResult, _no_compiler_env, built_key, cached_wheel,
                           compiler_key, failed, glibc_text, log_path, store_wheel)
 
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - older Pythons
-    import tomli as tomllib  # type: ignore[no-redef]
-
 INSIDE = "/tmp/lc"
 ZIG_INSIDE = "/tmp/lc-zig"
 ZIG_CACHE_INSIDE = "/tmp/lc-zig-cache"
-#: pip's own fallback when an sdist names no build requirements (PEP 518).
-DEFAULT_REQUIRES = ("setuptools>=40.8.0", "wheel")
 _PATH = "/usr/local/bin:/usr/bin:/bin"
-
-
-def build_requires(source: Path) -> List[str]:
-    """``[build-system] requires`` of an sdist or project directory (pip's default without)."""
-    text = None
-    try:
-        if source.is_dir():
-            p = source / "pyproject.toml"
-            text = p.read_text(encoding="utf-8") if p.is_file() else None
-        elif source.name.endswith(".zip"):
-            with zipfile.ZipFile(source) as zf:
-                names = [n for n in zf.namelist() if n.count("/") == 1
-                         and n.endswith("/pyproject.toml")]
-                text = zf.read(names[0]).decode("utf-8") if names else None
-        else:
-            with tarfile.open(source) as tf:
-                members = [m for m in tf.getmembers() if m.isfile()
-                           and m.name.strip("/").count("/") == 1
-                           and m.name.endswith("/pyproject.toml")]
-                f = tf.extractfile(members[0]) if members else None
-                text = f.read().decode("utf-8") if f else None
-        data = tomllib.loads(text) if text else {}
-    except (OSError, ValueError, tarfile.TarError, zipfile.BadZipFile, EOFError):
-        data = {}
-    requires = (data.get("build-system") or {}).get("requires")
-    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-        return list(DEFAULT_REQUIRES)
-    return list(requires)
 
 
 @dataclass(frozen=True)
@@ -183,15 +145,16 @@ class RootEnvironment:
 
     def _download(self, source: Path, wheelhouse: Path, pip: PipOptions, logf: IO[str],
                   timeout: float) -> Tuple[int, bool]:
-        """The host's pip fetches the build requirements as wheels for the root's Python."""
-        major, minor = self.python_version
-        argv = [sys.executable, "-m", "pip", "download", "--only-binary=:all:",
-                "--disable-pip-version-check", "-d", str(wheelhouse),
-                "--python-version", f"{major}.{minor}", "--implementation", "cp",
-                "--abi", f"cp{major}{minor}", "--abi", "abi3", "--abi", "none"]
-        for tag in platform_tags(self.machine, self.root_glibc):
-            argv += ["--platform", tag]
-        argv += [*pip.args(), "setuptools", "wheel", *build_requires(source)]
+        """The host's pip fetches the build requirements as wheels for the root's Python
+        (nothing to fetch for a source whose in-tree backend requires nothing)."""
+        requirements = wheelhouse_mod.build_requires(source, self.python_version,
+                                                     self.machine)
+        if not requirements:
+            logf.write("# no build requirements to download\n")
+            return 0, False
+        argv = wheelhouse_mod.download_argv(requirements, wheelhouse, pip,
+                                            self.python_version, self.machine,
+                                            self.root_glibc)
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "PIP_BUILD_TRACKER", "PIP_REQ_TRACKER")}
         env["PIP_NO_INPUT"] = "1"
@@ -224,7 +187,7 @@ class RootEnvironment:
 
     def _environment(self, work: Path, cache_dir: Path, no_compiler: bool) -> Dict[str, str]:
         """The build's whole environment (paths as seen inside the sandbox)."""
-        env = {"PATH": _PATH, "LANG": "C.UTF-8", "TMPDIR": f"{INSIDE}/tmp",
+        env = {"PATH": _PATH, "LANG": "C.UTF-8", "HOME": "/tmp", "TMPDIR": f"{INSIDE}/tmp",
                "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INPUT": "1",
                "PYTHONDONTWRITEBYTECODE": "1", "SOURCE_DATE_EPOCH": "315532800"}
         if no_compiler:

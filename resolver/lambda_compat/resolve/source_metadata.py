@@ -76,10 +76,12 @@ class Attempt:
     log: str
     tail: str = ""
     seconds: float = 0.0
+    timed_out: bool = False
 
     def to_json(self) -> dict:
         return {"no_compiler": self.no_compiler, "ok": self.ok, "interpreter": self.interpreter,
-                "log": self.log, "tail": self.tail, "seconds": round(self.seconds, 1)}
+                "log": self.log, "tail": self.tail, "seconds": round(self.seconds, 1),
+                "timed_out": self.timed_out}
 
 
 @dataclass
@@ -365,10 +367,12 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
             state["ok"] = result.ok
         out.attempts.append(Attempt(no_compiler, result.ok, result.interpreter,
                                     str(result.log), result.error_tail,
-                                    time.monotonic() - started))
+                                    time.monotonic() - started, result.timed_out))
         if result.ok:
             out.wheel = result.wheel
             return out
+        if result.timed_out:  # a compiler is not why it hung: no second wait
+            break
     out.reason_code, out.message = failure_reason(sdist.name, out.attempts, source)
     return out
 

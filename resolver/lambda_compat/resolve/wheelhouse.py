@@ -1,10 +1,10 @@
 """The build dependencies of a source, as wheels for a target, for a build with no network.
 
 A build environment that has no network (a container, a target root) gets its build
-dependencies from a wheelhouse that the *host's* pip fills beforehand: ``setuptools``,
-``wheel`` and the source's ``[build-system] requires`` (their markers evaluated for the target,
-which pip would evaluate for the host), downloaded as wheels only for the target's platform
-tags, Python version and ABI. The user's pip configuration and index options apply; no index
+dependencies from a wheelhouse that the *host's* pip fills beforehand: the source's
+``[build-system] requires`` (their markers evaluated for the target, which pip would evaluate
+for the host; pip's default without the table), downloaded as wheels only for the target's
+platform tags, Python version and ABI. The user's pip configuration and index options apply; no index
 URL is ours.
 """
 
@@ -59,18 +59,30 @@ def _read_pyproject(source: Path) -> Optional[str]:
         return None
 
 
+#: pip's build requirements for a source without a ``[build-system]`` table (PEP 518).
+DEFAULT_REQUIRES = ("setuptools>=40.8.0", "wheel")
+
+
 def build_requires(source: Path, python_version: Tuple[int, int], machine: str) -> List[str]:
-    """setuptools, wheel and the source's ``[build-system] requires`` that apply to the
-    target (markers evaluated for the target; pip would evaluate them for the host)."""
-    out = ["setuptools", "wheel"]
+    """The source's build requirements that apply to the target, as pip would install them.
+
+    ``[build-system] requires`` with markers evaluated for the target (pip would evaluate
+    them for the host); pip's default (setuptools and wheel) without a ``[build-system]``
+    table; ``wheel`` added beside ``setuptools``, which asks for it at build time before
+    70.1. An empty list (an in-tree backend needing nothing) means nothing to download.
+    """
     text = _read_pyproject(source)
     try:
         data = tomllib.loads(text) if text else {}
     except ValueError:
         data = {}
-    requires = (data.get("build-system") or {}).get("requires") or []
+    table = data.get("build-system")
+    requires = table.get("requires") if isinstance(table, dict) else None
+    if not isinstance(requires, list):
+        return list(DEFAULT_REQUIRES)
     env = marker_environment(python_version, machine)
-    for item in requires if isinstance(requires, list) else []:
+    out: List[str] = []
+    for item in requires:
         try:
             req = Requirement(str(item))
             if req.marker is not None and not req.marker.evaluate(env):
@@ -79,7 +91,15 @@ def build_requires(source: Path, python_version: Tuple[int, int], machine: str) 
             out.append(str(req))
         except (InvalidRequirement, InvalidMarker, UndefinedEnvironmentName):
             out.append(str(item))  # pip reports what is wrong with it
+    names = {_name(r) for r in out}
+    if "setuptools" in names and "wheel" not in names:
+        out.append("wheel")
     return out
+
+
+def _name(requirement: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
 
 
 def download_argv(requirements: Sequence[str], wheelhouse: Path, pip: PipOptions,
