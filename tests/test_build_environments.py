@@ -109,7 +109,8 @@ def test_root_build_environment_compiles_with_zig_for_the_runtime_glibc(tmp_path
     work = tmp_path / "work"
     work.mkdir()
     variables = env._environment(work, tmp_path / "cache", no_compiler=False)
-    assert variables["CC"] == f"{INSIDE}/cc/cc" and "HOME" not in variables
+    # HOME is the sandbox's own empty tmpfs (as in the local build sandbox), never the user's
+    assert variables["CC"] == f"{INSIDE}/cc/cc" and variables["HOME"] == "/tmp"
     assert variables["ZIG_GLOBAL_CACHE_DIR"] == "/tmp/lc-zig-cache"
     assert not any(str(work) in v for v in variables.values())
     script = (work / "cc" / "cc").read_text()

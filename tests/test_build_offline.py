@@ -369,7 +369,8 @@ def test_no_interpreter_of_the_target_version_means_no_sdist_build(tmp_path, con
 
 def test_the_rest_is_judged_when_a_top_level_requirement_cannot_be_had(tmp_path, shared_cache):
     """pip stops at the first requirement it cannot satisfy; the others are still resolved,
-    judged and (with allow_missing) installed, and never cached as the whole file's answer."""
+    judged and (with allow_missing) installed; the whole outcome (every pass) is what a
+    second run within the lifetime reuses, without starting pip."""
     from dataclasses import replace
     config = replace(fixture_config(shared_cache), allow_missing=True)
     # lc-native 1.0 has cp311/cp312 wheels only: nothing for python3.13
@@ -378,9 +379,13 @@ def test_the_rest_is_judged_when_a_top_level_requirement_cannot_be_had(tmp_path,
     assert d["lc-native"].phase == "missing"
     assert d["lc-markers"].phase == "wheel" and d["lc-pure"].phase == "wheel"
     assert (tmp_path / "out" / "lc_markers").is_dir()
+    ui = RecordingUI()
     again = build(tmp_path, "lc-native==1.0\nlc-markers==1.0\n", "python3.13", config=config,
-                  out="out2")
-    assert names(again)["lc-native"].phase == "missing"           # not lost to a cache
+                  out="out2", ui=ui)
+    assert not any(n.startswith("pip-") for n in ui.names())     # reused, pip not started
+    assert {n: (x.phase, x.version, x.reason_code, x.reason) for n, x in names(again).items()} \
+        == {n: (x.phase, x.version, x.reason_code, x.reason) for n, x in d.items()}
+    assert (tmp_path / "out2" / "lc_markers").is_dir()
 
 
 def test_without_projects_keeps_options_and_makes_paths_absolute(tmp_path):

@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from ..host.interpreters import find_interpreter, pick_pure_build, pure_build_interpreters
 from ..registry.package_entry import PackageRegistry, tags_fit_except_platform
-from ..resolve import pure_build
+from ..resolve import failed_builds, pure_build
 from ..resolve.diagnose import Diagnosis, diagnose
 from ..resolve.engine import ResolvedItem, Resolution
 from ..resolve.environments import BuildEnvironment, LocalEnvironment, PureEnvironment
@@ -243,11 +243,12 @@ class Phases:
                       size=None if source.is_dir() else source.stat().st_size)
         with build_progress(self.ui.event, outcome.source or source.name, env.describe(),
                             no_compiler) as state:
-            result = env.build_wheel(source, src.key, cache_dir=self.cache,
-                                     pip=self.config.pip, no_compiler=no_compiler,
-                                     timeout=self.config.build_timeout,
-                                     cwd=self.requirements.resolve().parent,
-                                     sandbox=self.config.build_sandbox)
+            request = failed_builds.BuildRequest(
+                cache_dir=self.cache, pip=self.config.pip, no_compiler=no_compiler,
+                timeout=self.config.build_timeout, cwd=self.requirements.resolve().parent,
+                sandbox=self.config.build_sandbox)
+            result = failed_builds.build(env, source, src.key, request,
+                                         self.config.resolution_ttl)
             state["ok"] = result.ok
         outcome.build_log = str(result.log)
         outcome.interpreter = result.interpreter

@@ -48,31 +48,43 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
 
     Requirements no file fits are reported missing in ``report`` on the way. ``chooser``
     gives the build environment sdists are built in (made when a source is first let
-    through)."""
+    through). The whole outcome, failed or not, is reused within ``config.resolution_ttl``
+    for byte-identical inputs (:mod:`lambda_compat.resolve.cache`)."""
     chooser = chooser or EnvironmentChooser(target, config, cache, ui)
     ui.event("resolve-start", target=target.name)
-    rkey = resolution_cache.key(requirements, target, config.pip)
-    resolution = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
-                                       config.resolution_ttl)
+    rkey = resolution_cache.key(requirements, target, config.pip,
+                                _outcome_options(config, registry))
     policy = SourcePolicy(target, config, registry, chooser)
-    if resolution is None:
-        resolution = _resolve(target, requirements, work, config, cache, policy, ui,
-                              requirements)
-    _require_index(resolution, config.pip, target)
-    ui.event("resolved", count=len(resolution.items), cache_hits=len(resolution.cache_hits))
-    for url, reason in resolution.fetch_failures:
-        report.warnings.append(f"index page not reachable: {url} ({reason})")
-    for nf in resolution.not_found:
-        report.distributions.append(not_found(nf, resolution, target, config,
-                                              policy.refused.get(nf.project)))
-    rest = _the_rest(resolution, requirements, work, report, target, config, policy,
-                     cache, ui)
-    shas = _store_in_cas(rest or resolution, cache / "files", config.jobs)
-    if rest is None:   # a partial resolution is never reused as the whole file's
-        resolution_cache.store(cache / "resolutions", rkey, resolution, shas)
+    outcome = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
+                                    config.resolution_ttl)
+    fresh = outcome is None
+    if outcome is None:
+        first = _resolve(target, requirements, work, config, cache, policy, ui, requirements)
+        _require_index(first, config.pip, target)
+        outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
     else:
-        resolution = rest
+        policy.refused.update(outcome.refused)
+    first = outcome.passes[0]
+    ui.event("resolved", count=len(first.items), cache_hits=len(first.cache_hits))
+    for url, reason in first.fetch_failures:
+        report.warnings.append(f"index page not reachable: {url} ({reason})")
+    for resolution in outcome.passes:
+        for nf in resolution.not_found:
+            report.distributions.append(not_found(nf, resolution, target, config,
+                                                  policy.refused.get(nf.project)))
+    resolution = outcome.resolution
+    shas = _store_in_cas(resolution, cache / "files", config.jobs)
+    if fresh:
+        resolution_cache.store(cache / "resolutions", rkey, outcome, shas)
     return resolution, shas
+
+
+def _outcome_options(config: BuildConfig, registry: PackageRegistry) -> str:
+    """The settings besides the requirements, target and pip options that decide the
+    outcome: which sources may be built, where and how, and the registry's version."""
+    return repr((config.python, config.build_env, config.build_timeout, config.build_sandbox,
+                 config.build_above_glibc_ceiling, sorted(no_binary_names(config)),
+                 getattr(registry, "version", None)))
 
 
 def _resolve(target: Target, req_file: Path, workdir: Path, config: BuildConfig, cache: Path,
@@ -104,32 +116,37 @@ def _require_index(resolution: Resolution, pip: PipOptions, target: Target) -> N
                  "sources answering is not enough, the index you named must answer.")
 
 
-def _the_rest(resolution: Resolution, requirements: Path, work: Path, report: BuildReport,
-              target: Target, config: BuildConfig, policy: SourcePolicy, cache: Path,
-              ui: UI) -> Optional[Resolution]:
+def _the_rest(first: Resolution, requirements: Path, work: Path, target: Target,
+              config: BuildConfig, policy: SourcePolicy, cache: Path,
+              ui: UI) -> resolution_cache.Outcome:
     """pip stops at the first top-level requirement it cannot satisfy for the target, so the
-    others would go unjudged: resolve them again without the ones already reported missing
-    (their outcomes are in ``report``). None when nothing else is left to resolve."""
-    if resolution.items or not resolution.not_found:
-        return None
-    dropped: Set[str] = set()
-    current = resolution
-    for attempt in range(5):
-        if any(nf.parent is not None for nf in current.not_found):
-            return None   # a dependency's failure: which requirement to leave out is unknown
-        dropped |= {canonicalize_name(nf.project) for nf in current.not_found}
-        rest_file = reqfile.without_projects(requirements, dropped,
-                                             work / f"requirements-rest-{attempt}.txt")
-        if rest_file is None:
-            return None
-        current = _resolve(target, rest_file, work / f"rest-{attempt}", config, cache, policy,
-                           ui, requirements)
-        for nf in current.not_found:
-            report.distributions.append(not_found(nf, current, target, config,
-                                                  policy.refused.get(nf.project)))
-        if current.items or not current.not_found:
-            return current
-    return current
+    others would go unjudged: resolve them again without the ones already found missing.
+    The outcome holds every pass; the build goes on from the last one, or from the first
+    when nothing else is left to resolve (or a dependency's failure leaves unknown which
+    requirement to leave out)."""
+    passes: List[Resolution] = [first]
+    final = 0
+    if not first.items and first.not_found:
+        dropped: Set[str] = set()
+        current = first
+        for attempt in range(5):
+            if any(nf.parent is not None for nf in current.not_found):
+                final = 0  # which requirement to leave out is unknown
+                break
+            dropped |= {canonicalize_name(nf.project) for nf in current.not_found}
+            rest_file = reqfile.without_projects(requirements, dropped,
+                                                 work / f"requirements-rest-{attempt}.txt")
+            if rest_file is None:
+                final = 0
+                break
+            current = _resolve(target, rest_file, work / f"rest-{attempt}", config, cache,
+                               policy, ui, requirements)
+            passes.append(current)
+            final = len(passes) - 1
+            if current.items or not current.not_found:
+                break
+    return resolution_cache.Outcome(passes=tuple(passes), final=final,
+                                    refused=dict(policy.refused))
 
 
 def _engine_event(ui: UI, event: dict) -> None:
@@ -158,6 +175,8 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
             "python_full_version": target.python_full_version, "cache_dir": str(cache),
             "pip": asdict(config.pip), "timeout": config.build_timeout,
             "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
+            # a failed build is not repeated within the resolution cache's lifetime
+            "failure_ttl": config.resolution_ttl,
             # decided here, once: the pip engine's builds refuse when no sandbox can be had
             "sandbox_refused": (config.build_sandbox and not _sandbox.bwrap_works())}
     if chooser is None:

@@ -5,8 +5,11 @@ but some mirrors send no caching headers at all, and then every run re-downloads
 tens of thousands of links. Within the same lifetime (``ttl``), a resolution of byte-identical
 inputs (requirements and the files they include, target, index options, pip configuration and
 PIP_* variables, lambda-compat version) is taken from here; its files come from the
-content-addressed cache. Resolutions with local paths are never cached (their content can
-change), and ``--refresh`` (ttl 0) bypasses the cache.
+content-addressed cache. A failed resolution (pip found no file for a requirement, or its
+sdist would not build) is remembered the same way, with the passes over the rest of the file
+and the reasons, so a second run within minutes reports the same verdict without starting pip
+again. Resolutions with local paths, unreachable index pages or a build that ran out of time
+are never cached (their outcome can change), and ``--refresh`` (ttl 0) bypasses the cache.
 """
 
 from __future__ import annotations
@@ -16,22 +19,24 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Tuple
 
 from .._version import __version__
 from .reqfile import referenced_files
-from .engine import LinkInfo, PipOptions, ResolvedItem, Resolution
+from .engine import LinkInfo, NotFound, PipOptions, ResolvedItem, Resolution
 from ..targets.target import Target
 
 _PIP_CONFIGS = ("/etc/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
 
 
-def key(requirements: Path, target: Target, pip: PipOptions) -> str:
+def key(requirements: Path, target: Target, pip: PipOptions, options: str = "") -> str:
+    """``options``: the caller's other settings that decide the outcome (which sources may
+    be built, where, with what limits; the registry's version)."""
     h = hashlib.sha256()
     h.update(f"{__version__}\0{target.name}\0{target.python_full_version}\0"
-             f"{target.glibc}\0{pip.args()}\0{requirements.resolve()}\0".encode())
+             f"{target.glibc}\0{pip.args()}\0{requirements.resolve()}\0{options}\0".encode())
     for path in referenced_files(requirements):
         h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
     for name, value in sorted(os.environ.items()):
@@ -49,16 +54,46 @@ def key(requirements: Path, target: Target, pip: PipOptions) -> str:
     return h.hexdigest()
 
 
-def load(cache_dir: Path, k: str, cas: Path, ttl: float) -> Optional[Resolution]:
+@dataclass(frozen=True)
+class Outcome:
+    """A whole resolution of the file for a target: pip's passes (the first on the whole
+    file; when it stopped at a top-level requirement, the passes over the rest), the one
+    the build goes on from, and the sources refused before download (project -> (code,
+    reason)). Failed resolutions are remembered as well as successful ones."""
+
+    passes: Tuple[Resolution, ...]
+    final: int = 0
+    refused: Mapping[str, Tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def resolution(self) -> Resolution:
+        return self.passes[self.final]
+
+
+_FORMAT = 2
+
+
+def load(cache_dir: Path, k: str, cas: Path, ttl: float) -> Optional[Outcome]:
+    """The outcome stored under ``k`` less than ``ttl`` seconds ago whose files are all
+    still in the content-addressed cache ``cas``."""
     path = cache_dir / f"{k}.json"
     if ttl <= 0 or not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if data.get("format") != _FORMAT or not 0 <= time.time() - data["created"] <= ttl:
+            return None
+        passes = tuple(_resolution(p, cas) for p in data["passes"])
+        if any(p is None for p in passes):
+            return None
+        refused = {name: (str(v[0]), str(v[1])) for name, v in data["refused"].items()}
+        return Outcome(passes=passes, final=int(data["final"]),  # type: ignore[arg-type]
+                       refused=refused)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
-    if time.time() - data.get("created", 0) > ttl:
-        return None
+
+
+def _resolution(data: dict, cas: Path) -> Optional[Resolution]:
     items = []
     files = []
     for i in data["items"]:
@@ -73,28 +108,50 @@ def load(cache_dir: Path, k: str, cas: Path, ttl: float) -> Optional[Resolution]
                                   extras=tuple(i["extras"])))
         files.append(file.name)
     links = {k2: tuple(LinkInfo(**x) for x in v) for k2, v in data.get("links", {}).items()}
-    return Resolution(items=tuple(items), links=links, cache_hits=tuple(files), log_path=None,
-                      message="resolution reused")
+    not_found = tuple(NotFound(**nf) for nf in data.get("not_found", ()))
+    return Resolution(items=tuple(items), links=links, not_found=not_found,
+                      cache_hits=tuple(files), log_path=None, message="resolution reused",
+                      sources=dict(data.get("sources") or {}))
 
 
-def store(cache_dir: Path, k: str, resolution: Resolution, shas: dict) -> None:
-    if not resolution.ok or any(i.source_dir or i.path is None for i in resolution.items):
-        return
+def store(cache_dir: Path, k: str, outcome: Outcome, shas: dict) -> None:
+    """Remember ``outcome`` unless it depends on what can change under the same inputs:
+    local directories and files named directly, index pages that could not be fetched, a
+    build that ran out of time."""
+    passes = []
+    for resolution in outcome.passes:
+        data = _resolution_data(resolution, shas)
+        if data is None:
+            return
+        passes.append(data)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{k}.{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps({"format": _FORMAT, "created": time.time(), "passes": passes,
+                               "final": outcome.final,
+                               "refused": {n: list(v) for n, v in outcome.refused.items()}}),
+                   encoding="utf-8")
+    os.replace(tmp, cache_dir / f"{k}.json")
+
+
+def _resolution_data(resolution: Resolution, shas: dict) -> Optional[dict]:
+    if resolution.fetch_failures or any(i.source_dir or i.path is None
+                                        for i in resolution.items):
+        return None
     if any(i.link and i.link.url.startswith("file:") and i.is_direct for i in resolution.items):
-        return
+        return None
+    if any(a.get("timed_out") for src in resolution.sources.values()
+           for a in src.get("attempts", ())):
+        return None
     items = []
     for i in resolution.items:
         if i.path is None or i.path.name not in shas:
-            return
+            return None
         items.append({"name": i.name, "version": i.version,
                       "link": asdict(i.link) if i.link else None,
                       "filename": i.path.name, "sha256": shas[i.path.name],
                       "is_direct": i.is_direct, "user_supplied": i.user_supplied,
                       "requires_python": i.requires_python, "extras": list(i.extras)})
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".{k}.{uuid.uuid4().hex}"
-    tmp.write_text(json.dumps({"created": time.time(), "items": items,
-                               "links": {n: [asdict(l) for l in v]
-                                         for n, v in resolution.links.items()}}),
-                   encoding="utf-8")
-    os.replace(tmp, cache_dir / f"{k}.json")
+    return {"items": items,
+            "links": {n: [asdict(x) for x in v] for n, v in resolution.links.items()},
+            "not_found": [asdict(nf) for nf in resolution.not_found],
+            "sources": resolution.sources}

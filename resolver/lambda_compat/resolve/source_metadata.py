@@ -332,7 +332,7 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
     """Build the wheel the builder would build first (into its cache of built wheels);
     ``pure``: the interpreter of an any-Python pure build instead (:mod:`.pure_build`)."""
     from ..host.interpreters import Interpreter
-    from . import environments
+    from . import environments, failed_builds
     from .engine import PipOptions
 
     if source.get("sandbox_refused"):
@@ -360,10 +360,12 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
         started = time.monotonic()
         with build_progress(emit, sdist.name, env.describe(), no_compiler,
                             float(source.get("progress_every") or 30.0)) as state:
-            result = env.build_wheel(sdist, sha, cache_dir=Path(source["cache_dir"]),
-                                     pip=pip, no_compiler=no_compiler,
-                                     timeout=float(source["timeout"]), cwd=Path(source["cwd"]),
-                                     sandbox=bool(source.get("sandbox", True)))
+            request = failed_builds.BuildRequest(
+                cache_dir=Path(source["cache_dir"]), pip=pip, no_compiler=no_compiler,
+                timeout=float(source["timeout"]), cwd=Path(source["cwd"]),
+                sandbox=bool(source.get("sandbox", True)))
+            result = failed_builds.build(env, sdist, sha, request,
+                                         float(source.get("failure_ttl") or 0))
             state["ok"] = result.ok
         out.attempts.append(Attempt(no_compiler, result.ok, result.interpreter,
                                     str(result.log), result.error_tail,

@@ -1,0 +1,114 @@
+"""Remember a build that failed, so that the same build is not repeated within a lifetime.
+
+A successful build is cached for good (``<cache>/built/<key>``, by the source's sha256, the
+target and the environment). A failed one is remembered only for the resolution cache's
+lifetime (``--refresh`` makes it 0): a build can fail for reasons outside its inputs (a system
+library installed since, a loaded machine hitting ``--build-timeout``), but a second ``check``
+within minutes should not wait for the same failing compile again (numpy for a Python it does
+not support takes tens of minutes to fail). The memo's key is the source's sha256, the build
+environment's key and description, the target Python and machine, the mode (with or without
+a compiler), the time limit, the sandbox and the pip options: raising ``--build-timeout``, say,
+builds again. A local project directory is never remembered (its content changes).
+
+The remembered result is reported as such: its first line says when the build failed and how
+to build again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from .engine import PipOptions
+from .sdist_build import BuildResult
+
+if TYPE_CHECKING:
+    from .environments import BuildEnvironment
+
+_DIR = "failed-builds"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What a build depends on besides its environment (the memo's key)."""
+
+    cache_dir: Path
+    pip: PipOptions
+    no_compiler: bool
+    timeout: float
+    cwd: Path
+    sandbox: bool
+
+
+def memo_key(env: BuildEnvironment, source_key: str, request: BuildRequest) -> str:
+    h = hashlib.sha256()
+    for part in (source_key, env.kind, env.key, env.describe(),
+                 "%d.%d" % tuple(env.python_version), env.machine,
+                 "nocc" if request.no_compiler else "cc", f"{request.timeout:g}",
+                 str(bool(request.sandbox)), " ".join(request.pip.args())):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
+
+
+def remembered(cache_dir: Path, key: str, ttl: float) -> Optional[BuildResult]:
+    """The failed result stored under ``key`` less than ``ttl`` seconds ago, if any."""
+    if ttl <= 0:
+        return None
+    path = Path(cache_dir) / _DIR / f"{key}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - float(data["created"])
+        if not 0 <= age <= ttl:
+            return None
+        note = (f"(the same build failed {_ago(age)}; not repeated within "
+                f"{_ago(ttl, suffix='')}: --refresh builds it again)")
+        return BuildResult(False, None, Path(data["log"]), str(data["interpreter"]),
+                           bool(data["no_compiler"]), cached=True,
+                           error_tail=note + "\n" + str(data["error_tail"]),
+                           timed_out=bool(data["timed_out"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remember(cache_dir: Path, key: str, result: BuildResult) -> None:
+    """Store a failed ``result`` (atomically; the log stays where the build wrote it)."""
+    if result.ok or result.cached:
+        return
+    directory = Path(cache_dir) / _DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{key}.{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps({"created": time.time(), "log": str(result.log),
+                               "interpreter": result.interpreter,
+                               "no_compiler": result.no_compiler,
+                               "error_tail": result.error_tail,
+                               "timed_out": result.timed_out}), encoding="utf-8")
+    os.replace(tmp, directory / f"{key}.json")
+
+
+def build(env: BuildEnvironment, source: Path, source_key: str, request: BuildRequest,
+          ttl: float) -> BuildResult:
+    """``env.build_wheel`` unless the same build failed less than ``ttl`` seconds ago."""
+    local_dir = source.is_dir() or source_key.startswith("dir-")
+    key = memo_key(env, source_key, request)
+    if not local_dir:
+        hit = remembered(request.cache_dir, key, ttl)
+        if hit is not None:
+            return hit
+    result = env.build_wheel(source, source_key, cache_dir=request.cache_dir, pip=request.pip,
+                             no_compiler=request.no_compiler, timeout=request.timeout,
+                             cwd=request.cwd, sandbox=request.sandbox)
+    if not result.ok and not local_dir and ttl > 0:
+        remember(request.cache_dir, key, result)
+    return result
+
+
+def _ago(seconds: float, suffix: str = " ago") -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s{suffix}"
+    return f"{seconds / 60:.0f} min{suffix}"

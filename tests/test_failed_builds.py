@@ -1,0 +1,172 @@
+"""A failed build is remembered for the resolution cache's lifetime, and only for identical
+inputs (resolve/failed_builds.py); a failed resolution likewise (resolve/cache.py)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from conftest import fixture_config, write_reqs
+from compat_tests.local_env import has_python
+from lambda_compat.build.builder import build_dependencies
+from lambda_compat.resolve import failed_builds
+from lambda_compat.resolve.engine import PipOptions
+from lambda_compat.resolve.sdist_build import BuildResult
+from lambda_compat.ui import RecordingUI
+
+
+@dataclass(frozen=True)
+class CountingEnv:
+    """A build environment that fails (or times out) and counts its builds."""
+
+    calls: list
+    timed_out: bool = False
+    kind: str = "local"
+    python_version: tuple = (3, 12)
+    machine: str = "x86_64"
+    key: str = "counting"
+
+    def describe(self) -> str:
+        return "a counting environment"
+
+    def build_wheel(self, source, source_key, *, cache_dir, pip, no_compiler, timeout, cwd,
+                    sandbox):
+        self.calls.append((source_key, no_compiler, timeout))
+        log = Path(cache_dir) / "build.log"
+        log.write_text("error: it does not build\n")
+        return BuildResult(False, None, log, self.describe(), no_compiler,
+                           error_tail="error: it does not build", timed_out=self.timed_out)
+
+    def to_spec(self):
+        return {"kind": self.kind}
+
+
+def request(tmp_path, **kw):
+    base = dict(cache_dir=tmp_path, pip=PipOptions(), no_compiler=False, timeout=60.0,
+                cwd=tmp_path, sandbox=True)
+    base.update(kw)
+    return failed_builds.BuildRequest(**base)
+
+
+def test_the_same_failed_build_is_not_repeated_within_the_lifetime(tmp_path):
+    sdist = tmp_path / "p-1.0.tar.gz"
+    sdist.write_bytes(b"not really")
+    calls: list = []
+    env = CountingEnv(calls)
+    first = failed_builds.build(env, sdist, "sha-a", request(tmp_path), ttl=600)
+    again = failed_builds.build(env, sdist, "sha-a", request(tmp_path), ttl=600)
+    assert len(calls) == 1
+    assert not first.cached and again.cached and not again.ok
+    assert again.error_tail.startswith("(the same build failed ")
+    assert "--refresh builds it again" in again.error_tail
+    assert again.error_tail.endswith("error: it does not build")
+    assert again.log == first.log and again.interpreter == first.interpreter
+    # any input that decides the build builds again
+    failed_builds.build(env, sdist, "sha-b", request(tmp_path), ttl=600)          # source
+    failed_builds.build(env, sdist, "sha-a", request(tmp_path, timeout=120), ttl=600)
+    failed_builds.build(env, sdist, "sha-a", request(tmp_path, no_compiler=True), ttl=600)
+    failed_builds.build(env, sdist, "sha-a", request(tmp_path, pip=PipOptions(pre=True)),
+                        ttl=600)
+    failed_builds.build(replace(env, key="other"), sdist, "sha-a", request(tmp_path), ttl=600)
+    assert len(calls) == 6
+    # --refresh (ttl 0): built again, and nothing is read
+    failed_builds.build(env, sdist, "sha-a", request(tmp_path), ttl=0)
+    assert len(calls) == 7
+
+
+def test_a_remembered_failure_expires(tmp_path):
+    sdist = tmp_path / "p-1.0.tar.gz"
+    sdist.write_bytes(b"x")
+    calls: list = []
+    env = CountingEnv(calls, timed_out=True)
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    memo = next((tmp_path / "failed-builds").glob("*.json"))
+    data = json.loads(memo.read_text())
+    assert data["timed_out"] is True   # remembered with the limit it ran out of
+    data["created"] = time.time() - 601
+    memo.write_text(json.dumps(data))
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 2
+    again = failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 2 and again.timed_out
+
+
+def test_a_local_project_directory_is_never_remembered(tmp_path):
+    project = tmp_path / "proj"
+    project.mkdir()
+    calls: list = []
+    env = CountingEnv(calls)
+    for _ in range(2):
+        failed_builds.build(env, project, "dir-123-d", request(tmp_path), ttl=600)
+    assert len(calls) == 2
+    assert not (tmp_path / "failed-builds").exists()
+
+
+def test_a_corrupt_memo_is_ignored(tmp_path):
+    sdist = tmp_path / "p-1.0.tar.gz"
+    sdist.write_bytes(b"x")
+    calls: list = []
+    env = CountingEnv(calls)
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    next((tmp_path / "failed-builds").glob("*.json")).write_text("{not json")
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 2
+
+
+def pip_ran(ui: RecordingUI) -> bool:
+    """The pip engine's events (it stops without "resolved" when a requirement fails)."""
+    return any(name.startswith("pip-") for name in ui.names())
+
+
+needs_311 = pytest.mark.skipif(not has_python((3, 11), platform.machine()),
+                               reason="no CPython 3.11 on this machine")
+
+
+@needs_311
+def test_builder_does_not_repeat_a_failed_build_and_refresh_does(tmp_path):
+    # lc-needs-compiler has a required C extension: for arm64 with local environments only,
+    # its one possible build (without a compiler) fails, while pip reads its metadata.
+    config = replace(fixture_config(tmp_path / "cache"), build_env="local",
+                     allow_missing=True)
+    req = write_reqs(tmp_path, "lc-needs-compiler==1.0\n")
+    first = build_dependencies(tmp_path / "a", req, "python3.11", config=config,
+                               architecture="arm64")
+    d1 = {d.name: d for d in first.distributions}["lc-needs-compiler"]
+    assert d1.phase == "missing" and d1.reason_code == "no-build-environment"
+    logs = sorted((tmp_path / "cache" / "logs").glob("lc_needs_compiler-*-nocc.log"))
+    assert len(logs) == 1
+    stamp = logs[0].stat().st_mtime_ns
+    ui = RecordingUI()
+    second = build_dependencies(tmp_path / "b", req, "python3.11", config=config,
+                                architecture="arm64", ui=ui)
+    d2 = {d.name: d for d in second.distributions}["lc-needs-compiler"]
+    assert (d2.phase, d2.reason_code, d2.reason, d2.attempts) == \
+        (d1.phase, d1.reason_code, d1.reason, d1.attempts)
+    assert not pip_ran(ui)   # the failed resolution was reused
+    assert logs[0].stat().st_mtime_ns == stamp  # and nothing was built again
+    # without the resolution's memory, pip runs again, but not the failed build
+    shutil.rmtree(tmp_path / "cache" / "resolutions")
+    again = RecordingUI()
+    repeat = build_dependencies(tmp_path / "b2", req, "python3.11", config=config,
+                                architecture="arm64", ui=again)
+    assert pip_ran(again)
+    assert logs[0].stat().st_mtime_ns == stamp
+    d = {d.name: d for d in repeat.distributions}["lc-needs-compiler"]
+    assert (d.phase, d.reason_code) == (d1.phase, d1.reason_code)
+    assert any("the same build failed" in a for a in d.attempts), d.attempts
+    # --refresh: resolved again; the failed build is not taken from memory either
+    fresh = RecordingUI()
+    third = build_dependencies(tmp_path / "c", req, "python3.11", architecture="arm64",
+                               config=replace(config, resolution_ttl=0), ui=fresh)
+    assert pip_ran(fresh)
+    assert logs[0].stat().st_mtime_ns != stamp
+    d3 = {d.name: d for d in third.distributions}["lc-needs-compiler"]
+    assert (d3.phase, d3.reason_code) == (d1.phase, d1.reason_code)
+    assert not any("the same build failed" in a for a in d3.attempts)
+
