@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -29,8 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "resolver"))
 
+from _doc import fmt, write_section  # noqa: E402
 from lambda_compat.host import sandbox  # noqa: E402
 from lambda_compat.host.interpreters import find_interpreter  # noqa: E402
 from lambda_compat.resolve.engine import PipOptions  # noqa: E402
@@ -94,19 +95,7 @@ def per_hook(work: Path, reps: int = 20) -> dict:
     return out
 
 
-def fmt(samples) -> str:
-    return f"{statistics.median(samples):.1f} ({min(samples):.1f}–{max(samples):.1f})"
 
-
-def replace_section(doc: str, section: str) -> str:
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION_TITLE), None)
-    if start is None:
-        return doc.rstrip("\n") + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^#{1,2} ", lines[i])),
-               len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
 
 
 def main(argv=None) -> int:
@@ -176,8 +165,7 @@ def main(argv=None) -> int:
         f"{' --output ' + str(args.output) if args.output else ''}`", ""])
     print(section)
     if args.output:
-        doc = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        args.output.write_text(replace_section(doc, section), encoding="utf-8")
+        write_section(args.output, section)
     return 0
 
 

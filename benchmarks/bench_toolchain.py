@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -33,9 +32,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "resolver"))
 
 from lambda_compat.build.builder import default_cache_dir  # noqa: E402
+from _doc import fmt, write_section  # noqa: E402
 from lambda_compat.host import toolchain  # noqa: E402
 from lambda_compat.host.interpreters import Interpreter, find_interpreter  # noqa: E402
 from lambda_compat.ui import RecordingUI  # noqa: E402
@@ -81,23 +82,11 @@ def build(python: Interpreter, source: Path, env: Dict[str, str],
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fmt(samples: List[float]) -> str:
-    return f"{statistics.median(samples):.1f} ({min(samples):.1f}–{max(samples):.1f})"
-
 
 def dotted(version: Optional[Tuple[int, ...]]) -> str:
     return "GLIBC_" + ".".join(map(str, version)) if version else "none"
 
 
-def replace_section(doc: str, section: str) -> str:
-    lines = doc.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION_TITLE), None)
-    if start is None:
-        return doc.rstrip("\n") + "\n\n" + section
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^#{1,2} ", lines[i])),
-               len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
 
 
 def main(argv=None) -> int:
@@ -179,8 +168,7 @@ def main(argv=None) -> int:
         f"{' --output ' + str(args.output) if args.output else ''}`", ""])
     print(section)
     if args.output:
-        doc = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        args.output.write_text(replace_section(doc, section), encoding="utf-8")
+        write_section(args.output, section)
     return 0
 
 
