@@ -70,10 +70,14 @@ class HostFacts:
                      commands: Sequence[str]) -> bool:
         return local_env.native_build(version, arch, commands)
 
+    def target_root(self, version: Tuple[int, int], arch: str,
+                    commands: Sequence[str]) -> bool:
+        return local_env.target_root(version, arch, commands)
+
 
 #: ``when`` keys about this machine: allowed in ``unproven_here`` only, and only as ``false``
 #: (the target keys ``targets``, ``python``, ``arch`` are allowed everywhere).
-HOST_KEYS = ("host_python", "native_build")
+HOST_KEYS = ("host_python", "native_build", "target_root")
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,10 @@ class Rule:
             elif key == "native_build":
                 if host is None or host.native_build(target.python_version, target.arch,
                                                      build_requires) != value:
+                    return False
+            elif key == "target_root":
+                if host is None or host.target_root(target.python_version, target.arch,
+                                                    build_requires) != value:
                     return False
             elif key == "host_python":
                 if host is None or host.host_python(target.python_version) != value:
@@ -218,8 +226,9 @@ def _rule(path: Path, node, section: str, i: int, raw: dict) -> Rule:
                               f"(with {host_keys[0]}: false; see case.schema.json)",
                         _line_of(node, [section, i, "when", host_keys[0]]))
     if section == "unproven_here" and (not host_keys or any(when[k] for k in host_keys)):
-        raise CaseError(path, f"unproven_here/{i}/when: needs host_python: false or "
-                              f"native_build: false (what this machine lacks)",
+        raise CaseError(path, f"unproven_here/{i}/when: needs host_python: false, "
+                              f"native_build: false or target_root: false (what this "
+                              f"machine lacks)",
                         _line_of(node, [section, i]))
     if "python" in when:
         try:

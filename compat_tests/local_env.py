@@ -81,6 +81,25 @@ def has_python(version: Sequence[int], machine: Optional[str] = None) -> bool:
     return python_path(version, machine) is not None
 
 
+#: The CPython of each Debian suite a target root can be made from (Debian's own packages:
+#: bullseye 3.9, bookworm 3.11, trixie 3.13, sid 3.14), for amd64 and arm64 alike.
+DEBIAN_PYTHONS = {(3, 9): "bullseye", (3, 11): "bookworm", (3, 13): "trixie", (3, 14): "sid"}
+
+
+def target_root(version: Sequence[int], arch: str, commands: Sequence[str] = ()) -> bool:
+    """This machine can build the target's sdists in a Debian root of the target's Python:
+    Debian ships that Python, bubblewrap is here, and a foreign machine's code can run
+    (qemu-user registered with binfmt_misc). ``commands`` (e.g. pg_config) are not in such
+    a root: a case that needs them cannot be built there."""
+    version = (int(version[0]), int(version[1]))
+    if version not in DEBIAN_PYTHONS or commands or not shutil.which("bwrap"):
+        return False
+    machine = ARCH_MACHINE[arch]
+    if machine == this_machine():
+        return True
+    return os.path.exists(f"/proc/sys/fs/binfmt_misc/qemu-{machine}")
+
+
 def native_build(version: Sequence[int], arch: str, commands: Sequence[str]) -> bool:
     """This machine can build the target's sdists natively: its machine is the target's, a
     CPython of the target's version exists here and every command in ``commands`` does."""

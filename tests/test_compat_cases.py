@@ -136,7 +136,7 @@ def test_a_case_that_makes_the_expectation_depend_on_this_machine_is_refused(tmp
                                 "expect:\n  - verdict: compatible\nunproven_here:\n"
                                 "  - when: {python: '<3.10'}\n    verdict: missing\n"
                                 "    reason: no-wheel\n", name="d.yaml")
-    with pytest.raises(CaseError, match="host_python: false or native_build: false"):
+    with pytest.raises(CaseError, match="host_python: false, native_build: false or target_root: false"):
         load_case(path)
 
 
