@@ -45,3 +45,27 @@ def podman_global_args(exe: str) -> List[str]:
     if os.path.isdir("/sys/fs/cgroup/unified") and shutil.which("runc"):
         return ["--runtime", "runc"]
     return []
+
+
+def ulimit_args(nofile: int = 65536, nproc: int = 32768) -> List[str]:
+    """``--ulimit`` arguments for ``run`` that this process may grant.
+
+    Engines ask for nofile=1048576 and a high nproc by default; where the hard limits are
+    lower (as root in some VMs, or through podman's docker API) the OCI runtime fails with
+    "setting rlimit ... operation not permitted". Each limit is capped at this process's hard
+    limit.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not Linux
+        return ["--ulimit", f"nofile={nofile}:{nofile}"]
+    out: List[str] = []
+    for name, which, wanted in (("nofile", resource.RLIMIT_NOFILE, nofile),
+                                ("nproc", resource.RLIMIT_NPROC, nproc)):
+        try:
+            hard = resource.getrlimit(which)[1]
+        except (OSError, ValueError):  # pragma: no cover
+            continue
+        value = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        out += ["--ulimit", f"{name}={value}:{value}"]
+    return out

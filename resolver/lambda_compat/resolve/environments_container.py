@@ -19,7 +19,6 @@ image by its repository digest (engine-independent), else its image id.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -35,10 +34,11 @@ from filelock import FileLock
 
 from .. import errors
 from ..host import binfmt, lifecycle
-from ..host.engines import find_engine, podman_global_args
+from ..host.engines import find_engine, podman_global_args, ulimit_args
 from . import wheelhouse as wheelhouse_mod
 from .engine import PipOptions, isolated_env
-from .sdist_build import BuildResult
+from .sdist_build import (COMPILER_VARS, BuildResult, built_key, cached_wheel, failed,
+                          log_path, store_wheel, write_no_compiler_shims)
 
 DEFAULT_IMAGE = "public.ecr.aws/sam/build-python{version}"
 PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
@@ -49,16 +49,6 @@ PIDS = 4096
 PULL_TIMEOUT = 1800.0
 SRC, WHEELHOUSE, OUT, NO_COMPILER_DIR = "/src", "/wheelhouse", "/out", "/lc-no-compiler"
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_COMPILER_VARS = ("CC", "CXX", "CPP", "LDSHARED", "FC", "F77", "F90")
-_SHIMS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "ld",
-          "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-redhat-linux-gcc",
-          "aarch64-redhat-linux-gcc", "x86_64-amazon-linux-gcc", "aarch64-amazon-linux-gcc")
-# The same message the local environment's compiler stand-ins print (sdist_build), which
-# source_metadata.COMPILER_DISABLED recognises in logs.
-_NO_COMPILER = ("#!/bin/sh\necho 'lambda-compat: compiler disabled for the pure-Python "
-                "fallback build' >&2\nexit 1\n")
-
-
 def default_image(python_version: Tuple[int, int]) -> str:
     return DEFAULT_IMAGE.format(version="%d.%d" % tuple(python_version))
 
@@ -278,7 +268,7 @@ class ContainerEnvironment:
                             "--platform", self.platform, "--network", "none",
                             "--memory", self.memory, "--pids-limit", str(self.pids),
                             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                            *_ulimits(),
+                            *ulimit_args(),
                             "-v", f"{source}:{inside}" + ("" if source_writable else ":ro"),
                             "-v", f"{wheelhouse}:{WHEELHOUSE}:ro", "-v", f"{out}:{OUT}",
                             "-w", "/tmp") + self._user_args()
@@ -286,7 +276,7 @@ class ContainerEnvironment:
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1"}
         if no_compiler is not None:
             argv += ["-v", f"{no_compiler}:{NO_COMPILER_DIR}:ro"]
-            env.update({k: f"{NO_COMPILER_DIR}/cc" for k in _COMPILER_VARS})
+            env.update({k: f"{NO_COMPILER_DIR}/cc" for k in COMPILER_VARS})
             env["PATH"] = f"{NO_COMPILER_DIR}:{path}"
         for k, value in env.items():
             argv += ["-e", f"{k}={value}"]
@@ -326,19 +316,16 @@ class ContainerEnvironment:
         """
         self.prepare()
         source = Path(source).resolve()
-        mode = "nocc" if no_compiler else "cc"
-        key = f"{source_key}-{self.key}-{mode}"
+        key = built_key(source_key, self.python_version, self.machine, no_compiler, self.key)
         built = Path(cache_dir) / "built"
         built.mkdir(parents=True, exist_ok=True)
-        log_dir = Path(cache_dir) / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = log_dir / f"{source.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}-{mode}.log"
+        log = log_path(Path(cache_dir), source, key, no_compiler)
         self.last_containers = []
-        hit = _cached(built / key)
+        hit = cached_wheel(Path(cache_dir), key)
         if hit is not None:
             return BuildResult(True, hit, log, self.describe(), no_compiler, True)
         with FileLock(str(built / f".{key}.lock")):
-            hit = _cached(built / key)
+            hit = cached_wheel(Path(cache_dir), key)
             if hit is not None:
                 return BuildResult(True, hit, log, self.describe(), no_compiler, True)
             with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-cbuild-"),
@@ -348,9 +335,9 @@ class ContainerEnvironment:
                                                cwd, logf)
                 if wheel is None:
                     logf.close()
-                    return _failed(log, self.describe(), no_compiler, timed_out)
-                return BuildResult(True, _store(built, key, wheel), log, self.describe(),
-                                   no_compiler)
+                    return failed(log, self.describe(), no_compiler, timeout, timed_out)
+                return BuildResult(True, store_wheel(Path(cache_dir), key, wheel), log,
+                                   self.describe(), no_compiler)
 
     def _build(self, source: Path, tmp: Path, pip: PipOptions, no_compiler: bool,
                timeout: float, cwd: Path, logf: IO[str]) -> Tuple[Optional[Path], bool]:
@@ -380,7 +367,7 @@ class ContainerEnvironment:
             copy = tmp / "src" / source.name
             shutil.copytree(source, copy, symlinks=True)
             source = copy
-        shims = _no_compiler_shims(tmp / "no-compiler") if no_compiler else None
+        shims = write_no_compiler_shims(tmp / "no-compiler") if no_compiler else None
         if no_compiler:
             logf.write("(C/C++/Fortran compilers disabled)\n")
         with self._container() as container:
@@ -398,50 +385,3 @@ class ContainerEnvironment:
                        "(--build-timeout)\n")
         wheels = sorted(out.glob("*.whl"))
         return (wheels[0] if code == 0 and wheels else None), timed_out
-
-
-# Private cache helpers (the local environment's equivalents live in sdist_build).
-
-def _cached(directory: Path) -> Optional[Path]:
-    wheels = sorted(directory.glob("*.whl")) if directory.is_dir() else []
-    return wheels[0] if wheels else None
-
-
-def _store(built: Path, key: str, wheel: Path) -> Path:
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=built))
-    shutil.move(str(wheel), staging / wheel.name)
-    try:
-        os.replace(staging, built / key)
-    except OSError:  # another process stored it meanwhile
-        shutil.rmtree(staging, ignore_errors=True)
-    return sorted((built / key).glob("*.whl"))[0]
-
-
-def _failed(log: Path, label: str, no_compiler: bool, timed_out: bool) -> BuildResult:
-    text = log.read_text(encoding="utf-8", errors="replace")
-    tail = [line for line in text.splitlines() if line.strip()][-12:]
-    return BuildResult(False, None, log, label, no_compiler, error_tail="\n".join(tail),
-                       timed_out=timed_out)
-
-
-def _ulimits() -> List[str]:
-    """nofile and nproc limits this process may grant (as prove/backends/container.py does):
-    engines ask for higher defaults, which the OCI runtime fails to set ("setting rlimit ...
-    operation not permitted") where the hard limits are lower (root in some VMs)."""
-    import resource
-    out = []
-    for name, limit, cap in (("nofile", resource.RLIMIT_NOFILE, 65536),
-                             ("nproc", resource.RLIMIT_NPROC, 32768)):
-        hard = resource.getrlimit(limit)[1]
-        value = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
-        out += ["--ulimit", f"{name}={value}:{value}"]
-    return out
-
-
-def _no_compiler_shims(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in _SHIMS:
-        shim = directory / name
-        shim.write_text(_NO_COMPILER, encoding="utf-8")
-        shim.chmod(0o755)
-    return directory

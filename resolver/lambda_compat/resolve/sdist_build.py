@@ -29,7 +29,10 @@ from ..host.interpreters import Interpreter
 from .engine import PipOptions, isolated_env
 
 _COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "clang++", "cpp", "gfortran", "f77", "f95",
-              "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++")
+              "ld", "x86_64-linux-gnu-gcc", "aarch64-linux-gnu-gcc", "x86_64-linux-gnu-g++",
+              # the names compilers have in the public build images (Amazon Linux)
+              "x86_64-redhat-linux-gcc", "aarch64-redhat-linux-gcc", "x86_64-amazon-linux-gcc",
+              "aarch64-amazon-linux-gcc")
 _NO_COMPILER = "#!/bin/sh\necho 'lambda-compat: compiler disabled for the pure-Python fallback build' >&2\nexit 1\n"
 
 
@@ -53,17 +56,27 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _no_compiler_env(env: dict, shim_dir: Path) -> dict:
+def write_no_compiler_shims(shim_dir: Path) -> Path:
+    """Compiler stand-ins that fail saying why (source_metadata.COMPILER_DISABLED), under
+    every name a build system may call, in ``shim_dir``."""
     shim_dir.mkdir(parents=True, exist_ok=True)
     for name in _COMPILERS:
         p = shim_dir / name
         p.write_text(_NO_COMPILER)
         p.chmod(p.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return shim_dir
+
+
+#: The variables build systems take their compilers from (all pointed at a stand-in).
+COMPILER_VARS = ("CC", "CXX", "CPP", "LDSHARED", "FC", "F77", "F90")
+
+
+def _no_compiler_env(env: dict, shim_dir: Path) -> dict:
+    write_no_compiler_shims(shim_dir)
     nocc = str(shim_dir / "cc")
     env = dict(env)
-    env.update({"CC": nocc, "CXX": nocc, "CPP": nocc, "LDSHARED": nocc, "FC": nocc,
-                "F77": nocc, "F90": nocc,
-                "PATH": str(shim_dir) + os.pathsep + env.get("PATH", "")})
+    env.update({name: nocc for name in COMPILER_VARS})
+    env["PATH"] = str(shim_dir) + os.pathsep + env.get("PATH", "")
     return env
 
 

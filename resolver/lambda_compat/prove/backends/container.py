@@ -13,28 +13,11 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ... import errors
 from ...errors import BackendUnavailable
-from ...host.engines import podman_global_args
+from ...host.engines import podman_global_args, ulimit_args
 from ...targets.target import Target
 from . import base
 from .base import (LAMBDA_NOFILE, PROBE_MARK, ProbeBackend, probe_source, probe_spec,
                    run_command, tail, target_facts)
-
-
-def _container_ulimits() -> List[str]:
-    """Limits for ``run``: Lambda's nofile, and an nproc this process may grant.
-
-    Engines ask for nofile=1048576 and a high nproc by default; where the hard limits are lower
-    (as root in some VMs, or through podman's docker API) the OCI runtime fails with
-    "setting rlimit ... operation not permitted".
-    """
-    args = ["--ulimit", f"nofile={LAMBDA_NOFILE}:{LAMBDA_NOFILE}"]
-    try:
-        import resource
-        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-    except (ImportError, AttributeError, OSError, ValueError):  # pragma: no cover
-        return args
-    value = 32768 if hard == resource.RLIM_INFINITY else min(hard, 32768)
-    return args + ["--ulimit", f"nproc={value}:{value}"]
 
 
 class ContainerBackend(ProbeBackend):
@@ -120,7 +103,7 @@ class ContainerBackend(ProbeBackend):
                             "-w", "/var/task", "--entrypoint", python)
         if self.kind == "docker":
             argv += ["--tmpfs", "/tmp"]
-        argv += _container_ulimits()
+        argv += ulimit_args(nofile=LAMBDA_NOFILE)  # Lambda's nofile
         for key, value in env.items():
             argv += ["-e", f"{key}={value}"]
         return argv + [self.image] + list(args)
