@@ -163,10 +163,25 @@ def test_builder_does_not_repeat_a_failed_build_and_refresh_does(tmp_path):
     # --refresh: resolved again; the failed build is not taken from memory either
     fresh = RecordingUI()
     third = build_dependencies(tmp_path / "c", req, "python3.11", architecture="arm64",
-                               config=replace(config, resolution_ttl=0), ui=fresh)
+                               config=replace(config, resolution_ttl=0, failure_ttl=0),
+                               ui=fresh)
     assert pip_ran(fresh)
     assert logs[0].stat().st_mtime_ns != stamp
     d3 = {d.name: d for d in third.distributions}["lc-needs-compiler"]
     assert (d3.phase, d3.reason_code) == (d1.phase, d1.reason_code)
     assert not any("the same build failed" in a for a in d3.attempts)
 
+
+
+def test_refresh_forgets_failed_builds_and_resolutions():
+    import argparse
+
+    from lambda_compat.cli import options
+
+    parser = argparse.ArgumentParser()
+    options.add_resolution_options(parser)
+    parser.add_argument("--python")  # (added by each subcommand)
+    plain = options.build_config(parser.parse_args([]))
+    assert plain.resolution_ttl == 600 and plain.failure_ttl == 86400
+    fresh = options.build_config(parser.parse_args(["--refresh"]))
+    assert fresh.resolution_ttl == 0 and fresh.failure_ttl == 0

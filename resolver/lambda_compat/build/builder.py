@@ -71,6 +71,10 @@ class BuildConfig:
     # Reuse a resolution of byte-identical inputs for this long (PyPI's own page cache
     # lifetime); 0 always resolves afresh (--refresh).
     resolution_ttl: float = 600.0
+    # Do not repeat a build that failed with the same inputs for this long (a day: a build
+    # that fails once fails again, and numpy takes half an hour to); 0 (--refresh) builds
+    # again. Its report says when it failed and how to build again.
+    failure_ttl: float = 86400.0
 
 
 

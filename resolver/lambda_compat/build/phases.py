@@ -248,7 +248,7 @@ class Phases:
                 timeout=self.config.build_timeout, cwd=self.requirements.resolve().parent,
                 sandbox=self.config.build_sandbox)
             result = failed_builds.build(env, source, src.key, request,
-                                         self.config.resolution_ttl)
+                                         self.config.failure_ttl)
             state["ok"] = result.ok
         outcome.build_log = str(result.log)
         outcome.interpreter = result.interpreter

@@ -175,8 +175,8 @@ def source_build_spec(target: Target, config: BuildConfig, cache: Path,
             "python_full_version": target.python_full_version, "cache_dir": str(cache),
             "pip": asdict(config.pip), "timeout": config.build_timeout,
             "sandbox": config.build_sandbox, "cwd": str(requirements.resolve().parent),
-            # a failed build is not repeated within the resolution cache's lifetime
-            "failure_ttl": config.resolution_ttl,
+            # a failed build is not repeated for a while (BuildConfig.failure_ttl)
+            "failure_ttl": config.failure_ttl,
             # decided here, once: the pip engine's builds refuse when no sandbox can be had
             "sandbox_refused": (config.build_sandbox and not _sandbox.bwrap_works())}
     if chooser is None:

@@ -85,7 +85,8 @@ def add_resolution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolated", action="store_true",
                    help="ignore pip's configuration files and PIP_* variables")
     p.add_argument("--refresh", action="store_true",
-                   help="resolve afresh even if the same inputs were resolved minutes ago")
+                   help="resolve afresh even if the same inputs were resolved minutes ago, "
+                        "and build again what failed to build (remembered for a day)")
     p.add_argument("--build-timeout", type=float, default=DEFAULT_BUILD_TIMEOUT, metavar="S",
                    help="kill a source build step (metadata or wheel) and everything it "
                         f"started after S seconds (default {DEFAULT_BUILD_TIMEOUT:g})")
@@ -115,4 +116,5 @@ def build_config(args: argparse.Namespace, **extra: Any) -> BuildConfig:
                        python=args.python, pip=pip, build_timeout=args.build_timeout,
                        build_sandbox=not args.no_build_sandbox,
                        build_env=getattr(args, "build_env", "auto"),
-                       resolution_ttl=0 if args.refresh else 600.0, **extra)
+                       resolution_ttl=0 if args.refresh else 600.0,
+                       failure_ttl=0 if args.refresh else 86400.0, **extra)

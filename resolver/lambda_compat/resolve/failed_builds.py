@@ -1,14 +1,15 @@
 """Remember a build that failed, so that the same build is not repeated within a lifetime.
 
 A successful build is cached for good (``<cache>/built/<key>``, by the source's sha256, the
-target and the environment). A failed one is remembered only for the resolution cache's
-lifetime (``--refresh`` makes it 0): a build can fail for reasons outside its inputs (a system
-library installed since, a loaded machine hitting ``--build-timeout``), but a second ``check``
-within minutes should not wait for the same failing compile again (numpy for a Python it does
-not support takes tens of minutes to fail). The memo's key is the source's sha256, the build
-environment's key and description, the target Python and machine, the mode (with or without
-a compiler), the time limit, the sandbox and the pip options: raising ``--build-timeout``, say,
-builds again. A local project directory is never remembered (its content changes).
+target and the environment). A failed one is remembered for a day (``BuildConfig.failure_ttl``;
+``--refresh`` makes it 0): a build can fail for reasons outside its inputs (a system library
+installed since, a loaded machine hitting ``--build-timeout``), but a build that failed once
+almost always fails again, and a second ``check`` should not wait for the same failing compile
+(numpy for a Python it does not support takes tens of minutes to fail). The memo's key is the
+source's sha256, the build environment's key and description, the target Python and machine,
+the mode (with or without a compiler), the time limit, the sandbox and the pip options:
+raising ``--build-timeout``, say, builds again. A local project directory is never remembered
+(its content changes).
 
 The remembered result is reported as such: its first line says when the build failed and how
 to build again.
@@ -66,7 +67,7 @@ def remembered(cache_dir: Path, key: str, ttl: float) -> Optional[BuildResult]:
         age = time.time() - float(data["created"])
         if not 0 <= age <= ttl:
             return None
-        note = (f"(the same build failed {_ago(age)}; not repeated within "
+        note = (f"(the same build failed {_ago(age)} and is not repeated for "
                 f"{_ago(ttl, suffix='')}: --refresh builds it again)")
         return BuildResult(False, None, Path(data["log"]), str(data["interpreter"]),
                            bool(data["no_compiler"]), cached=True,
@@ -111,4 +112,6 @@ def build(env: BuildEnvironment, source: Path, source_key: str, request: BuildRe
 def _ago(seconds: float, suffix: str = " ago") -> str:
     if seconds < 90:
         return f"{seconds:.0f} s{suffix}"
-    return f"{seconds / 60:.0f} min{suffix}"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min{suffix}"
+    return f"{seconds / 3600:.0f} h{suffix}"
