@@ -70,9 +70,8 @@ class HostFacts:
                      commands: Sequence[str]) -> bool:
         return local_env.native_build(version, arch, commands)
 
-    def target_root(self, version: Tuple[int, int], arch: str,
-                    commands: Sequence[str]) -> bool:
-        return local_env.target_root(version, arch, commands)
+    def target_root(self, version: Tuple[int, int], arch: str) -> bool:
+        return local_env.target_root(version, arch)
 
 
 #: ``when`` keys about this machine: allowed in ``unproven_here`` only, and only as ``false``
@@ -120,8 +119,8 @@ class Rule:
                                                      build_requires) != value:
                     return False
             elif key == "target_root":
-                if host is None or host.target_root(target.python_version, target.arch,
-                                                    build_requires) != value:
+                if host is None or host.target_root(target.python_version,
+                                                    target.arch) != value:
                     return False
             elif key == "host_python":
                 if host is None or host.host_python(target.python_version) != value:

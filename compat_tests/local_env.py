@@ -86,13 +86,13 @@ def has_python(version: Sequence[int], machine: Optional[str] = None) -> bool:
 DEBIAN_PYTHONS = {(3, 9): "bullseye", (3, 11): "bookworm", (3, 13): "trixie", (3, 14): "sid"}
 
 
-def target_root(version: Sequence[int], arch: str, commands: Sequence[str] = ()) -> bool:
-    """This machine can build the target's sdists in a Debian root of the target's Python:
-    Debian ships that Python, bubblewrap is here, and a foreign machine's code can run
-    (qemu-user registered with binfmt_misc). ``commands`` (e.g. pg_config) are not in such
-    a root: a case that needs them cannot be built there."""
+def target_root(version: Sequence[int], arch: str) -> bool:
+    """This machine can run builds in a Debian root of the target's Python: Debian ships that
+    Python, bubblewrap is here, and a foreign machine's code can run (qemu-user registered
+    with binfmt_misc). Such a root has a compiler and the Python headers, nothing else: a
+    case's ``build_requires`` commands (pg_config...) are not in it."""
     version = (int(version[0]), int(version[1]))
-    if version not in DEBIAN_PYTHONS or commands or not shutil.which("bwrap"):
+    if version not in DEBIAN_PYTHONS or not shutil.which("bwrap"):
         return False
     machine = ARCH_MACHINE[arch]
     if machine == this_machine():

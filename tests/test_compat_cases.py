@@ -35,9 +35,13 @@ class FixedHost(HostFacts):
 
     pythons: tuple = ()
     native: bool = False
+    roots: bool = False   # Debian roots of 3.9, 3.11, 3.13, 3.14 can run here
 
     def host_python(self, version):
         return tuple(version) in self.pythons
+
+    def target_root(self, version, arch):
+        return self.roots and tuple(version) in ((3, 9), (3, 11), (3, 13), (3, 14))
 
     def native_build(self, version, arch, commands):
         machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
@@ -92,6 +96,12 @@ def test_expectations_follow_the_target_only():
     assert pg.here(target("python3.11/x86_64"), rich) is None
     here = pg.here(target("python3.11/arm64"), rich)
     assert (here.verdict, here.reasons) == ("missing", ("no-build-environment",))
+    # with a Debian root of python3.11 for arm64 the build runs there, and finds no pg_config
+    with_roots = FixedHost("x86_64", ALL, True, roots=True)
+    here = pg.here(target("python3.11/arm64"), with_roots)
+    assert (here.verdict, here.reasons, here.detail) == \
+        ("missing", ("sdist-build-failed",), "pg_config")
+    assert pg.here(target("python3.12/arm64"), with_roots).reasons == ("no-build-environment",)
     assert pg.here(target("python3.11/x86_64"), poor).verdict == "missing"
     assert pg.here(target("python3.11/arm64"), FixedHost("aarch64", ALL, True)) is None
     marker = load_case(CASES_DIR / "marker-arch.yaml")
@@ -467,3 +477,15 @@ def test_required_proof():
     refuted = cell(verdict="compatible", problems=["verdict compatible != expected missing"])
     classify(refuted)
     assert proof_problems(refuted, "image") == []  # already a failure
+
+
+def test_target_root_only_for_the_pythons_debian_ships(monkeypatch):
+    from compat_tests import local_env
+    monkeypatch.setattr(local_env.shutil, "which", lambda name: "/usr/bin/" + name)
+    for version in ((3, 8), (3, 10), (3, 12), (3, 15)):
+        assert not local_env.target_root(version, "x86_64"), version
+    native = {"x86_64": "x86_64", "aarch64": "arm64"}[local_env.this_machine()]
+    for version in ((3, 9), (3, 11), (3, 13), (3, 14)):
+        assert local_env.target_root(version, native), version
+    monkeypatch.setattr(local_env.shutil, "which", lambda name: None)  # no bubblewrap
+    assert not local_env.target_root((3, 11), native)
