@@ -4,8 +4,9 @@ A case is ``<name>-<version>-<runtime>-<arch>`` (select an entry's cases with
 ``-k "[pyyaml-"``). Each one:
 
 1. builds ``name==version`` for the target with lambda-compat, from the project's real sdist
-   on PyPI (``--no-binary name``: the project's own wheels would otherwise be chosen), on a
-   machine whose compilers are all disabled (every compiler on PATH and CC/CXX/LDSHARED fail,
+   on PyPI (``--no-binary name``: the project's own wheels would otherwise be chosen), in the
+   local build environment (``--build-env local``: a target root would build the target's
+   own wheel, which needs no entry), on a machine whose compilers are all disabled (every compiler on PATH and CC/CXX/LDSHARED fail,
    as on a build host without a toolchain: the situation the registry exists for);
 2. checks that the wheel built is platform-tagged (the build machine's platform, the
    target's Python) and that the distribution holds no native file (each file its RECORD
@@ -110,7 +111,11 @@ def no_compiler_machine(tmp_path, monkeypatch):
 
 
 def _config(cache: Path, name: str, registry=None) -> BuildConfig:
+    # The local build environment only: an entry is what vouches for the wheel a machine
+    # without a target environment builds for itself (a target root would build the
+    # target's own wheel, accepted on its merits, and prove nothing about the entry).
     return BuildConfig(cache_dir=cache, registry_dir=registry, no_binary=(name,), jobs=2,
+                       build_env="local",
                        pip=PipOptions(index_url="https://pypi.org/simple", isolated=True))
 
 

@@ -354,3 +354,16 @@ def test_build_is_isolated_and_bounded(build_image, tmp_path):
     assert not slow.ok and slow.timed_out
     assert "killed after 20 s" in slow.log.read_text()
     assert e.last_containers and all(_gone(n) for n in e.last_containers)
+
+
+def test_build_dependencies_are_fetched_without_the_users_no_binary(tmp_path):
+    # --no-binary names the projects the user wants built (msgpack for a registry proof);
+    # beside --platform pip refuses it, and the build dependencies are wheels anyway.
+    pip = PipOptions(index_url="https://example.invalid/simple",
+                     extra_args=("--no-binary", "msgpack", "--no-binary=other", "--pre"))
+    argv = wheelhouse.download_argv(["setuptools>=61", "wheel"], tmp_path, pip, (3, 11),
+                                    "aarch64", (2, 36))
+    assert "--no-binary" not in argv and "msgpack" not in argv
+    assert not any(a.startswith("--no-binary") for a in argv)
+    assert "--pre" in argv and "https://example.invalid/simple" in argv
+    assert "--only-binary=:all:" in argv and argv[-2:] == ["setuptools>=61", "wheel"]

@@ -15,6 +15,7 @@ import pytest
 from conftest import fixture_config, write_reqs
 from compat_tests.local_env import has_python
 from lambda_compat.build.builder import build_dependencies
+from lambda_compat.registry.runtimes import get_target
 from lambda_compat.resolve import failed_builds
 from lambda_compat.resolve.engine import PipOptions
 from lambda_compat.resolve.sdist_build import BuildResult
@@ -185,3 +186,25 @@ def test_refresh_forgets_failed_builds_and_resolutions():
     assert plain.resolution_ttl == 600 and plain.failure_ttl == 86400
     fresh = options.build_config(parser.parse_args(["--refresh"]))
     assert fresh.resolution_ttl == 0 and fresh.failure_ttl == 0
+
+
+def test_another_lambda_compat_builds_again(tmp_path, monkeypatch):
+    # a failure remembered by other code (a release, or a fix between releases) is not ours
+    from lambda_compat._version import __version__, code_fingerprint
+    from lambda_compat.resolve import cache as resolution_cache
+    assert code_fingerprint().startswith(__version__ + "+")
+    sdist = tmp_path / "p-1.0.tar.gz"
+    sdist.write_bytes(b"x")
+    calls: list = []
+    env = CountingEnv(calls)
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 1
+    req = write_reqs(tmp_path, "lc-pure==1.0\n")
+    target = get_target("python3.12", "x86_64")
+    before = resolution_cache.key(req, target, PipOptions())
+    monkeypatch.setattr(failed_builds, "code_fingerprint", lambda: "0.1.0+other")
+    monkeypatch.setattr(resolution_cache, "code_fingerprint", lambda: "0.1.0+other")
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 2
+    assert resolution_cache.key(req, target, PipOptions()) != before

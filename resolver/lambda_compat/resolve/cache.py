@@ -4,7 +4,7 @@ PyPI lets clients cache its index pages for 10 minutes; pip does so through its 
 but some mirrors send no caching headers at all, and then every run re-downloads and re-parses
 tens of thousands of links. Within the same lifetime (``ttl``), a resolution of byte-identical
 inputs (requirements and the files they include, target, index options, pip configuration and
-PIP_* variables, lambda-compat version) is taken from here; its files come from the
+PIP_* variables, lambda-compat's version and code) is taken from here; its files come from the
 content-addressed cache. A failed resolution (pip found no file for a requirement, or its
 sdist would not build) is remembered the same way, with the passes over the rest of the file
 and the reasons, so a second run within minutes reports the same verdict without starting pip
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
-from .._version import __version__
+from .._version import code_fingerprint
 from .reqfile import referenced_files
 from .engine import LinkInfo, NotFound, PipOptions, ResolvedItem, Resolution
 from ..targets.target import Target
@@ -35,7 +35,7 @@ def key(requirements: Path, target: Target, pip: PipOptions, options: str = "") 
     """``options``: the caller's other settings that decide the outcome (which sources may
     be built, where, with what limits; the registry's version)."""
     h = hashlib.sha256()
-    h.update(f"{__version__}\0{target.name}\0{target.python_full_version}\0"
+    h.update(f"{code_fingerprint()}\0{target.name}\0{target.python_full_version}\0"
              f"{target.glibc}\0{pip.args()}\0{requirements.resolve()}\0{options}\0".encode())
     for path in referenced_files(requirements):
         h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -7,8 +7,9 @@ installed since, a loaded machine hitting ``--build-timeout``), but a build that
 almost always fails again, and a second ``check`` should not wait for the same failing compile
 (numpy for a Python it does not support takes tens of minutes to fail). The memo's key is the
 source's sha256, the build environment's key and description, the target Python and machine,
-the mode (with or without a compiler), the time limit, the sandbox and the pip options:
-raising ``--build-timeout``, say, builds again. A local project directory is never remembered
+the mode (with or without a compiler), the time limit, the sandbox, the pip options and
+lambda-compat's code (:func:`lambda_compat._version.code_fingerprint`): raising
+``--build-timeout``, or another lambda-compat, builds again. A local project directory is never remembered
 (its content changes).
 
 The remembered result is reported as such: its first line says when the build failed and how
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from .._version import code_fingerprint
 from .engine import PipOptions
 from .sdist_build import BuildResult
 
@@ -49,7 +51,7 @@ class BuildRequest:
 
 def memo_key(env: BuildEnvironment, source_key: str, request: BuildRequest) -> str:
     h = hashlib.sha256()
-    for part in (source_key, env.kind, env.key, env.describe(),
+    for part in (code_fingerprint(), source_key, env.kind, env.key, env.describe(),
                  "%d.%d" % tuple(env.python_version), env.machine,
                  "nocc" if request.no_compiler else "cc", f"{request.timeout:g}",
                  str(bool(request.sandbox)), " ".join(request.pip.args())):

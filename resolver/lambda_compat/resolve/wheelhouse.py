@@ -113,5 +113,21 @@ def download_argv(requirements: Sequence[str], wheelhouse: Path, pip: PipOptions
         if not tag.startswith("linux_"):  # not portable: never from an index
             argv += ["--platform", tag]
     argv += ["--python-version", "%d.%d" % tuple(python_version), "--implementation", "cp",
-             "--abi", f"cp{v}", "-d", str(wheelhouse), *pip.args()]
+             "--abi", f"cp{v}", "-d", str(wheelhouse), *_without_no_binary(pip.args())]
     return argv + list(requirements)
+
+
+def _without_no_binary(args: Sequence[str]) -> List[str]:
+    """The user's pip options less ``--no-binary``: it names the projects to build from
+    source (the requirements, not their build dependencies), and pip refuses it beside
+    ``--platform``. The build dependencies are wheels, as ``--only-binary=:all:`` says."""
+    out: List[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--no-binary":
+            skip = True
+        elif not arg.startswith("--no-binary="):
+            out.append(arg)
+    return out
