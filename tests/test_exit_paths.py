@@ -233,3 +233,27 @@ def test_sigkill_takes_the_build_along_and_the_next_run_cleans_up(tmp_path, sand
                            timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert _leftovers(tmp_path) == []  # ... until the next run
+
+
+def test_a_signal_stops_parallel_work_without_waiting_for_it():
+    # `check` runs its targets on threads; SIGTERM while the main thread waits must kill
+    # what the workers wait on and return at once (before: the pool waited for every build)
+    import threading
+
+    from lambda_compat.host import lifecycle
+
+    mark = "31337.77"
+    started = time.monotonic()
+
+    def work(i):
+        lifecycle.run(["sleep", mark], timeout=120)
+        return i
+
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    with pytest.raises(lifecycle.Terminated):
+        with lifecycle.signals_raise():
+            lifecycle.parallel_map(work, [1, 2, 3], 3)
+    assert time.monotonic() - started < 20
+    time.sleep(0.5)
+    assert leftover_processes(mark) == []
+    assert lifecycle.parallel_map(lambda x: x * 2, [1, 2, 3], 2) == [2, 4, 6]

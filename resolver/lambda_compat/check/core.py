@@ -13,13 +13,13 @@ from __future__ import annotations
 import datetime
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .. import errors
 from ..build.builder import build_dependencies
+from ..host import lifecycle
 from .dynamic import TargetUI, backend_selector, prove_dynamically
 from .inputs import CheckInput, CheckOptions, SelectedTarget
 from .report import CheckReport, TargetResult
@@ -73,12 +73,9 @@ def run_check(inp: CheckInput, targets: Sequence[SelectedTarget], options: Check
 
             def one(sel: SelectedTarget) -> TargetResult:
                 return _check_view(checker, sel, options, ui)
-        workers = max(1, min(options.jobs, len(targets)))
-        if workers == 1:
-            results = [one(t) for t in targets]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(one, targets))
+        # interrupted, it stops the targets' builds at once rather than wait for them
+        results = lifecycle.parallel_map(one, list(targets),
+                                         max(1, min(options.jobs, len(targets))))
     report.targets = results
     report.seconds = time.monotonic() - started
     return report

@@ -20,8 +20,12 @@ import signal
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Set, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _LIVE: Set[int] = set()   # process-group ids of running children
 _LOCK = threading.Lock()
@@ -100,6 +104,25 @@ def kill_children() -> None:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> List[R]:
+    """``[fn(x) for x in items]`` on ``workers`` threads, in order.
+
+    Interrupted (SIGINT, or SIGTERM/SIGHUP under :func:`signals_raise`) while waiting, it
+    kills the child process groups the workers are waiting on and returns at once instead
+    of waiting for them: a pool's usual exit would wait for every running build first."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        results = list(pool.map(fn, items))
+    except BaseException:
+        kill_children()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 @contextlib.contextmanager
