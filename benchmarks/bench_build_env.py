@@ -106,9 +106,18 @@ def one_build(case: Case, cache: Path, work: Path) -> Run:
             run.phase = d.get("phase") or ""
             run.built_in = d.get("build_environment") or ""
             if run.phase == "missing":
-                run.reason = f"{d.get('reason_code')}: " + (d.get("reason") or "").splitlines()[0]
+                run.reason = f"{d.get('reason_code')}: " + _gist(d.get("reason") or "")
     run.elf = elf_summary(out) if proc.returncode == 0 else ""
     return run
+
+
+def _gist(reason: str) -> str:
+    """The reason's first line and, for a failed build, the error its log ends with."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    errors = [line for line in lines[1:] if "rror" in line and not line.startswith(("(", "$"))]
+    return lines[0] + (f" … {errors[-1]}" if errors else "")
 
 
 def elf_summary(out: Path) -> str:
@@ -153,8 +162,8 @@ def outcome(case: Case) -> Tuple[str, str, str]:
     if last.phase in ("built", "built-no-compiler", "registry"):
         return f"{last.phase} (exit {last.exit_code})", last.built_in, last.elf
     why = last.reason or f"exit {last.exit_code}"
-    if len(why) > 240:
-        why = why[:240].rsplit(" ", 1)[0] + " …"
+    if len(why) > 320:
+        why = why[:160].rsplit(" ", 1)[0] + " … " + why[-150:].split(" ", 1)[-1]
     return f"not built: {why}", last.built_in or "—", "—"
 
 
