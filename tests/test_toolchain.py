@@ -105,6 +105,24 @@ def test_cc_wrapper_targets_and_filters(tmp_path, fake_zig):
     assert argv == ["c++", "-target", "x86_64-linux-gnu.2.26", "-march=x86_64", "x.cc"]
 
 
+def test_cc_wrapper_names_the_language_of_stdin(tmp_path, fake_zig):
+    # meson runs `cc -E -dM -`; zig's clang refuses that with a glibc-versioned target
+    work = tmp_path / "w"
+    toolchain.compiler_env(fake_zig, "aarch64", (2, 34), work)
+    log = tmp_path / "log"
+    _, argv = run_wrapper(work / "cc", ["-E", "-dM", "-"], log)
+    assert argv == ["cc", "-target", "aarch64-linux-gnu.2.34", "-E", "-dM", "-x", "c", "-"]
+    _, argv = run_wrapper(work / "c++", ["-E", "-dM", "-"], log)
+    assert argv[-3:] == ["-x", "c++", "-"]
+    # a language already named, and `-` elsewhere, are left alone
+    _, argv = run_wrapper(work / "cc", ["-x", "c", "-E", "-"], log)
+    assert argv[3:] == ["-x", "c", "-E", "-"]
+    _, argv = run_wrapper(work / "cc", ["-xc", "-"], log)
+    assert argv[3:] == ["-xc", "-"]
+    _, argv = run_wrapper(work / "cc", ["-o", "-", "-E", "a.c"], log)   # `-` as the output
+    assert argv[3:] == ["-o", "-", "-E", "a.c"]
+
+
 def test_ar_and_ranlib_wrappers_pass_everything(tmp_path, fake_zig):
     work = tmp_path / "w"
     toolchain.compiler_env(fake_zig, "aarch64", (2, 26), work)
@@ -331,3 +349,20 @@ def test_plain_c_part_cross_compiled_for_aarch64(zig, tmp_path, glibc):
 def test_zig_extra_pins_the_installed_version():
     text = (ROOT / "pyproject.toml").read_text()
     assert f'zig = ["ziglang=={toolchain.ZIGLANG_VERSION}"]' in text
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_real_zig_gives_its_macros_to_meson(zig, tmp_path, machine):
+    # what meson runs to know the compiler: before, zig refused the glibc-versioned target
+    work = tmp_path / "w"
+    toolchain.compiler_env(zig, machine, (2, 34), work, zig_cache=default_cache_dir()
+                           / "toolchains" / "zig-cache")
+    for tool in ("cc", "c++"):
+        proc = subprocess.run([str(work / tool), "-E", "-dM", "-"], input="", text=True,
+                              capture_output=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert "#define __clang__ 1" in proc.stdout
+        arch_macro = "__x86_64__" if machine == "x86_64" else "__aarch64__"
+        assert f"#define {arch_macro} 1" in proc.stdout

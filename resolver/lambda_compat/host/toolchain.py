@@ -238,8 +238,9 @@ def zig_target(machine: str, glibc: Tuple[int, int]) -> str:
 def wrapper_script(zig: Path, command: str, target: Optional[str], cache: Path) -> str:
     """A POSIX sh script that runs ``zig <command> [-target T] "$@"``.
 
-    Compiler wrappers (``cc``, ``c++``) drop the :data:`_DROPPED` flags and map gcc's
-    ``-march=x86-64[-vN]`` to zig's ``x86_64[_vN]``. zig's cache defaults to ``cache`` (zig
+    Compiler wrappers (``cc``, ``c++``) drop the :data:`_DROPPED` flags, map gcc's
+    ``-march=x86-64[-vN]`` to zig's ``x86_64[_vN]`` and name the language of standard input
+    (``-``) when the caller did not (``-x c``/``-x c++``). zig's cache defaults to ``cache`` (zig
     otherwise writes under $HOME, which a build sandbox may not have).
     """
     q = shlex.quote
@@ -252,15 +253,24 @@ def wrapper_script(zig: Path, command: str, target: Optional[str], cache: Path) 
         "export ZIG_GLOBAL_CACHE_DIR ZIG_LOCAL_CACHE_DIR",
     ]
     if target is not None:
+        language = "c++" if command == "c++" else "c"
         lines += [
+            # zig's clang refuses a glibc-versioned target for a bare `-` (stdin) with no
+            # -x ("version '.2.34' in target triple ... is invalid"): meson asks
+            # `cc -E -dM -` for the compiler's macros, so numpy et al. failed to configure
+            "seen_x= prev=",
             "for arg do",
             "  shift",
             "  case $arg in",
             f"    {'|'.join(_DROPPED)}) ;;",
+            '    -x|-x?*) seen_x=1; set -- "$@" "$arg" ;;',
+            '    -) if [ -n "$seen_x" ] || [ "$prev" = "-o" ]; then set -- "$@" -;',
+            f'       else set -- "$@" -x {language} -; fi ;;',
             '    -march=x86-64) set -- "$@" -march=x86_64 ;;',
             '    -march=x86-64-v*) set -- "$@" "-march=x86_64_v${arg#-march=x86-64-v}" ;;',
             '    *) set -- "$@" "$arg" ;;',
             "  esac",
+            '  prev=$arg',
             "done",
             f'exec {q(str(zig))} {command} -target {q(target)} "$@"',
         ]
