@@ -45,6 +45,7 @@ def write_section(path: Path, section: str) -> None:
     if path.exists() and not path.is_file():
         # never os.replace() over a device or FIFO (e.g. /dev/null): that would delete it
         raise SystemExit(f"{path} is not a regular file; --output takes a Markdown file.")
+    path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(replace_section(old, section), encoding="utf-8")

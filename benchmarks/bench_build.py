@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _doc import write_section  # noqa: E402
 REQUIREMENTS = ROOT / "fixtures" / "bench" / "requirements.txt"
 # The runtime each architecture is built for, and that runtime's glibc
 # (python3.11 runs on Amazon Linux 2, python3.12 on Amazon Linux 2023).
@@ -643,40 +645,6 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
     return "\n".join(lines)
 
 
-def replace_section(doc: str, section: str) -> str:
-    """Replace our '## ' section in doc (up to the next '## ' heading outside a
-    code fence), or append it. Other sections are left byte-for-byte alone."""
-    title = section.splitlines()[0].rstrip()
-    lines = doc.splitlines(keepends=True)
-    start = end = None
-    in_fence = False
-    for i, line in enumerate(lines):
-        stripped = line.rstrip("\n")
-        if stripped.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
-        if start is None:
-            if stripped.rstrip() == title:
-                start = i
-        elif re.match(r"^#{1,2} ", stripped):
-            end = i
-            break
-    body = section if section.endswith("\n") else section + "\n"
-    if start is None:
-        if not doc.strip():
-            return "# Benchmarks\n\n" + body
-        sep = "" if doc.endswith("\n\n") else ("\n" if doc.endswith("\n") else "\n\n")
-        return doc + sep + body
-    if end is None:
-        end = len(lines)
-    tail = "".join(lines[end:])
-    if tail and not body.endswith("\n\n"):
-        body += "\n"
-    return "".join(lines[:start]) + body + tail
-
-
 # --------------------------------------------------------------------------
 # Main
 
@@ -788,14 +756,11 @@ def main(argv: list[str] | None = None) -> int:
             {"info": info, "machine": machine_info(), "results": [asdict(r) for r in results]},
             indent=2) + "\n", encoding="utf-8")
     if args.output:
-        out = args.output if args.output.is_absolute() else Path.cwd() / args.output
-        out.parent.mkdir(parents=True, exist_ok=True)
-        old = out.read_text(encoding="utf-8") if out.exists() else ""
-        out.write_text(replace_section(old, section), encoding="utf-8")
+        write_section(Path(args.output), section)
     print()
     print(section)
     if args.output:
-        print(f"updated section {section_title(args)!r} in {out}")
+        print(f"updated section {section_title(args)!r} in {args.output}")
     print(f"logs: {args.work_dir / 'logs'}")
     return 0
 

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _doc import write_section  # noqa: E402
 sys.path.insert(0, str(ROOT / "resolver"))
 
 SECTION_TITLE = "## check: static proof of a heavy bundle (numpy, pandas, scipy, pyarrow)"
@@ -97,33 +99,6 @@ def size_of(bundle: Path) -> tuple[int, int, int]:
             if re.search(r"\.so(\.\d+)*$", n):
                 so += 1
     return files, size, so
-
-
-def replace_section(doc: str, section: str, title: str = SECTION_TITLE) -> str:
-    lines = doc.splitlines(keepends=True)
-    start = end = None
-    fence = False
-    for i, line in enumerate(lines):
-        s = line.rstrip("\n")
-        if s.lstrip().startswith("```"):
-            fence = not fence
-            continue
-        if fence:
-            continue
-        if start is None:
-            if s.rstrip() == title:
-                start = i
-        elif re.match(r"^#{1,2} ", s):
-            end = i
-            break
-    body = section if section.endswith("\n") else section + "\n"
-    if start is None:
-        sep = "" if doc.endswith("\n\n") else ("\n" if doc.endswith("\n") else "\n\n")
-        return doc + sep + body
-    tail = "".join(lines[end if end is not None else len(lines):])
-    if tail and not body.endswith("\n\n"):
-        body += "\n"
-    return "".join(lines[:start]) + body + tail
 
 
 def _tree_rss(sid: int) -> int:
@@ -239,9 +214,7 @@ def requirements_main(args) -> int:
     section = "\n".join(lines)
     print(section)
     if args.output:
-        out = args.output if args.output.is_absolute() else Path.cwd() / args.output
-        old = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n\n"
-        out.write_text(replace_section(old, section, title), encoding="utf-8")
+        write_section(Path(args.output), section)
     return 0
 
 
@@ -340,11 +313,7 @@ def main(argv=None) -> int:
     section = "\n".join(lines)
     print(section)
     if args.output:
-        out = args.output if args.output.is_absolute() else Path.cwd() / args.output
-        old = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n\n"
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(replace_section(old, section), encoding="utf-8")
-        os.replace(tmp, out)
+        write_section(Path(args.output), section)
     return 0
 
 

@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _doc import write_section  # noqa: E402
 REQUIREMENTS = ROOT / "fixtures" / "bench" / "requirements.txt"
 SECTION_PREFIX = "## package: fixtures/bench"
 GOAL = 1.2
@@ -251,31 +253,6 @@ def section(r: dict) -> str:
 
 def title(runtime: str, arch: str) -> str:
     return f"{SECTION_PREFIX} ({runtime}, {arch})"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace this script's section of ``path`` (heading to the next heading), or append."""
-    if path.exists() and not path.is_file():
-        # Never os.replace() over a device or FIFO (e.g. /dev/null): that deletes it.
-        raise SystemExit(f"{path} is not a regular file; --output takes a Markdown file.")
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    start = end = None
-    for i, line in enumerate(lines):
-        if start is None:
-            if line.rstrip() == text.splitlines()[0]:
-                start = i
-        elif re.match(r"^#{1,2} ", line):
-            end = i
-            break
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        tail = "".join(lines[end:]) if end is not None else ""
-        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

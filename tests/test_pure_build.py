@@ -134,11 +134,17 @@ def test_local_pure_project_for_a_python_without_interpreter(tmp_path, no_target
     assert "any-Python pure build" in d.interpreter
 
 
+def missing_for_314(tmp_path, name: str):
+    """``name``'s outcome in a python3.14/x86_64 build that may leave it missing."""
+    report = build_dependencies(tmp_path / "out", write_reqs(tmp_path, name + "\n"),
+                                "python3.14",
+                                config=fixture_config(tmp_path / "cache", allow_missing=True))
+    return names(report)[name]
+
+
 @needs_pure_interpreter
 def test_required_extension_stays_no_build_environment(tmp_path, no_target_python):
-    report = build_dependencies(tmp_path / "out", write_reqs(tmp_path, "lc-needs-compiler\n"),
-                                "python3.14", config=fixture_config(tmp_path / "cache", allow_missing=True))
-    d = names(report)["lc-needs-compiler"]
+    d = missing_for_314(tmp_path, "lc-needs-compiler")
     assert d.phase == "missing" and d.reason_code == "no-build-environment"
     assert "no CPython 3.14 interpreter" in d.reason
     assert "pure build without a compiler" in d.reason
@@ -149,9 +155,7 @@ def test_required_extension_stays_no_build_environment(tmp_path, no_target_pytho
 def test_optional_extension_tagged_for_the_build_host_is_not_pure(tmp_path, no_target_python):
     # lc-optional-ext without a compiler is pure code in a cpXY-linux_<machine> wheel: the
     # builder's Python, not the target's, so the pure build cannot vouch for it
-    report = build_dependencies(tmp_path / "out", write_reqs(tmp_path, "lc-optional-ext\n"),
-                                "python3.14", config=fixture_config(tmp_path / "cache", allow_missing=True))
-    d = names(report)["lc-optional-ext"]
+    d = missing_for_314(tmp_path, "lc-optional-ext")
     assert d.phase == "missing" and d.reason_code == "no-build-environment"
     assert "not a pure py3-none-any wheel" in d.reason
 

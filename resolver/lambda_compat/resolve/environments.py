@@ -93,19 +93,10 @@ def _without_pip_trackers() -> Dict[str, str]:
 
 
 @dataclass(frozen=True)
-class LocalEnvironment:
-    """A local interpreter of the target's version on this machine's architecture.
-
-    With ``zig`` (and the target's ``glibc``), compiling builds use zig's wrappers for
-    ``<machine>-linux-gnu.<glibc>`` (:func:`lambda_compat.host.toolchain.compiler_env`);
-    zig and its cache are shown inside the build sandbox. Without, the host's compiler.
-    """
+class _WithInterpreter:
+    """An environment that builds with a local ``interpreter``: its Python and machine."""
 
     interpreter: Interpreter
-    glibc: Optional[Tuple[int, int]] = None
-    zig: Optional[Path] = None
-    zig_version: Optional[str] = None
-    kind: str = "local"
 
     @property
     def python_version(self) -> Tuple[int, int]:
@@ -114,6 +105,21 @@ class LocalEnvironment:
     @property
     def machine(self) -> str:
         return self.interpreter.machine
+
+
+@dataclass(frozen=True)
+class LocalEnvironment(_WithInterpreter):
+    """A local interpreter of the target's version on this machine's architecture.
+
+    With ``zig`` (and the target's ``glibc``), compiling builds use zig's wrappers for
+    ``<machine>-linux-gnu.<glibc>`` (:func:`lambda_compat.host.toolchain.compiler_env`);
+    zig and its cache are shown inside the build sandbox. Without, the host's compiler.
+    """
+
+    glibc: Optional[Tuple[int, int]] = None
+    zig: Optional[Path] = None
+    zig_version: Optional[str] = None
+    kind: str = "local"
 
     @property
     def uses_zig(self) -> bool:
@@ -167,21 +173,12 @@ class LocalEnvironment:
 
 
 @dataclass(frozen=True)
-class PureEnvironment:
+class PureEnvironment(_WithInterpreter):
     """The any-Python pure build (:mod:`lambda_compat.resolve.pure_build`): any local
     CPython, compilers disabled, one build for every target; its wheel is used only when it
     is pure for the target (judged by the caller)."""
 
-    interpreter: Interpreter
     kind: str = "pure"
-
-    @property
-    def python_version(self) -> Tuple[int, int]:
-        return (self.interpreter.version[0], self.interpreter.version[1])
-
-    @property
-    def machine(self) -> str:
-        return self.interpreter.machine
 
     @property
     def key(self) -> str:

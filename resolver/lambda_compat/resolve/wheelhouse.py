@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from packaging.markers import InvalidMarker, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from ..targets.target import platform_tags
 from .engine import PipOptions
@@ -82,6 +83,7 @@ def build_requires(source: Path, python_version: Tuple[int, int], machine: str) 
         return list(DEFAULT_REQUIRES)
     env = marker_environment(python_version, machine)
     out: List[str] = []
+    names = set()
     for item in requires:
         try:
             req = Requirement(str(item))
@@ -89,17 +91,12 @@ def build_requires(source: Path, python_version: Tuple[int, int], machine: str) 
                 continue
             req.marker = None
             out.append(str(req))
+            names.add(canonicalize_name(req.name))
         except (InvalidRequirement, InvalidMarker, UndefinedEnvironmentName):
             out.append(str(item))  # pip reports what is wrong with it
-    names = {_name(r) for r in out}
     if "setuptools" in names and "wheel" not in names:
         out.append("wheel")
     return out
-
-
-def _name(requirement: str) -> str:
-    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
-    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else ""
 
 
 def download_argv(requirements: Sequence[str], wheelhouse: Path, pip: PipOptions,
