@@ -391,3 +391,46 @@ def test_concurrent_unpacks_of_one_wheel_share_one_entry(tmp_path, demo_wheel):
     assert all(tree(r) == first for r in roots[1:])
     sha = install_mod.wheel_sha256(demo_wheel)
     assert [p.name for p in (cache / sha[:2]).iterdir()] == [sha]  # no temporary left
+
+
+def test_unpacked_files_maps_archive_names_to_unchanged_unpacked_files(tmp_path, demo_wheel):
+    cache = tmp_path / "unpacked"
+    files = install_mod.unpacked_files(demo_wheel, cache)
+    # every installed file, under its archive name too (.data/platlib|purelib/ -> the root)
+    assert files["demo/core.py"].read_bytes() == b"VALUE = 'core'\n"
+    with zipfile.ZipFile(demo_wheel) as zf:
+        for name in zf.namelist():
+            if name.startswith("demo-1.0.data/p") and name in files:
+                assert files[name].read_bytes() == zf.read(name)
+    assert any(n.startswith("demo-1.0.data/platlib/") for n in files)
+    # a file changed after unpacking (a bundle sharing its inode edited in place) is left out
+    time.sleep(0.01)
+    files["demo/core.py"].write_bytes(b"VALUE = 'tampered'\n")
+    assert "demo/core.py" not in install_mod.unpacked_files(demo_wheel, cache)
+    # a wheel that cannot be unpacked maps nothing (the verifier extracts for itself)
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    broken.write_bytes(b"not a zip")
+    assert install_mod.unpacked_files(broken, cache) == {}
+
+
+def test_verifier_reads_native_files_where_they_were_unpacked(tmp_path):
+    """The verifier reads an unpacked native file instead of the archive's copy: the
+    archive's bytes are not an ELF file, the mapped file is (this Python's own extension)."""
+    import importlib
+    from lambda_compat.registry.runtimes import get_target
+    from lambda_compat.verify.wheels import read_wheel, verify_wheel
+    shared = [getattr(importlib.import_module(m), "__file__", None)
+              for m in ("_json", "_struct", "_ctypes", "math")]
+    real = Path(next(f for f in shared if f and f.endswith(".so")))
+    name = "demo/_speed.cpython-311-x86_64-linux-gnu.so"
+    d = tmp_path / "wheels"
+    d.mkdir()
+    wheel = build_wheel(d, "demo", "1.0", [(name, b"not an ELF file")],
+                        tag="cp311-cp311-manylinux2014_x86_64")
+    info = read_wheel(wheel)
+    assert info.native_files == (name,)
+    target = get_target("python3.11", "x86_64")
+    from_zip = {f.code for f in verify_wheel(info, target)}
+    from_disk = {f.code for f in verify_wheel(info, target, on_disk={name: real})}
+    assert "not-elf" in from_zip
+    assert "not-elf" not in from_disk

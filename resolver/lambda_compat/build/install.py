@@ -272,13 +272,30 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
     return manifest, entry / "tree"
 
 
-def prefetch_unpacked(wheel_path: Path, cache_dir: Path) -> None:
-    """Unpack a verified wheel into the cache ahead of the install step (which then only
-    links). A wheel that cannot be unpacked is left for the install step to report."""
+def unpacked_files(wheel_path: Path, cache_dir: Path) -> Dict[str, Path]:
+    """Unpack the wheel into the cache (the install step then only links) and map each of
+    its archive entries to the unpacked file, for the verifier to read native files there
+    instead of decompressing them a second time. Only files still as unpacked (size and
+    modification time of the manifest) are mapped. Empty when the wheel cannot be unpacked:
+    the verifier then extracts what it reads itself, and the install step reports why."""
     try:
-        unpack_wheel(wheel_path, cache_dir)
-    except (errors.LambdaCompatError, OSError, zipfile.BadZipFile):
-        pass
+        manifest, tree = unpack_wheel(wheel_path, cache_dir)
+    except (errors.LambdaCompatError, OSError, zipfile.BadZipFile, ValueError):
+        return {}
+    data_dir = manifest["dist_info"][: -len(".dist-info")] + ".data"
+    out: Dict[str, Path] = {}
+    for rel, _hash, size, mtime_ns in manifest["files"]:
+        path = tree / rel
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            continue
+        out[rel] = path
+        for scheme in ("purelib", "platlib"):  # the archive names of .data/ entries
+            out[f"{data_dir}/{scheme}/{rel}"] = path
+    return out
 
 
 def _place(src: Path, dest: Path) -> bool:

@@ -96,8 +96,11 @@ class Phases:
             info = read_wheel(item.path)
         except WheelError as exc:
             return self._missing(outcome, "bad-wheel", str(exc)), None
+        # unpacked first (the install step then only links), and verified from the unpacked
+        # files: each native file is decompressed once, not once more for the verifier
+        on_disk = install.unpacked_files(item.path, self.cache / "unpacked")
         findings = cached_findings(self.cache / "verified", sha, self.target,
-                                   lambda: verify_wheel(info, self.target))
+                                   lambda: verify_wheel(info, self.target, on_disk=on_disk))
         outcome.findings = [_soften(f) for f in findings]
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:
@@ -108,7 +111,6 @@ class Phases:
                                  f"{item.path.name}: " + " ".join(f.message for f in blocking),
                                  d.suggestion), None
         self.ui.event("dist-done", name=item.name, version=item.version, phase="wheel")
-        install.prefetch_unpacked(item.path, self.cache / "unpacked")  # overlaps verification
         return outcome, item.path
 
     # -- phases 3-6: source ----------------------------------------------------------------

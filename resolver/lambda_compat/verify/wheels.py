@@ -5,11 +5,12 @@ from __future__ import annotations
 import email.parser
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
@@ -202,19 +203,31 @@ def check_native_files(dist: str, files: List[Tuple[str, Path]], target: Target)
     return findings
 
 
-def verify_wheel(info: WheelInfo, target: Target, *, check_tag: bool = True) -> List[Finding]:
-    """Tags, Requires-Python and every native file of a wheel against the target."""
+def verify_wheel(info: WheelInfo, target: Target, *, check_tag: bool = True,
+                 on_disk: Optional[Mapping[str, Path]] = None) -> List[Finding]:
+    """Tags, Requires-Python and every native file of a wheel against the target.
+    ``on_disk`` maps archive names to files already unpacked from this wheel: those are read
+    where they are, the others are extracted to a temporary directory."""
     findings = check_tags(info, target) if check_tag else []
     findings += check_requires_python(info.name, info.requires_python, target, info.path.name)
     if info.native_files:
-        with tempfile.TemporaryDirectory(prefix="lc-wheel-") as tmp, \
-                zipfile.ZipFile(info.path) as zf:
+        on_disk = on_disk or {}
+        with tempfile.TemporaryDirectory(prefix="lc-wheel-") as tmp:
             files = []
-            for i, name in enumerate(info.native_files):
-                dest = Path(tmp) / f"{i}.so"
-                with zf.open(name) as src, open(dest, "wb") as out:
-                    out.write(src.read())
-                files.append((name, dest))
+            zf: Optional[zipfile.ZipFile] = None
+            try:
+                for i, name in enumerate(info.native_files):
+                    if name in on_disk:
+                        files.append((name, on_disk[name]))
+                        continue
+                    zf = zf or zipfile.ZipFile(info.path)
+                    dest = Path(tmp) / f"{i}.so"
+                    with zf.open(name) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    files.append((name, dest))
+            finally:
+                if zf is not None:
+                    zf.close()
             findings += check_native_files(info.name, files, target)
     return findings
 
