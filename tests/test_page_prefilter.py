@@ -91,3 +91,52 @@ def test_unusual_anchors_are_left_for_pip():
     assert b"not-a-wheel-name.whl" in out             # malformed: pip reports it
     # and nothing else changed: the one unquoted anchor that fits no tag is cut out whole
     assert out == html.replace(b"<a href=a-1-cp39-cp39-win_amd64.whl>unquoted</a>", b"")
+
+
+def _link_facts(link):
+    return (link.url, link.requires_python, link.yanked_reason, link.hash_name, link.hash,
+            link.metadata_file_data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(wheel_names, max_size=10), st.sampled_from(TARGETS))
+def test_target_link_parser_gives_pip_s_links_for_the_target(names, target):
+    """The parser pip runs for a target: the links of pip's own parser, minus the wheels
+    the target cannot use, with every attribute pip reads (JSON parsed once; HTML through
+    the filter)."""
+    from lambda_compat.resolve.pip_patches import target_link_parser
+    names = list(dict.fromkeys(names)) + ["pkg-1.0.tar.gz"]
+    tags = frozenset(str(t) for t in target.tags)
+    doc = {"meta": {"api-version": "1.1"}, "name": "pkg",
+           "files": [{"filename": n, "url": f"https://files.invalid/{n}",
+                      "hashes": {"sha256": "ab" * 32}, "requires-python": ">=3.8",
+                      "yanked": n.startswith("pkg-1.0-2"), "core-metadata": {"sha256": "cd" * 32}}
+                     for n in names]}
+    parse = target_link_parser(tags, parse_links)
+    for content, ctype in ((json.dumps(doc).encode(), "application/vnd.pypi.simple.v1+json"),
+                           (_html(names), "text/html")):
+        page = IndexContent(content, ctype, encoding=None, url="https://index.invalid/pkg/",
+                            cache_link_parsing=False)
+        expected = [_link_facts(link) for link in parse_links(page)
+                    if not link.is_wheel or _pip_accepts(link.filename, target)]
+        assert [_link_facts(link) for link in parse(page)] == expected
+
+
+def test_target_link_parser_remembers_a_json_page_pip_would_remember():
+    from lambda_compat.resolve.pip_patches import target_link_parser
+    target = TARGETS[0]
+    parse = target_link_parser(frozenset(str(t) for t in target.tags), parse_links)
+
+    def page(filename, remember):
+        doc = {"meta": {"api-version": "1.1"}, "name": "pkg",
+               "files": [{"filename": filename, "url": f"https://f.invalid/{filename}",
+                          "hashes": {}}]}
+        return IndexContent(json.dumps(doc).encode(), "application/vnd.pypi.simple.v1+json",
+                            encoding=None, url="https://index.invalid/pkg/",
+                            cache_link_parsing=remember)
+
+    assert [x.filename for x in parse(page("pkg-1.0.tar.gz", True))] == ["pkg-1.0.tar.gz"]
+    # the same URL again: pip's own parser would answer from its memo too
+    assert [x.filename for x in parse(page("pkg-2.0.tar.gz", True))] == ["pkg-1.0.tar.gz"]
+    # a page pip does not remember is parsed afresh
+    assert [x.filename for x in parse(page("pkg-3.0.tar.gz", False))] == ["pkg-3.0.tar.gz"]

@@ -92,6 +92,46 @@ def prefilter_page(content: bytes, content_type: str, tags: frozenset) -> bytes:
     return _ANCHOR.sub(keep, content)
 
 
+def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
+                       ) -> Callable[[Any], Any]:
+    """pip's ``parse_links`` for a target: the page's links without the wheels the target
+    cannot use (:func:`prefilter_page`). A JSON page is parsed once, filtered and turned into
+    links directly (pip would parse it again after the filter wrote it back), and remembered
+    per URL when pip would remember it; an HTML page is filtered and handed to pip's parser."""
+    import dataclasses
+
+    from pip._internal.models.link import Link
+
+    parsed: Dict[str, list] = {}
+
+    def parse_target_links(page: Any) -> Any:
+        if not page.content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
+            return original_parse(dataclasses.replace(
+                page, content=prefilter_page(page.content, page.content_type, tags)))
+        remember = bool(getattr(page, "cache_link_parsing", False))
+        if remember and page.url in parsed:
+            return iter(parsed[page.url])
+        try:
+            data = json.loads(page.content)
+        except ValueError:  # not JSON after all: pip reports it as it would
+            return original_parse(page)
+        if not isinstance(data, dict):
+            return original_parse(page)
+        fits = _tag_filter(tags)
+        links = []
+        for file in data.get("files", []):
+            if isinstance(file, dict) and not fits(str(file.get("filename", ""))):
+                continue
+            link = Link.from_json(file, page.url)
+            if link is not None:
+                links.append(link)
+        if remember:
+            parsed[page.url] = links
+        return iter(links)
+
+    return parse_target_links
+
+
 def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> None:
     """Patch pip for the target in ``spec``; what pip meets on the way goes into ``state``
     (fetch_failures, not_found, cache_hits, preparing, sources, metadata_failure)."""
@@ -139,20 +179,10 @@ def _patch_target(spec: Dict[str, Any]) -> None:
 
     # The finder sees index pages without the wheels the target cannot use (see
     # prefilter_page); diagnosis (_all_links) still reads the whole page.
-    import dataclasses
     from pip._internal.index import package_finder
 
-    tag_strings = frozenset(str(t) for t in tags)
-    original_parse = package_finder.parse_links
-
-    def parse_target_links(page: Any) -> Any:
-        try:
-            content = prefilter_page(page.content, page.content_type, tag_strings)
-        except ValueError:  # not JSON after all: pip reports it as it would
-            return original_parse(page)
-        return original_parse(dataclasses.replace(page, content=content))
-
-    package_finder.parse_links = parse_target_links
+    package_finder.parse_links = target_link_parser(frozenset(str(t) for t in tags),
+                                                    package_finder.parse_links)
 
 
 def _patch_caches(spec: Dict[str, Any], state: Dict[str, Any]) -> None:
