@@ -181,7 +181,7 @@ def _patch_target(spec: Dict[str, Any]) -> None:
     # prefilter_page); diagnosis (_all_links) still reads the whole page.
     from pip._internal.index import package_finder
 
-    package_finder.parse_links = target_link_parser(frozenset(str(t) for t in tags),
+    package_finder.parse_links = target_link_parser(frozenset(str(t) for t in tags),  # type: ignore[assignment]
                                                     package_finder.parse_links)
 
 
