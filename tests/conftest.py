@@ -49,3 +49,17 @@ def write_reqs(tmp_path: Path, text: str, name: str = "requirements.txt") -> Pat
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def cache_sharing_roots(cache: Path) -> Path:
+    """``cache``, a fresh lambda-compat cache whose build roots and toolchains (minutes to
+    make, unchanged by a build) are those of the default cache: made once per machine, not
+    once per test; built wheels, logs and memories stay the test's own."""
+    from lambda_compat.host.paths import default_cache_dir
+    shared = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    for sub in ("roots", "toolchains"):
+        (shared / sub).mkdir(parents=True, exist_ok=True)
+        if not (cache / sub).exists():
+            (cache / sub).symlink_to(shared / sub, target_is_directory=True)
+    return cache

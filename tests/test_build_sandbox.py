@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import INDEX, write_reqs
+from conftest import INDEX, cache_sharing_roots, write_reqs
 from lambda_compat import errors
 from lambda_compat.host import sandbox
 from lambda_compat.build.builder import BuildConfig, build_dependencies
@@ -148,7 +148,7 @@ def evil_env(tmp_path, monkeypatch, listener):
 
 def config_for(tmp_path: Path, links: Path, **kw) -> BuildConfig:
     pip = PipOptions(find_links=(str(links),), no_index=True, isolated=True)
-    return BuildConfig(cache_dir=tmp_path / "cache", pip=pip, **kw)
+    return BuildConfig(cache_dir=cache_sharing_roots(tmp_path / "cache"), pip=pip, **kw)
 
 
 def bundle_text(out: Path) -> str:

