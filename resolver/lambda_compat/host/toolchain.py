@@ -220,8 +220,62 @@ def ensure_zig(cache_dir: Path, ui: UI) -> Path:
 # --------------------------------------------------------------------------- environments
 
 def zig_cache_dir(cache_dir: Path) -> Path:
-    """A lasting cache for zig's compiled libc stubs: ``<cache_dir>/toolchains/zig-cache``."""
+    """Where the lasting zig caches live, one per target (:func:`private_cache`):
+    ``<cache_dir>/toolchains/zig-cache``."""
     return Path(cache_dir) / "toolchains" / "zig-cache"
+
+
+#: Marks a target's lasting zig cache as complete (made by :func:`private_cache`).
+_READY = ".lambda-compat-ready"
+#: What the lasting cache is made from: a C and a C++ shared object, our code only.
+_WARM_SOURCES = {"warm.c": "#include <stdio.h>\nint lc_warm(void) { return puts(\"\"); }\n",
+                 "warm.cc": "#include <string>\nint lc_warm_cc(const std::string &s) "
+                            "{ return (int)s.size(); }\n"}
+
+
+def private_cache(zig: Path, cache_dir: Path, machine: str, glibc: Tuple[int, int],
+                  dest: Path, timeout: float = 900) -> Path:
+    """A zig cache for one build, written by it alone: a copy of the target's lasting cache.
+
+    zig needs its cache writable (it creates manifests and locks even for what it has), so a
+    build cannot simply be shown the shared one: whatever it wrote there (a doctored object
+    file, a poisoned manifest) a later build of another project would link (rule 2). The
+    lasting cache ``<cache>/toolchains/zig-cache/<zig target>`` holds what every build for
+    the target needs (glibc's stubs for that version, compiler_rt, libc++/libc++abi/
+    libunwind), made once, under a file lock, outside any sandbox, by compiling only our own
+    two files; each build gets a copy (zig's cache is relocatable: the copy is hit wherever
+    it is, and wherever zig itself is mounted). What a build adds dies with its copy.
+    """
+    lasting = zig_cache_dir(cache_dir) / zig_target(machine, glibc)
+    if not (lasting / _READY).exists():
+        lasting.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lasting) + ".lock"):
+            if not (lasting / _READY).exists():
+                _warm(zig, zig_target(machine, glibc), lasting, timeout)
+    shutil.copytree(lasting, dest, symlinks=True,
+                    ignore=shutil.ignore_patterns(_READY, "tmp"))
+    return dest
+
+
+def _warm(zig: Path, target: str, lasting: Path, timeout: float) -> None:
+    """Fill ``lasting`` with what zig compiles for ``target`` (see :func:`private_cache`)."""
+    shutil.rmtree(lasting, ignore_errors=True)  # an incomplete one, from a killed run
+    env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(lasting), ZIG_LOCAL_CACHE_DIR=str(lasting))
+    with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-zig-warm-")) as tmp:
+        for name, text in _WARM_SOURCES.items():
+            src = Path(tmp) / name
+            src.write_text(text, encoding="utf-8")
+            command = "c++" if name.endswith(".cc") else "cc"
+            argv = [str(zig), command, "-target", target, "-shared", "-fPIC", "-O2",
+                    str(src), "-o", str(Path(tmp) / (name + ".so"))]
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise errors.EnvironmentProblem(
+                    f"zig could not compile for {target}: {proc.stderr.strip()[-500:]}",
+                    hint="Reinstall zig (remove <cache>/toolchains/ziglang-*) or build "
+                         "with --build-env local and the host's compiler.")
+    (lasting / _READY).write_text(f"{target}\n", encoding="utf-8")
 
 
 def zig_target(machine: str, glibc: Tuple[int, int]) -> str:

@@ -22,7 +22,9 @@ the source's sha256, the target (Python, machine), the mode and :attr:`BuildEnvi
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -32,9 +34,11 @@ try:
 except ImportError:  # pragma: no cover - Python 3.7
     from typing_extensions import Protocol  # type: ignore[assignment]
 
+from ..host import lifecycle
 from ..host.interpreters import Interpreter
 from .engine import PipOptions
-from .sdist_build import BuildResult, build_wheel, compiler_key, glibc_text
+from .sdist_build import (BuildResult, build_wheel, built_key, cached_wheel, compiler_key,
+                          glibc_text)
 
 KINDS = ("local", "target-root", "container")
 
@@ -139,26 +143,30 @@ class LocalEnvironment(_WithInterpreter):
     def build_wheel(self, source: Path, source_key: str, *, cache_dir: Path,
                     pip: PipOptions, no_compiler: bool, timeout: float, cwd: Path,
                     sandbox: bool, env: Optional[dict] = None) -> BuildResult:
-        compiler: Optional[Dict[str, str]] = None
-        readable: Tuple[Path, ...] = ()
-        writable: Tuple[Path, ...] = ()
-        if self.uses_zig and not no_compiler:
-            from ..host import toolchain
-            assert self.zig is not None and self.glibc is not None
-            target = toolchain.zig_target(self.machine, self.glibc)
-            wrappers = Path(cache_dir) / "toolchains" / "wrappers" / target
-            zig_cache = toolchain.zig_cache_dir(cache_dir)
-            zig_cache.mkdir(parents=True, exist_ok=True)
-            compiler = toolchain.compiler_env(self.zig, self.machine, self.glibc, wrappers,
-                                              zig_cache=zig_cache)
-            readable = (Path(self.zig).resolve().parent, wrappers)
-            writable = (zig_cache,)
         if env is None:
             env = _without_pip_trackers()
-        return build_wheel(source, source_key, self.interpreter, cache_dir=cache_dir,
-                           pip=pip, no_compiler=no_compiler, timeout=timeout, cwd=cwd,
-                           env=env, sandbox=sandbox, compiler=compiler, readable=readable,
-                           writable=writable, env_key=self.key, label=self.describe())
+        build = functools.partial(
+            build_wheel, source, source_key, self.interpreter, cache_dir=cache_dir, pip=pip,
+            no_compiler=no_compiler, timeout=timeout, cwd=cwd, env=env, sandbox=sandbox,
+            env_key=self.key, label=self.describe())
+        key = built_key(source_key, self.interpreter.version, self.machine, no_compiler,
+                        self.key)
+        if not self.uses_zig or no_compiler or cached_wheel(Path(cache_dir), key) is not None:
+            return build()
+        from ..host import toolchain
+        assert self.zig is not None and self.glibc is not None
+        # the build's own zig cache (toolchain.private_cache) and compiler wrappers (they
+        # name that cache), gone with the build
+        with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-build-zig-"),
+                                         dir=cache_dir) as tmp:
+            wrappers = Path(tmp) / "cc"
+            zig = Path(self.zig).resolve()   # the path the sandbox shows (no symlinks)
+            zig_cache = toolchain.private_cache(zig, Path(cache_dir), self.machine,
+                                                self.glibc, Path(tmp) / "zig-cache")
+            compiler = toolchain.compiler_env(zig, self.machine, self.glibc, wrappers,
+                                              zig_cache=zig_cache)
+            return build(compiler=compiler, readable=(zig.parent, wrappers),
+                         writable=(zig_cache,))
 
     def to_spec(self) -> Dict[str, Any]:
         return {"kind": self.kind, "interpreter": asdict(self.interpreter),

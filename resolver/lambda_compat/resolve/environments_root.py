@@ -116,6 +116,7 @@ class RootEnvironment:
             work = Path(tmp)
             for sub in ("wheelhouse", "out", "tmp", "src"):
                 (work / sub).mkdir()
+            self._zig_cache(work / "zig-cache", cache_dir, no_compiler)
             inner_source = _copy_source(source, work / "src")
             with open(log, "w", encoding="utf-8") as logf:
                 logf.write(f"# built in: {label}\n")
@@ -243,10 +244,15 @@ class RootEnvironment:
         cmake.write_text(cmake.read_text().replace(str(work), INSIDE))
         return env
 
-    def _bwrap(self, work: Path, cache_dir: Path, env: Dict[str, str]) -> List[str]:
+    def _zig_cache(self, dest: Path, cache_dir: Path, no_compiler: bool) -> None:
+        """The build's own zig cache (toolchain.private_cache; empty without a compiler)."""
+        if no_compiler:
+            dest.mkdir()
+            return
         from ..host import toolchain
-        zig_cache = toolchain.zig_cache_dir(cache_dir)
-        zig_cache.mkdir(parents=True, exist_ok=True)
+        toolchain.private_cache(Path(self.zig), cache_dir, self.machine, self.glibc, dest)
+
+    def _bwrap(self, work: Path, cache_dir: Path, env: Dict[str, str]) -> List[str]:
         argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-all",
                 "--new-session"]
         if build_sandbox.bwrap_userns_works():
@@ -255,7 +261,7 @@ class RootEnvironment:
         argv += ["--ro-bind", str(self.root), "/", "--proc", "/proc", "--dev", "/dev",
                  "--tmpfs", "/tmp", "--bind", str(work), INSIDE,
                  "--ro-bind", str(Path(self.zig).resolve().parent), ZIG_INSIDE,
-                 "--bind", str(zig_cache), ZIG_CACHE_INSIDE]
+                 "--bind", str(work / "zig-cache"), ZIG_CACHE_INSIDE]
         argv += _ca_bundle(self.root, work)
         argv.append("--clearenv")
         for key, value in sorted(env.items()):
