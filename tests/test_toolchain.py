@@ -123,6 +123,18 @@ def test_cc_wrapper_names_the_language_of_stdin(tmp_path, fake_zig):
     assert argv[3:] == ["-o", "-", "-E", "a.c"]
 
 
+def test_cc_wrapper_answers_the_linker_version_as_zig_s_lld(tmp_path, fake_zig):
+    # meson identifies the linker by `cc -Wl,--version`; before 1.6 it knew no "zig ld"
+    work = tmp_path / "w"
+    toolchain.compiler_env(fake_zig, "x86_64", (2, 26), work)
+    log = tmp_path / "log"
+    for tool in ("cc", "c++"):
+        _, argv = run_wrapper(work / tool, ["-O2", "-Wl,--version"], log)
+        assert argv == ["ld.lld", "--version"]
+    _, argv = run_wrapper(work / "cc", ["-Wl,--as-needed", "a.o"], log)   # other -Wl, kept
+    assert argv[3:] == ["-Wl,--as-needed", "a.o"]
+
+
 def test_ar_and_ranlib_wrappers_pass_everything(tmp_path, fake_zig):
     work = tmp_path / "w"
     toolchain.compiler_env(fake_zig, "aarch64", (2, 26), work)
@@ -366,3 +378,9 @@ def test_real_zig_gives_its_macros_to_meson(zig, tmp_path, machine):
         assert "#define __clang__ 1" in proc.stdout
         arch_macro = "__x86_64__" if machine == "x86_64" else "__aarch64__"
         assert f"#define {arch_macro} 1" in proc.stdout
+        # and the linker, as meson identifies it ('LLD' on the first line: ld.lld)
+        proc = subprocess.run([str(work / tool), "-Wl,--version"], text=True,
+                              capture_output=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        first = proc.stdout.splitlines()[0]
+        assert first.startswith("LLD ") and "compatible with GNU linkers" in first, first

@@ -294,7 +294,8 @@ def wrapper_script(zig: Path, command: str, target: Optional[str], cache: Path) 
 
     Compiler wrappers (``cc``, ``c++``) drop the :data:`_DROPPED` flags, map gcc's
     ``-march=x86-64[-vN]`` to zig's ``x86_64[_vN]`` and name the language of standard input
-    (``-``) when the caller did not (``-x c``/``-x c++``). zig's cache defaults to ``cache`` (zig
+    (``-``) when the caller did not (``-x c``/``-x c++``); ``-Wl,--version`` answers with the
+    version of the LLD zig links with (what meson identifies the linker by). zig's cache defaults to ``cache`` (zig
     otherwise writes under $HOME, which a build sandbox may not have).
     """
     q = shlex.quote
@@ -312,11 +313,12 @@ def wrapper_script(zig: Path, command: str, target: Optional[str], cache: Path) 
             # zig's clang refuses a glibc-versioned target for a bare `-` (stdin) with no
             # -x ("version '.2.34' in target triple ... is invalid"): meson asks
             # `cc -E -dM -` for the compiler's macros, so numpy et al. failed to configure
-            "seen_x= prev=",
+            "seen_x= prev= ld_version=",
             "for arg do",
             "  shift",
             "  case $arg in",
             f"    {'|'.join(_DROPPED)}) ;;",
+            "    -Wl,--version) ld_version=1 ;;",
             '    -x|-x?*) seen_x=1; set -- "$@" "$arg" ;;',
             '    -) if [ -n "$seen_x" ] || [ "$prev" = "-o" ]; then set -- "$@" -;',
             f'       else set -- "$@" -x {language} -; fi ;;',
@@ -326,6 +328,10 @@ def wrapper_script(zig: Path, command: str, target: Optional[str], cache: Path) 
             "  esac",
             '  prev=$arg',
             "done",
+            # meson identifies the linker by `cc -Wl,--version`, and meson before 1.6 (numpy
+            # 1.26 vendors 1.2.99) knows no "zig ld <version>": the answer is the LLD zig
+            # links with ("LLD 22.1.8 (compatible with GNU linkers)"), which meson knows
+            f'[ -z "$ld_version" ] || exec {q(str(zig))} ld.lld --version',
             f'exec {q(str(zig))} {command} -target {q(target)} "$@"',
         ]
     else:
