@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import platform
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -116,3 +117,30 @@ def test_a_build_leaves_nothing_in_zig_s_lasting_cache(zig, tmp_path):
     assert list((tmp_path / "out" / "lc_poison").glob("_speedups*.so"))
     poisoned = list(toolchain.zig_cache_dir(cache).rglob("lc-poison.o"))
     assert poisoned == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sandbox.bwrap_works(), reason="bwrap does not work here")
+def test_a_build_zig_cannot_do_gets_the_host_s_compiler(tmp_path):
+    """zig is not gcc (Python 3.8's Python.h includes crypt.h, which zig does not ship;
+    clang errs where gcc warns): when the zig build fails, the host's compiler builds it."""
+    from lambda_compat.resolve.environments import LocalEnvironment
+    from lambda_compat.resolve.sdist_build import file_sha256
+    interp = find_interpreter((3, 11), platform.machine())
+    if interp is None or shutil.which("cc") is None:
+        pytest.skip("needs a local CPython 3.11 and the host's C compiler")
+    fake = tmp_path / "zig" / "zig"
+    fake.parent.mkdir()
+    # compiles our warm-up files (the lasting cache), fails every build's compile
+    fake.write_text('#!/bin/sh\ncase "$*" in *warm.c*) touch "$(eval echo \\${$#})"; '
+                    'exit 0 ;; esac\necho "fake zig: no" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    sdist = make_sdist(tmp_path / "links")
+    env = LocalEnvironment(interp, glibc=(2, 26), zig=fake, zig_version="0.0.0")
+    result = env.build_wheel(sdist, file_sha256(sdist), cache_dir=tmp_path / "cache",
+                             pip=PipOptions(no_index=True, isolated=True), no_compiler=False,
+                             timeout=600, cwd=tmp_path, sandbox=True)
+    assert result.ok, result.error_tail
+    assert result.interpreter.endswith("the host's C compiler"), result.interpreter
+    logs = [p.read_text() for p in (tmp_path / "cache" / "logs").glob("*-cc.log")]
+    assert len(logs) == 2 and any("fake zig: no" in text for text in logs)  # zig's, then cc's

@@ -260,6 +260,7 @@ def private_cache(zig: Path, cache_dir: Path, machine: str, glibc: Tuple[int, in
 def _warm(zig: Path, target: str, lasting: Path, timeout: float) -> None:
     """Fill ``lasting`` with what zig compiles for ``target`` (see :func:`private_cache`)."""
     shutil.rmtree(lasting, ignore_errors=True)  # an incomplete one, from a killed run
+    lasting.mkdir(parents=True)
     env = dict(os.environ, ZIG_GLOBAL_CACHE_DIR=str(lasting), ZIG_LOCAL_CACHE_DIR=str(lasting))
     with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-zig-warm-")) as tmp:
         for name, text in _WARM_SOURCES.items():

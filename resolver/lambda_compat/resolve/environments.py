@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -157,6 +157,7 @@ class LocalEnvironment(_WithInterpreter):
         assert self.zig is not None and self.glibc is not None
         # the build's own zig cache (toolchain.private_cache) and compiler wrappers (they
         # name that cache), gone with the build
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=lifecycle.owned_name("lc-build-zig-"),
                                          dir=cache_dir) as tmp:
             wrappers = Path(tmp) / "cc"
@@ -165,8 +166,22 @@ class LocalEnvironment(_WithInterpreter):
                                                 self.glibc, Path(tmp) / "zig-cache")
             compiler = toolchain.compiler_env(zig, self.machine, self.glibc, wrappers,
                                               zig_cache=zig_cache)
-            return build(compiler=compiler, readable=(zig.parent, wrappers),
-                         writable=(zig_cache,))
+            result = build(compiler=compiler, readable=(zig.parent, wrappers),
+                           writable=(zig_cache,))
+        if result.ok or result.timed_out:
+            return result
+        # zig is not gcc: headers it does not ship (crypt.h, which Python 3.8's Python.h
+        # includes), clang's errors where gcc warns (implicit declarations). The host's
+        # compiler gets its turn; the static check then judges the wheel's glibc needs
+        # (glibc-too-new names the symbol), as for every build with it.
+        host = replace(self, zig=None, glibc=None, zig_version=None)
+        fallback = host.build_wheel(source, source_key, cache_dir=cache_dir, pip=pip,
+                                    no_compiler=False, timeout=timeout, cwd=cwd,
+                                    sandbox=sandbox, env=env)
+        if fallback.ok:
+            return fallback
+        return replace(result, error_tail=result.error_tail + "\n(the host's C compiler "
+                       f"failed too: {fallback.log})")
 
     def to_spec(self) -> Dict[str, Any]:
         return {"kind": self.kind, "interpreter": asdict(self.interpreter),
