@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, List, Tuple
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from .. import errors
 from ..host import binfmt, lifecycle
@@ -127,7 +127,8 @@ class RootEnvironment:
                                                  logf, timeout)
                 if code == 0 and not timed_out:
                     code, timed_out = self._pip_wheel_fetching(
-                        work, inner_source, cache_dir, no_compiler, log, logf, pip, deadline)
+                        work, inner_source, cache_dir, no_compiler, log, logf, pip, deadline,
+                        timeout)
             wheels = sorted((work / "out").glob("*.whl"))
             if code != 0 or timed_out or not wheels:
                 return failed(log, label, no_compiler, timeout, timed_out)
@@ -150,7 +151,7 @@ class RootEnvironment:
 
     def _pip_wheel_fetching(self, work: Path, inner_source: str, cache_dir: Path,
                             no_compiler: bool, log: Path, logf: IO[str], pip: PipOptions,
-                            deadline: float) -> Tuple[int, bool]:
+                            deadline: float, limit: float) -> Tuple[int, bool]:
         """``pip wheel`` in the root; when the backend asked at build time for requirements
         the wheelhouse lacks (wheelhouse.backend_requirements_missing), the host's pip
         fetches them for the target and the build runs again (at most wheelhouse.BACKEND_ROUNDS more
@@ -160,7 +161,8 @@ class RootEnvironment:
             logf.flush()
             start = log.stat().st_size
             code, timed_out = self._pip_wheel(work, inner_source, cache_dir, no_compiler,
-                                              logf, max(1.0, deadline - time.monotonic()))
+                                              logf, max(1.0, deadline - time.monotonic()),
+                                              limit)
             if code == 0 or timed_out:
                 return code, timed_out
             logf.flush()
@@ -200,7 +202,10 @@ class RootEnvironment:
                              stdin=subprocess.DEVNULL, timeout=timeout)
 
     def _pip_wheel(self, work: Path, inner_source: str, cache_dir: Path, no_compiler: bool,
-                   logf: IO[str], timeout: float) -> Tuple[int, bool]:
+                   logf: IO[str], timeout: float,
+                   limit: Optional[float] = None) -> Tuple[int, bool]:
+        """One ``pip wheel`` in the root, killed after ``timeout`` s; the log names the
+        build's whole time ``limit`` (--build-timeout), which that time is left of."""
         env = self._environment(work, cache_dir, no_compiler)
         command = [self.python, "-m", "pip", "wheel", "--no-deps", "--no-index",
                    "--find-links", f"{INSIDE}/wheelhouse", "--no-cache-dir", "--use-pep517",
@@ -216,7 +221,8 @@ class RootEnvironment:
                                         stdin=subprocess.DEVNULL, timeout=timeout)
         if timed_out:
             from .pip_sandbox import TIMEOUT_MESSAGE
-            logf.write("\n" + TIMEOUT_MESSAGE.format(timeout=timeout) + "\n")
+            logf.write("\n" + TIMEOUT_MESSAGE.format(
+                timeout=timeout if limit is None else limit) + "\n")
         return code, timed_out
 
     def _environment(self, work: Path, cache_dir: Path, no_compiler: bool) -> Dict[str, str]:
