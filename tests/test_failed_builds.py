@@ -14,7 +14,7 @@ import pytest
 
 from conftest import fixture_config, write_reqs
 from compat_tests.local_env import has_python
-from lambda_compat.build.builder import build_dependencies
+from lambda_compat.build.builder import BuildConfig, build_dependencies
 from lambda_compat.registry.runtimes import get_target
 from lambda_compat.resolve import failed_builds
 from lambda_compat.resolve.engine import PipOptions
@@ -208,3 +208,91 @@ def test_another_lambda_compat_builds_again(tmp_path, monkeypatch):
     failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
     assert len(calls) == 2
     assert resolution_cache.key(req, target, PipOptions()) != before
+
+
+# -- a wheel built without the native code its setup.py declares ----------------------------
+
+IGNORED_LOG = """\
+Running command Building wheel for p (pyproject.toml)
+  /tmp/x/setuptools/_distutils/dist.py:261: UserWarning: Unknown distribution option: 'tests_require'
+  /tmp/x/setuptools/_distutils/dist.py:261: UserWarning: Unknown distribution option: 'cffi_modules'
+  /tmp/x/setuptools/_distutils/dist.py:261: UserWarning: Unknown distribution option: 'cffi_modules'
+  Created wheel for p: filename=p-1.0-py3-none-any.whl
+"""
+
+
+def test_ignored_native_plugins_names_each_native_keyword_once():
+    assert failed_builds.ignored_native_plugins(IGNORED_LOG) == [("cffi_modules", "cffi")]
+    assert failed_builds.ignored_native_plugins(
+        "UserWarning: Unknown distribution option: 'rust_extensions'\n"
+        "UserWarning: Unknown distribution option: 'use_scm_version'\n") == \
+        [("rust_extensions", "setuptools-rust")]
+    # other unknown options (metadata, test keywords) are not native code
+    assert failed_builds.ignored_native_plugins(
+        "UserWarning: Unknown distribution option: 'tests_require'\n") == []
+
+
+@dataclass(frozen=True)
+class BuiltEnv(CountingEnv):
+    """A build environment that makes a wheel and writes ``log_text`` as its log."""
+
+    log_text: str = ""
+
+    def build_wheel(self, source, source_key, *, cache_dir, pip, no_compiler, timeout, cwd,
+                    sandbox):
+        self.calls.append((source_key, no_compiler, timeout))
+        log = Path(cache_dir) / f"build-{len(self.calls)}.log"
+        log.write_text(self.log_text)
+        wheel = Path(cache_dir) / "p-1.0-py3-none-any.whl"
+        wheel.write_bytes(b"PK")
+        return BuildResult(True, wheel, log, self.describe(), no_compiler)
+
+
+def test_a_wheel_whose_native_plugin_was_ignored_is_a_failed_build(tmp_path):
+    sdist = tmp_path / "p-1.0.tar.gz"
+    sdist.write_bytes(b"not really")
+    calls: list = []
+    env = BuiltEnv(calls, log_text=IGNORED_LOG)
+    result = failed_builds.build(env, sdist, "sha-a", request(tmp_path), ttl=600)
+    assert not result.ok and result.wheel is None and not result.timed_out
+    assert "'cffi_modules' was ignored (cffi was not in the build environment)" \
+        in result.error_tail
+    assert "p-1.0-py3-none-any.whl" in result.error_tail
+    # remembered like any failed build
+    again = failed_builds.build(env, sdist, "sha-a", request(tmp_path), ttl=600)
+    assert len(calls) == 1 and again.cached and not again.ok
+    # the same wheel from a log without the warning is a build like any other
+    clean = BuiltEnv([], log_text=IGNORED_LOG.replace("'cffi_modules'", "'tests_require'"))
+    (tmp_path / "c").mkdir()
+    ok = failed_builds.build(clean, sdist, "sha-a", request(tmp_path / "c"), ttl=600)
+    assert ok.ok and ok.wheel is not None
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.skipif(not has_python((3, 12)) or platform.machine() != "x86_64",
+                    reason="needs a local CPython 3.12 on x86_64")
+def test_cffi_module_behind_a_hidden_setup_requires_is_not_called_compatible(tmp_path):
+    """The fixture hides cffi from a PEP 517 frontend as cryptography 1.9 did: the pure wheel
+    pip makes of it is refused; given cffi in build-system.requires, it builds with its
+    module (the refusal is about the dropped module, not about cffi projects)."""
+    project = tmp_path / "cffi-hidden"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures" / "sdists" / "cffi-hidden",
+                    project)
+    config = BuildConfig(cache_dir=tmp_path / "cache", pip=PipOptions(isolated=True),
+                         allow_missing=True, build_env="local")
+    report = build_dependencies(tmp_path / "out", write_reqs(tmp_path, "./cffi-hidden\n"),
+                                "python3.12", config=config)
+    dist = {d.name: d for d in report.distributions}["lc-cffi-hidden"]
+    assert dist.phase == "missing", dist.file
+    assert any("'cffi_modules' was ignored" in a for a in dist.attempts), dist.attempts
+    assert not (tmp_path / "out" / "lc_cffi_hidden").exists()
+    # the control: cffi declared where PEP 517 frontends look
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=40.8", "cffi>=1.0"]\n'
+        'build-backend = "setuptools.build_meta"\n')
+    report = build_dependencies(tmp_path / "out2", write_reqs(tmp_path, "./cffi-hidden\n"),
+                                "python3.12", config=config)
+    dist = {d.name: d for d in report.distributions}["lc-cffi-hidden"]
+    assert dist.phase == "built", dist.attempts
+    assert list((tmp_path / "out2" / "lc_cffi_hidden").glob("_native*.so"))

@@ -207,7 +207,7 @@ class RootEnvironment:
         """One ``pip wheel`` in the root, killed after ``timeout`` s; the log names the
         build's whole time ``limit`` (--build-timeout), which that time is left of."""
         env = self._environment(work, cache_dir, no_compiler)
-        command = [self.python, "-m", "pip", "wheel", "--no-deps", "--no-index",
+        command = [self.python, "-m", "pip", "wheel", "-v", "--no-deps", "--no-index",
                    "--find-links", f"{INSIDE}/wheelhouse", "--no-cache-dir", "--use-pep517",
                    "--disable-pip-version-check", "--no-input", "-w", f"{INSIDE}/out",
                    inner_source]

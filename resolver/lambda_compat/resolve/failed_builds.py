@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .._version import code_fingerprint
 from .engine import PipOptions
@@ -106,9 +107,56 @@ def build(env: BuildEnvironment, source: Path, source_key: str, request: BuildRe
     result = env.build_wheel(source, source_key, cache_dir=request.cache_dir, pip=request.pip,
                              no_compiler=request.no_compiler, timeout=request.timeout,
                              cwd=request.cwd, sandbox=request.sandbox)
+    result = refuse_ignored_plugins(result)
     if not result.ok and not local_dir and ttl > 0:
         remember(request.cache_dir, key, result)
     return result
+
+
+def refuse_ignored_plugins(result: BuildResult) -> BuildResult:
+    """A built wheel whose log shows setuptools ignoring a keyword that builds native code
+    (:data:`NATIVE_PLUGIN_KEYWORDS`) becomes a failed build: it lacks its compiled modules.
+
+    This is what PEP 517 builds do to a ``setup.py`` that hides its ``setup_requires`` from
+    ``egg_info`` (cryptography 1.9): ``build_meta`` never fetches them, so ``cffi_modules``
+    is an "Unknown distribution option" and the wheel comes out pure, imports at the top
+    level and fails at first use. Checked on cache hits too (the log is the build's own).
+    """
+    if not result.ok or result.wheel is None:
+        return result
+    try:
+        text = Path(result.log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return result
+    ignored = ignored_native_plugins(text)
+    if not ignored:
+        return result
+    why = "; ".join(f"setup() keyword {kw!r} was ignored ({provider} was not in the build "
+                    f"environment)" for kw, provider in ignored)
+    tail = (f"the build made {result.wheel.name} without the compiled modules its setup.py "
+            f"declares: {why}. The project asks for them in setup_requires, which PEP 517 "
+            f"builds do not install; such a wheel imports but fails at first use.")
+    return BuildResult(False, None, result.log, result.interpreter, result.no_compiler,
+                       error_tail=tail)
+
+
+#: setup() keywords that add compiled code through a setuptools plugin, and the plugin's
+#: distribution: setuptools warns "Unknown distribution option" and drops them when the
+#: plugin is not installed in the build environment.
+NATIVE_PLUGIN_KEYWORDS = {"cffi_modules": "cffi", "rust_extensions": "setuptools-rust",
+                          "milksnake_tasks": "milksnake"}
+_UNKNOWN_OPTION = re.compile(r"Unknown distribution option: '([A-Za-z_]+)'")
+
+
+def ignored_native_plugins(log_text: str) -> List[Tuple[str, str]]:
+    """(keyword, provider) for each native-code plugin keyword the build's log says was
+    ignored, in order, once each."""
+    seen: List[Tuple[str, str]] = []
+    for keyword in _UNKNOWN_OPTION.findall(log_text):
+        provider = NATIVE_PLUGIN_KEYWORDS.get(keyword)
+        if provider is not None and (keyword, provider) not in seen:
+            seen.append((keyword, provider))
+    return seen
 
 
 def _ago(seconds: float, suffix: str = " ago") -> str:

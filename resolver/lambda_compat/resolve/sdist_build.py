@@ -100,7 +100,9 @@ def built_key(source_key: str, version: Tuple[int, ...], machine: str, no_compil
     """The built-wheel cache key: source sha256, target Python and machine, mode, and the
     build environment (its kind, interpreter and compiler)."""
     mode = "nocc" if no_compiler else "cc"
-    key = f"{source_key}-cp{version[0]}{version[1]}-{machine}-{mode}"
+    # b2: builds log the backend's output (pip -v), which failed_builds reads; a wheel built
+    # before that has a log that cannot show an ignored plugin, so it is not reused
+    key = f"{source_key}-b2-cp{version[0]}{version[1]}-{machine}-{mode}"
     return f"{key}-{env_key}" if env_key else key
 
 
@@ -221,7 +223,8 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
         # --use-pep517: a setup.py-only sdist built by pip < 23.1 otherwise takes the legacy
         # `setup.py bdist_wheel` path, which fails where the interpreter lacks `wheel` (pyenv
         # 3.8-3.10 ship pip 23.0 without it); PEP 517 isolation brings setuptools and wheel.
-        cmd = [interpreter.path, "-c", pip_sandbox.boot_code(), str(config), "wheel",
+        # -v: the backend's output in the log, read by failed_builds (ignored plugins)
+        cmd = [interpreter.path, "-c", pip_sandbox.boot_code(), str(config), "wheel", "-v",
                "--no-deps", "--no-cache-dir",
                "--use-pep517", "--disable-pip-version-check", "-w", str(out), *pip.args(),
                str(source)]
