@@ -59,6 +59,43 @@ def test_plan_debian_for_foreign_arch(runtime, suite):
     assert full.kind == "debootstrap" and full.name == f"debian-{suite}-{deb_arch}"
 
 
+def test_debian_stand_in_plans_carry_the_runtime_libraries_build_roots_do_not():
+    from lambda_compat.prove.standin.buildroot import plan_build_root
+    foreign = "arm64" if HOST == "x86_64" else "x86_64"
+    plan, _ = standin_roots.plan_standin(get_target("python3.13", foreign))
+    assert plan.runtime_libraries
+    build, _ = plan_build_root((3, 13), foreign)
+    assert not build.runtime_libraries
+    # a Debian stand-in recorded before roots carried the libraries is made again
+    old = standin_info.StandinInfo(name=plan.name, kind="unpack", arch=foreign,
+                                   machine="aarch64", python="3.13.5",
+                                   python_executable="/var/lang/bin/python3.13",
+                                   libc="glibc 2.41", made_from="x", version=1)
+    assert not standin_roots._current(old, plan)
+    assert standin_roots._current(old, build)
+    from dataclasses import replace
+    assert standin_roots._current(replace(old, version=2), plan)
+
+
+def test_debian_packages_for_the_runtime_sonames():
+    from lambda_compat.prove.standin import debian_libs
+    index = ["Package: libmagic1t64", "Version: 1:5.46-5", "", "Package: libmagic1",
+             "Package: libcurl4t64", "Package: libglib2.0-0t64", "Package: libc6",
+             "Package: libssl3t64"]
+    available = debian_libs.parse_package_names(index)
+    assert "libmagic1t64" in available and "Version" not in str(sorted(available))
+    packages, unavailable = debian_libs.packages_for(
+        ["libmagic.so.1", "libcurl.so.4", "libglib-2.0.so.0", "libgio-2.0.so.0", "libc.so.6",
+         "libssl.so.10", "libnot-in-the-table.so.3"], available)
+    # the time_t-transition name where the suite has it; one package for glib's four sonames
+    assert packages == ("libc6", "libcurl4t64", "libglib2.0-0t64", "libmagic1t64")
+    assert unavailable == ("libnot-in-the-table.so.3", "libssl.so.10")
+    # an older suite: the old name
+    packages, _ = debian_libs.packages_for(
+        ["libmagic.so.1"], debian_libs.parse_package_names(["Package: libmagic1"]))
+    assert packages == ("libmagic1",)
+
+
 def test_no_plan_names_the_reason():
     foreign = "arm64" if HOST == "x86_64" else "x86_64"
     plan, why = standin_roots.plan_standin(get_target("python3.12", foreign))
@@ -256,6 +293,14 @@ def test_debian_arm64_root(kind):
     assert list((root.path / "usr/lib/python3.11/__pycache__").glob("os.cpython-311.pyc"))
     if kind == "unpack":
         assert "dpkg-deb -x" in info.made_from and "(debootstrap, unpacked)" in info.describe()
+    # the runtime's system libraries that bookworm has (AL2's list): in the root, recorded;
+    # the AL2 sonames Debian does not ship are recorded as missing, not faked
+    names = {p.name for p in _files(root.path)}
+    for soname in ("libcap.so.2", "libpopt.so.0", "libnspr4.so", "libverto.so.1"):
+        assert soname in info.lambda_libraries and soname in names, soname
+    assert {"libssl.so.10", "libffi.so.6"} <= set(info.missing_libraries)
+    assert not {"libssl.so.10", "libffi.so.6"} & names
+    assert "libmagic.so.1" not in names  # AL2 has no libmagic: neither has its stand-in
 
 
 def test_binfmt_register_is_idempotent():

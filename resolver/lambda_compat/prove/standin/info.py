@@ -17,7 +17,8 @@ INFO_FILE = "lambda-compat-standin.json"
 
 #: Recipes: ``auto`` picks copy when a native local interpreter exists, else unpack.
 KINDS = ("auto", "copy", "unpack", "debootstrap")
-INFO_VERSION = 1
+#: 2: Debian stand-in roots carry the runtime's system libraries (:mod:`.debian_libs`)
+INFO_VERSION = 2
 
 #: Debian suites whose python3 is the given version (for both architectures).
 DEBIAN_SUITES: Dict[Tuple[int, int], str] = {
@@ -47,6 +48,8 @@ class StandinInfo:
     size_bytes: int = 0
     excluded_libraries: Tuple[str, ...] = ()
     lambda_libraries: Tuple[str, ...] = ()   # copied because the runtime has them
+    #: the runtime's sonames (facts) this root lacks: no package of the suite ships them
+    missing_libraries: Tuple[str, ...] = ()
     version: int = INFO_VERSION
 
     def describe(self) -> str:
@@ -68,7 +71,7 @@ class StandinInfo:
     @classmethod
     def from_json(cls, text: str) -> "StandinInfo":
         data = json.loads(text)
-        for key in ("excluded_libraries", "lambda_libraries"):
+        for key in ("excluded_libraries", "lambda_libraries", "missing_libraries"):
             data[key] = tuple(data.get(key) or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -92,6 +95,8 @@ class StandinPlan:
     interpreter: Optional[Interpreter] = field(default=None, compare=False)
     #: Debian packages debootstrap includes (a build root adds the headers, pip, setuptools)
     include: Tuple[str, ...] = ("python3",)
+    #: a Debian stand-in for imports: add the Debian packages of the runtime's libraries
+    runtime_libraries: bool = False
 
 
 def read_info(root: Path) -> Optional[StandinInfo]:

@@ -21,7 +21,7 @@ from ...targets.target import Target
 from .copyroot import build_copy_root
 from .debian import build_debootstrap_root
 from ...targets.arch import DEB_ARCH
-from .info import (ALWAYS_ABSENT, DEBIAN_SUITES, INFO_FILE, KINDS, StandinInfo,
+from .info import (ALWAYS_ABSENT, DEBIAN_MIRROR, DEBIAN_SUITES, INFO_FILE, KINDS, StandinInfo,
                    StandinPlan, StandinRoot, read_info)
 
 
@@ -58,7 +58,8 @@ def plan_standin(target: Target, kind: str = "auto") -> Tuple[Optional[StandinPl
             recipe = "debootstrap" if kind == "debootstrap" else "unpack"
             name = f"debian-{suite}-{DEB_ARCH[target.arch]}" + \
                 ("-unpacked" if recipe == "unpack" else "")
-            return StandinPlan(recipe, target.arch, version, name, suite=suite), ""
+            return StandinPlan(recipe, target.arch, version, name, suite=suite,
+                               runtime_libraries=True), ""
         reasons.append(f"no Debian suite ships Python {v} "
                        f"({', '.join(f'{s} {a}.{b}' for (a, b), s in DEBIAN_SUITES.items())})")
     return None, f"no stand-in root for {target.name}: " + "; ".join(reasons)
@@ -96,13 +97,13 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
     base.mkdir(parents=True, exist_ok=True)
     final = base / plan.name
     info = read_info(final)
-    if info is not None:
+    if info is not None and _current(info, plan):
         return StandinRoot(final, info)
     with FileLock(str(base / f"{plan.name}.lock")):
         info = read_info(final)
-        if info is not None:  # another process built it while we waited
+        if info is not None and _current(info, plan):  # another process built it meanwhile
             return StandinRoot(final, info)
-        if final.exists():  # an incomplete root from a crashed run of an older version
+        if final.exists():  # incomplete (a crashed run), or made by an older version
             shutil.rmtree(final)
         for stale in base.glob(f".tmp-{plan.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
@@ -118,9 +119,17 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
                 info = build_copy_root(plan.interpreter, work, facts, name=plan.name)
             else:
                 assert plan.suite is not None
+                wanted: Tuple[str, ...] = ()
+                include = plan.include
+                if plan.runtime_libraries:
+                    wanted, packages = _runtime_packages(_facts_for(target, plan), plan,
+                                                         mirror)
+                    include = tuple(dict.fromkeys(plan.include + packages))
                 info = build_debootstrap_root(plan.suite, plan.arch, work, name=plan.name,
                                               mirror=mirror, unpack=plan.kind == "unpack",
-                                              include=plan.include)
+                                              include=include)
+                if plan.runtime_libraries:
+                    info = _with_runtime_libraries(work, info, wanted)
             info = _finish(work, info, time.monotonic() - started)
             os.rename(work, final)
         except BaseException:
@@ -131,6 +140,36 @@ def build_standin(plan: StandinPlan, *, target: Optional[Target] = None,
                      seconds=info.build_seconds, path=str(final),
                      **({"target": target.name} if target is not None else {}))
     return StandinRoot(final, info)
+
+
+def _current(info: StandinInfo, plan: StandinPlan) -> bool:
+    """A cached root still fits ``plan``: a Debian stand-in made before roots carried the
+    runtime's libraries (record version 1) is made again."""
+    return not plan.runtime_libraries or info.version >= 2
+
+
+def _runtime_packages(facts, plan: StandinPlan, mirror: Optional[str]
+                      ) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(the runtime's sonames wanted in the root, the Debian packages that carry them)."""
+    from .debian_libs import packages_for, suite_packages
+    absent = tuple(facts.absent_sonames) + ALWAYS_ABSENT
+    wanted = tuple(sorted(s for s in facts.sonames
+                          if not any(fnmatch.fnmatchcase(s, p) for p in absent)))
+    mirror = mirror or os.environ.get("LAMBDA_COMPAT_DEBIAN_MIRROR") or DEBIAN_MIRROR
+    assert plan.suite is not None
+    available = suite_packages(mirror, plan.suite, DEB_ARCH[plan.arch])
+    packages, _unavailable = packages_for(wanted, available)
+    return wanted, packages
+
+
+def _with_runtime_libraries(root: Path, info: StandinInfo,
+                            wanted: Tuple[str, ...]) -> StandinInfo:
+    """The record says which of the runtime's sonames the root has, and which it lacks."""
+    names = {p.name for p in _walk_files(root)}
+    present = tuple(s for s in wanted if s in names)
+    missing = tuple(s for s in wanted if s not in names)
+    return StandinInfo(**{**asdict(info), "lambda_libraries": present,
+                          "missing_libraries": missing})
 
 
 def _facts_for(target: Optional[Target], plan: StandinPlan):
@@ -152,7 +191,8 @@ def _finish(root: Path, info: StandinInfo, seconds: float) -> StandinInfo:
     info = StandinInfo(**{**asdict(info), "build_seconds": round(seconds, 2),
                           "size_bytes": size, "created": stamp,
                           "excluded_libraries": tuple(info.excluded_libraries),
-                          "lambda_libraries": tuple(info.lambda_libraries)})
+                          "lambda_libraries": tuple(info.lambda_libraries),
+                          "missing_libraries": tuple(info.missing_libraries)})
     (root / INFO_FILE).write_text(info.to_json(), encoding="utf-8")
     return info
 
