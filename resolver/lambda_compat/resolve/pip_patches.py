@@ -15,7 +15,10 @@ What it changes in pip, for that process only:
   metadata comes from :mod:`lambda_compat.resolve.source_metadata` (static PKG-INFO, the cache, or a
   build with the *target's* interpreter), never from pip's own interpreter;
 * pip's local wheel cache is ignored (it holds wheels built for the host);
-* files already in the content-addressed cache are reused (hash-verified by pip).
+* files already in the content-addressed cache are reused (hash-verified by pip);
+* the files resolved from metadata alone (PEP 658) are downloaded on several connections at
+  once (:data:`DOWNLOAD_THREADS`), not one after the other; index pages are requested ahead
+  of the resolver, several at once (:mod:`lambda_compat.resolve.pip_prefetch`).
 
 Everything else is plain pip: index options, find-links, constraints, hashes, extras, local
 paths, authentication and pip.conf, for every phase alike.
@@ -147,6 +150,9 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
 
     _patch_target(spec)
     _patch_caches(spec, state)
+    _patch_parallel_downloads()
+    from lambda_compat.resolve import pip_prefetch
+    pip_prefetch.install(spec)
     _patch_reporting(state)
     # Binary first: sources only for the projects the caller allows (it decides from the
     # project's files whether a build can help), so pip never builds a big sdist just to
@@ -154,6 +160,38 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
     if spec.get("binary_only"):
         _patch_binary_only(spec)
     _install_source_metadata(spec, state, emit)
+
+
+#: Concurrent downloads of the resolved files (uv's default is 50; pip makes one at a time).
+DOWNLOAD_THREADS = 6
+
+
+def _patch_parallel_downloads() -> None:
+    """pip resolves from PEP 658 metadata, then fetches every resolved file through
+    ``Downloader.batch``, one by one; this runs the same per-file download (pip's own:
+    resumes, retries, its session and cache) on a thread pool and yields each file as it
+    completes. The first failure is raised once the others have stopped."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from pip._internal.network import download
+
+    sequential = download.Downloader.batch
+
+    def batch(self: Any, links: Any, location: str) -> Any:
+        links = list(links)
+        if len(links) < 2:
+            yield from sequential(self, links, location)
+            return
+        with ThreadPoolExecutor(max_workers=min(DOWNLOAD_THREADS, len(links)),
+                                thread_name_prefix="lc-download") as pool:
+            futures = {pool.submit(self, link, location): link for link in links}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    download.Downloader.batch = batch  # type: ignore[method-assign]
 
 
 def _patch_target(spec: Dict[str, Any]) -> None:

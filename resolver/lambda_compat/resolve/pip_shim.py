@@ -18,11 +18,13 @@ import logging
 import os
 import re
 import sys
+import threading
 import traceback
 from typing import Any
 
 
 _EVENTS: Any = None
+_EVENTS_LOCK = threading.Lock()  # downloads run on several threads (pip_patches)
 
 
 def _emit(event: str, **data: Any) -> None:
@@ -30,8 +32,10 @@ def _emit(event: str, **data: Any) -> None:
     if _EVENTS is None:
         return
     try:
-        _EVENTS.write(json.dumps({"event": event, **data}) + "\n")
-        _EVENTS.flush()
+        line = json.dumps({"event": event, **data}) + "\n"
+        with _EVENTS_LOCK:
+            _EVENTS.write(line)
+            _EVENTS.flush()
     except (OSError, ValueError):
         pass
 
@@ -188,6 +192,11 @@ def _target_download(result: dict[str, Any]) -> Any:
             directory = TempDirectory(delete=not options.no_clean, kind="download",
                                       globally_managed=True)
             reqs = self.get_requirements(args, options, finder, session)
+            from lambda_compat.resolve import pip_prefetch
+            if pip_prefetch.PREFETCHER is not None:
+                pip_prefetch.PREFETCHER.start(finder, session)
+                pip_prefetch.PREFETCHER.want((r.name, pip_prefetch.specifier_of(r))
+                                             for r in reqs)
             preparer = self.make_requirement_preparer(
                 temp_build_dir=directory, options=options, build_tracker=build_tracker,
                 session=session, finder=finder, download_dir=options.download_dir,
@@ -367,5 +376,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _exit_now(code: int) -> None:
+    """Exit without waiting for guesses still downloading (:mod:`.pip_prefetch`): the result
+    is written; the interpreter's exit would join every prefetch thread first."""
+    from lambda_compat.resolve import pip_prefetch
+    if pip_prefetch.PREFETCHER is not None:
+        pip_prefetch.PREFETCHER.discard()
+    for stream in (sys.stdout, sys.stderr, _EVENTS):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    _exit_now(main(sys.argv[1:]))

@@ -1,0 +1,284 @@
+"""Fetch the index pages pip is about to ask for, several at once (pip's process only).
+
+pip's resolver learns a candidate's dependencies and then, one project after the other,
+fetches each one's index page (and then its metadata file): a round trip per project,
+strictly in sequence, which is most of a cold resolution (about 0.2 s per project here,
+20 projects for ten common pins). The pages themselves do not depend on one another, so:
+
+* the top-level requirements' pages are requested together before the resolver starts;
+* whenever pip lists a candidate's dependencies (after their markers were judged for the
+  target), the pages of all of them are requested together;
+* pip's own page fetch (``collector._get_simple_response``) takes the prefetched response
+  when there is one, and otherwise, or when the prefetch failed, fetches as it always does
+  (so errors, authentication prompts and retries are pip's own);
+* from a prefetched JSON page (PEP 691), the wheel pip will most likely pick (the newest
+  version the requirement allows, not yanked, Requires-Python met by the target, the target's
+  most preferred tag) is fetched too: its PEP 658 metadata file where the index has one,
+  else the wheel itself (which pip downloads during the resolution when the index offers no
+  metadata file: one file after the other). pip's fetch (``prepare.get_http_url``) takes it
+  when pip asks for that very URL, and checks the hash the page gives, as it always does.
+  A wrong guess costs one download, never a different answer: pip decides, the prefetch
+  only answers what pip asks.
+
+Only http(s) pages are prefetched, through pip's own session (its cache, proxies,
+certificates and credentials), with the same arguments pip would use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import threading
+import urllib.parse
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+#: Pages requested at once (uv's default for concurrent downloads is 50).
+PAGE_THREADS = 8
+
+
+class PagePrefetcher:
+    """Page responses requested ahead of pip, keyed by URL, each handed out once."""
+
+    def __init__(self, fetch: Callable[..., Any], threads: int = PAGE_THREADS,
+                 tags: Iterable[str] = (), python_version: str = "",
+                 cas_dir: Optional[str] = None) -> None:
+        self._fetch = fetch
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
+        self._futures: Dict[str, "Future[Any]"] = {}
+        self._metadata: Dict[str, "Future[Any]"] = {}
+        self._lock = threading.Lock()
+        self._finder: Any = None
+        self._session: Any = None
+        self._force_arg = "force_revalidate" in inspect.signature(fetch).parameters
+        self._rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
+        self._python = python_version
+        self._tmp: Optional[str] = None
+        self._cas_dir = cas_dir
+
+    def start(self, finder: Any, session: Any) -> None:
+        self._finder, self._session = finder, session
+
+    def want(self, wanted: Iterable[Tuple[Optional[str], Any]]) -> None:
+        """Request the index pages of the ``(name, specifier)`` pairs pip has not had yet
+        (and the metadata of the wheel each specifier most likely resolves to)."""
+        if self._finder is None:
+            return
+        from pip._vendor.packaging.utils import canonicalize_name
+        for name, specifier in wanted:
+            if not name or name.startswith("<"):
+                continue
+            project = canonicalize_name(name)
+            for url in self._finder.search_scope.get_index_urls_locations(project):
+                if url.startswith(("http://", "https://")):
+                    self._submit(url, project, specifier)
+
+    def _submit(self, url: str, project: str, specifier: Any) -> None:
+        kwargs: Dict[str, Any] = {"session": self._session}
+        if self._force_arg:
+            refresh = getattr(self._session, "refresh_package", ()) or ()
+            kwargs["force_revalidate"] = ":all:" in refresh or project in refresh
+        with self._lock:
+            if url in self._futures:
+                return
+            self._futures[url] = self._pool.submit(self._page, url, specifier, kwargs)
+
+    def _page(self, url: str, specifier: Any, kwargs: Dict[str, Any]) -> Any:
+        response = self._fetch(url, **kwargs)
+        if specifier is not None and self._rank:
+            try:
+                self._want_metadata(response, specifier)
+            except Exception:  # a guess only: pip fetches what it needs itself
+                pass
+        return response
+
+    def _want_metadata(self, response: Any, specifier: Any) -> None:
+        if not response.headers.get("Content-Type", "").startswith(
+                "application/vnd.pypi.simple.v1+json"):
+            return
+        page = json.loads(response.content)
+        found = best_file_url(page.get("files") or [], specifier, self._rank, self._python,
+                              self._cas_dir)
+        if found is None:
+            return
+        with self._lock:
+            if found not in self._metadata:
+                self._metadata[found] = self._pool.submit(self._get_file, found)
+
+    def _get_file(self, url: str) -> Tuple[str, str]:
+        """Download ``url`` into the prefetch directory: (path, content type)."""
+        name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
+        directory = tempfile.mkdtemp(prefix="f-", dir=self._directory())
+        path = os.path.join(directory, os.path.basename(name) or "file")
+        with self._session.get(url, stream=True) as response:
+            response.raise_for_status()
+            with open(path, "wb") as out:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    out.write(chunk)
+            return path, response.headers.get("Content-Type", "")
+
+    def _directory(self) -> str:
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = tempfile.mkdtemp(prefix="lc-prefetch-")
+            return self._tmp
+
+    def take_file(self, url: str) -> Optional[Tuple[str, str]]:
+        """The prefetched file at ``url`` (once): (path, content type), or None."""
+        with self._lock:
+            future = self._metadata.pop(url, None)
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:
+            return None
+
+    def take(self, url: str) -> Any:
+        """The prefetched response for ``url`` (once), or None: fetch it the usual way."""
+        with self._lock:  # from now on pip has this page: never prefetched again
+            future = self._futures.get(url)
+            self._futures[url] = _TAKEN
+        if future is None or future is _TAKEN:
+            return None
+        try:
+            return future.result()
+        except Exception:  # pip's own fetch reports it, with its messages
+            return None
+
+    def close(self) -> None:
+        """Wait for the downloads under way, then remove what was fetched and not taken."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the prefetch directory now (files still being written go with it)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            tmp, self._tmp = self._tmp, "/nonexistent/lc-prefetch-closed"
+        if tmp is not None and os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: A wheel larger than this is not fetched on a guess.
+MAX_GUESS_BYTES = 100 * 2**20
+
+
+def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, int],
+                  python_version: str, cas_dir: Optional[str] = None) -> Optional[str]:
+    """What pip will fetch of the wheel among ``files`` (a PEP 691 page's) it would most
+    likely choose for ``specifier`` on the target (``rank``: its tags, most preferred first;
+    ``python_version``: its full version): the PEP 658 metadata file's URL if the page
+    offers one, else the wheel's own URL (if not larger than :data:`MAX_GUESS_BYTES`);
+    None if no wheel fits."""
+    from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    best: Optional[Tuple[Any, int, Dict[str, Any]]] = None
+    allow_pre = bool(specifier.prereleases)  # as pip: only when the specifier names one
+    for f in files:
+        filename, url = f.get("filename", ""), f.get("url", "")
+        if not filename.endswith(".whl") or not url or f.get("yanked"):
+            continue
+        try:
+            _name, version, _build, tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, ValueError):
+            continue
+        ranks = [rank[str(t)] for t in tags if str(t) in rank]
+        if not ranks or not specifier.contains(version, prereleases=allow_pre):
+            continue
+        requires = f.get("requires-python")
+        if requires:
+            try:
+                if not SpecifierSet(requires).contains(python_version, prereleases=True):
+                    continue
+            except InvalidSpecifier:
+                continue
+        key = (version, -min(ranks), f)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    if best is None:
+        return None
+    chosen = best[2]
+    if chosen.get("core-metadata", chosen.get("data-dist-info-metadata")):
+        return chosen["url"].split("#", 1)[0] + ".metadata"
+    sha = (chosen.get("hashes") or {}).get("sha256")
+    if cas_dir and sha and os.path.exists(os.path.join(cas_dir, sha[:2], sha,
+                                                       chosen["filename"])):
+        return None  # the content-addressed cache has it: pip takes it from there
+    size = chosen.get("size")
+    return chosen["url"] if isinstance(size, int) and size <= MAX_GUESS_BYTES else None
+
+
+_TAKEN: "Future[Any]" = Future()
+PREFETCHER: Optional[PagePrefetcher] = None
+
+
+def install(spec: Dict[str, Any]) -> PagePrefetcher:
+    """Patch pip: page and metadata fetches go through the prefetcher; candidates'
+    dependencies and the top-level requirements (:meth:`PagePrefetcher.want`) are
+    prefetched."""
+    global PREFETCHER
+    from pip._internal.index import collector
+    from pip._internal.operations import prepare
+    from pip._internal.resolution.resolvelib import candidates
+    from pip._internal.utils.temp_dir import TempDirectory
+
+    original = collector._get_simple_response
+    environment = spec.get("marker_environment") or {}
+    prefetcher = PREFETCHER = PagePrefetcher(
+        original, tags=spec.get("tags") or (),
+        python_version=environment.get("python_full_version", ""),
+        cas_dir=spec.get("cas_dir"))
+    atexit.register(prefetcher.close)
+
+    def get_simple_response(url: str, *args: Any, **kwargs: Any) -> Any:
+        response = prefetcher.take(url)
+        return response if response is not None else original(url, *args, **kwargs)
+
+    collector._get_simple_response = get_simple_response
+
+    original_get_http_url = prepare.get_http_url
+
+    def get_http_url(link: Any, download: Any, download_dir: Optional[str] = None,
+                     hashes: Any = None) -> Any:
+        url = link.url.split("#", 1)[0]
+        if download_dir and prepare._check_download_dir(link, download_dir, hashes):
+            found = None  # already there (pip's check, and the cache's): pip takes it
+        else:
+            found = prefetcher.take_file(url)
+        if found is None:
+            return original_get_http_url(link, download, download_dir, hashes)
+        fetched, content_type = found
+        directory = TempDirectory(kind="unpack", globally_managed=True)
+        path = os.path.join(directory.path, link.filename)
+        shutil.move(fetched, path)
+        if hashes:
+            hashes.check_against_path(path)
+        return prepare.File(path, content_type)
+
+    prepare.get_http_url = get_http_url
+
+    for cls in (candidates._InstallRequirementBackedCandidate, candidates.ExtrasCandidate):
+        cls.iter_dependencies = _prefetching(  # type: ignore[method-assign]
+            cls.iter_dependencies, prefetcher)
+    return prefetcher
+
+
+def _prefetching(iter_dependencies: Callable[..., Any],
+                 prefetcher: PagePrefetcher) -> Callable[..., Any]:
+    def wrapped(self: Any, with_requires: bool) -> Any:
+        requirements = list(iter_dependencies(self, with_requires))
+        prefetcher.want((getattr(r, "project_name", None), specifier_of(r))
+                        for r in requirements if r is not None)
+        yield from requirements
+    return wrapped
+
+
+def specifier_of(requirement: Any) -> Any:
+    """The version specifier of a resolver requirement or an InstallRequirement, or None."""
+    ireq = getattr(requirement, "_ireq", requirement)
+    return getattr(getattr(ireq, "req", None), "specifier", None)

@@ -1,0 +1,221 @@
+"""Index pages and the likely files fetched ahead of pip's resolver (resolve/pip_prefetch.py):
+the guess, the hand-over, and a resolution over a loopback JSON index (PEP 691) that must
+give exactly pip's answer while fetching several pages at once and no file twice."""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from pip._vendor.packaging.specifiers import SpecifierSet
+
+from conftest import INDEX, write_reqs
+from lambda_compat.registry.runtimes import get_target
+from lambda_compat.resolve import pip_prefetch
+from lambda_compat.resolve.engine import PipOptions, resolve
+
+TAGS = ["cp311-cp311-manylinux_2_26_aarch64", "cp311-cp311-manylinux_2_17_aarch64",
+        "cp311-abi3-manylinux_2_17_aarch64", "py3-none-any"]
+RANK = {t: i for i, t in enumerate(TAGS)}
+
+
+def _file(name, **kw):
+    base = {"filename": name, "url": f"https://files.example/{name}",
+            "hashes": {"sha256": "ab" * 32}, "size": 1000, "yanked": False}
+    base.update(kw)
+    return base
+
+
+def test_the_guess_is_the_newest_allowed_wheel_with_the_best_tag():
+    files = [_file("p-1.0-py3-none-any.whl"),
+             _file("p-1.1-cp311-cp311-manylinux_2_17_aarch64.whl"),
+             _file("p-1.1-py3-none-any.whl"),
+             _file("p-1.1.tar.gz"),
+             _file("p-2.0-cp311-cp311-manylinux_2_28_aarch64.whl"),      # tag not the target's
+             _file("p-1.2-py3-none-any.whl", yanked="broken"),           # yanked
+             _file("p-1.3-py3-none-any.whl", **{"requires-python": ">=3.12"}),
+             _file("p-1.4rc1-py3-none-any.whl")]                          # a pre-release
+    best = pip_prefetch.best_file_url(files, SpecifierSet(">=1.0"), RANK, "3.11.9")
+    # 1.1 with the target's more preferred tag (manylinux over py3-none-any)
+    assert best == "https://files.example/p-1.1-cp311-cp311-manylinux_2_17_aarch64.whl"
+    assert pip_prefetch.best_file_url(files, SpecifierSet("==1.0"), RANK, "3.11.9") == \
+        "https://files.example/p-1.0-py3-none-any.whl"
+    assert pip_prefetch.best_file_url(files, SpecifierSet(">=3"), RANK, "3.11.9") is None
+
+
+def test_the_guess_takes_the_metadata_file_when_the_index_has_one_and_skips_big_or_cached():
+    files = [_file("p-1.0-py3-none-any.whl", **{"core-metadata": {"sha256": "cd" * 32}})]
+    assert pip_prefetch.best_file_url(files, SpecifierSet(), RANK, "3.11.9") == \
+        "https://files.example/p-1.0-py3-none-any.whl.metadata"
+    big = [_file("p-1.0-py3-none-any.whl", size=pip_prefetch.MAX_GUESS_BYTES + 1)]
+    assert pip_prefetch.best_file_url(big, SpecifierSet(), RANK, "3.11.9") is None
+
+
+def test_the_guess_skips_a_file_the_content_addressed_cache_has(tmp_path):
+    files = [_file("p-1.0-py3-none-any.whl")]
+    cached = tmp_path / "ab" / ("ab" * 32) / "p-1.0-py3-none-any.whl"
+    assert pip_prefetch.best_file_url(files, SpecifierSet(), RANK, "3.11", str(tmp_path))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")
+    assert pip_prefetch.best_file_url(files, SpecifierSet(), RANK, "3.11", str(tmp_path)) \
+        is None
+
+
+class _Scope:
+    def get_index_urls_locations(self, project):
+        return [f"https://index.example/simple/{project}/", f"file:///local/{project}/"]
+
+
+class _Finder:
+    search_scope = _Scope()
+
+
+def test_a_prefetched_page_is_handed_over_once_and_a_failed_one_is_fetched_by_pip():
+    calls = []
+
+    def fetch(url, session, force_revalidate=False):
+        calls.append(url)
+        if "broken" in url:
+            raise OSError("no route")
+        return f"response for {url}"
+
+    prefetcher = pip_prefetch.PagePrefetcher(fetch)
+    prefetcher.start(_Finder(), session=object())
+    prefetcher.want([("Some_Project", None), ("broken", None), ("<Python from Requires-Python>",
+                                                                 None)])
+    assert prefetcher.take("https://index.example/simple/some-project/") == \
+        "response for https://index.example/simple/some-project/"
+    # once: pip has the page now, and it is never prefetched again
+    assert prefetcher.take("https://index.example/simple/some-project/") is None
+    prefetcher.want([("some-project", None)])
+    assert prefetcher.take("https://index.example/simple/broken/") is None
+    prefetcher.close()
+    # only http(s) pages, each once; no file:// page, no pseudo-requirement
+    assert sorted(calls) == ["https://index.example/simple/broken/",
+                             "https://index.example/simple/some-project/"]
+
+
+# -- a real resolution over a loopback PEP 691 index ---------------------------------------
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.links.append(dict(attrs))
+
+
+def _json_index():
+    """project -> PEP 691 files (no metadata files: pip downloads the wheels to resolve)."""
+    pages = {}
+    for page in sorted((INDEX / "simple").glob("*/index.html")):
+        parser = _Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        files = []
+        for a in parser.links:
+            name = a["href"].split("#")[0].rsplit("/", 1)[-1]
+            data = (INDEX / "files" / name).read_bytes()
+            files.append({"filename": name, "url": f"/files/{name}",
+                          "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+                          "requires-python": a.get("data-requires-python"),
+                          "size": len(data), "yanked": False})
+        pages[page.parent.name] = files
+    return pages
+
+
+class _Index(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, delay):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.pages = _json_index()
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.requests = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server = self.server
+        with server.lock:
+            server.requests.append(self.path)
+            server.in_flight += 1
+            server.most_in_flight = max(server.most_in_flight, server.in_flight)
+        try:
+            time.sleep(server.delay)
+            parts = self.path.strip("/").split("/")
+            if parts[0] == "simple" and len(parts) == 2 and parts[1] in server.pages:
+                base = f"http://127.0.0.1:{server.server_address[1]}"
+                files = [dict(f, url=base + f["url"]) for f in server.pages[parts[1]]]
+                body = json.dumps({"meta": {"api-version": "1.0"}, "name": parts[1],
+                                   "files": files}).encode()
+                kind = "application/vnd.pypi.simple.v1+json"
+            elif parts[0] == "files" and (INDEX / "files" / parts[-1]).is_file():
+                body, kind = (INDEX / "files" / parts[-1]).read_bytes(), "binary/octet-stream"
+            else:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with server.lock:
+                server.in_flight -= 1
+
+
+@pytest.fixture
+def json_index():
+    server = _Index(delay=0.15)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _answer(resolution):
+    return sorted((i.name, i.version, i.path.name if i.path else None)
+                  for i in resolution.items)
+
+
+def test_resolution_over_http_is_pips_answer_with_pages_fetched_together(tmp_path, json_index):
+    target = get_target("python3.11", "arm64")
+    reqs = write_reqs(tmp_path, "lc-markers[fancy]\nlc-glibc\nlc-native\nlc-rp-trap\n"
+                                "lc-abi3\nlc-pure==1.0\n")
+    port = json_index.server_address[1]
+    over_http = resolve(target, reqs, workdir=tmp_path / "http", cas_dir=None,
+                        pip=PipOptions(index_url=f"http://127.0.0.1:{port}/simple",
+                                       isolated=True, retries=0, timeout=10))
+    from_files = resolve(target, reqs, workdir=tmp_path / "file", cas_dir=None,
+                         pip=PipOptions(index_url=(INDEX / "simple").as_uri(), isolated=True,
+                                        retries=0, timeout=10))
+    assert over_http.ok and from_files.ok
+    assert _answer(over_http) == _answer(from_files)
+    assert ("lc-glibc", "1.0") in {(n, v) for n, v, _ in _answer(over_http)}  # glibc 2.26
+    assert ("lc-rp-trap", "1.0") in {(n, v) for n, v, _ in _answer(over_http)}
+    files = [p for p in json_index.requests if p.startswith("/files/")]
+    # every file pip used was fetched once: the prefetched copy was taken, not fetched again
+    assert len(files) == len(set(files)), files
+    assert {f"/files/{name}" for _, _, name in _answer(over_http)} <= set(files)
+    # the top-level pages were requested together, not one round trip after the other
+    assert json_index.most_in_flight >= 3, json_index.requests
