@@ -219,3 +219,62 @@ def test_resolution_over_http_is_pips_answer_with_pages_fetched_together(tmp_pat
     assert {f"/files/{name}" for _, _, name in _answer(over_http)} <= set(files)
     # the top-level pages were requested together, not one round trip after the other
     assert json_index.most_in_flight >= 3, json_index.requests
+
+
+# -- wheels judged while pip resolves (build/early.py) ---------------------------------------
+
+def test_early_wheels_store_under_the_files_own_sha_and_judge_as_phase_two(tmp_path):
+    from lambda_compat.build.early import EarlyWheels, verified_findings
+    from lambda_compat.verify.wheels import read_wheel
+    from lambda_compat.resolve.sdist_build import file_sha256
+    target = get_target("python3.11", "arm64")
+    wheel = INDEX / "files" / "lc_native-1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    if not wheel.exists():
+        wheel = next((INDEX / "files").glob("lc_native-1.0-cp311-*aarch64*.whl"))
+    pip_copy = tmp_path / "pip-tmp" / wheel.name
+    pip_copy.parent.mkdir()
+    pip_copy.write_bytes(wheel.read_bytes())
+    cache = tmp_path / "cache"
+    early = EarlyWheels(cache, target, jobs=2)
+    early.offer({"path": str(pip_copy), "sha256": "00" * 32})     # a wrong announcement
+    early.offer({"path": str(tmp_path / "x.tar.gz"), "sha256": "11" * 32})  # not a wheel
+    pip_copy.unlink()  # pip exits and removes its copy: the linked one stays
+    assert early.finish() == 1
+    sha = file_sha256(wheel)
+    kept = cache / "files" / sha[:2] / sha / wheel.name
+    assert kept.is_file() and not (cache / "files" / "00").exists()
+    assert list((cache / "files" / ".incoming").iterdir()) == []
+    # the findings phase 2 reads are the ones judged early (a cache hit, same call)
+    assert list((cache / "verified").rglob(f"{sha}-*.json"))
+    again = verified_findings(kept, read_wheel(kept), sha, cache, target)
+    fresh = verified_findings(kept, read_wheel(kept), sha, tmp_path / "other", target)
+    assert again == fresh
+
+
+def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_index):
+    from lambda_compat.build.builder import BuildConfig, build_dependencies
+    from lambda_compat.ui import RecordingUI
+    port = json_index.server_address[1]
+    reqs = write_reqs(tmp_path, "lc-markers[fancy]\nlc-glibc\nlc-native\nlc-abi3\n")
+    ui = RecordingUI()
+    over_http = build_dependencies(
+        tmp_path / "out", reqs, "python3.11", architecture="arm64", ui=ui,
+        config=BuildConfig(cache_dir=tmp_path / "cache", build_env="local",
+                           pip=PipOptions(index_url=f"http://127.0.0.1:{port}/simple",
+                                          isolated=True, retries=0, timeout=10)))
+    names = ui.names()
+    assert "pip-file-ready" not in names  # taken by the builder, not passed on as progress
+    early = [i for i, n in enumerate(names) if n == "wheel-judged-early"]
+    # judged while pip resolved (before pip says it has), each wheel pip downloaded
+    assert early and min(early) < names.index("pip-resolved"), names
+    wheels = [d for d in over_http.distributions if d.phase == "wheel"]
+    assert len(early) >= len(wheels)
+    from_files = build_dependencies(
+        tmp_path / "out2", reqs, "python3.11", architecture="arm64",
+        config=BuildConfig(cache_dir=tmp_path / "cache2", build_env="local",
+                           pip=PipOptions(index_url=(INDEX / "simple").as_uri(),
+                                          isolated=True, retries=0, timeout=10)))
+    assert [(d.name, d.version, d.phase, d.file, [f.code for f in d.findings])
+            for d in sorted(over_http.distributions, key=lambda d: d.name)] == \
+        [(d.name, d.version, d.phase, d.file, [f.code for f in d.findings])
+         for d in sorted(from_files.distributions, key=lambda d: d.name)]

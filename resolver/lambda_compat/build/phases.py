@@ -31,10 +31,9 @@ from ..resolve.sdist_build import BuildResult, file_sha256
 from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_progress, read_sdist
 from ..targets.target import Target
 from ..ui import UI
-from ..verify.cache import cached_findings
 from ..errors import WheelError
 from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
-from . import install
+from .early import verified_findings
 from .environments import EnvironmentChooser
 from .missing import mark_missing
 from .report import DistOutcome
@@ -96,11 +95,9 @@ class Phases:
             info = read_wheel(item.path)
         except WheelError as exc:
             return self._missing(outcome, "bad-wheel", str(exc)), None
-        # unpacked first (the install step then only links), and verified from the unpacked
-        # files: each native file is decompressed once, not once more for the verifier
-        on_disk = install.unpacked_files(item.path, self.cache / "unpacked")
-        findings = cached_findings(self.cache / "verified", sha, self.target,
-                                   lambda: verify_wheel(info, self.target, on_disk=on_disk))
+        # unpacked first (the install step then only links), verified from the unpacked
+        # files; both often done already, while pip resolved (build/early.py)
+        findings = verified_findings(item.path, info, sha, self.cache, self.target)
         outcome.findings = [_soften(f) for f in findings]
         blocking = [f for f in findings if f.code in BLOCKING]
         if blocking:

@@ -9,10 +9,7 @@ pass (:func:`_the_rest`). Every downloaded file is kept in the content-addressed
 
 from __future__ import annotations
 
-import os
 import platform
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
@@ -32,6 +29,7 @@ from ..targets.target import Target
 from ..ui import UI
 from ..host.paths import default_cache_dir
 from ..ui import NullUI
+from .early import EarlyWheels, store
 from .environments import EnvironmentChooser, LiveSpec
 from .missing import not_found, offered_versions
 from .report import BuildReport
@@ -59,9 +57,14 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
                                     config.resolution_ttl)
     fresh = outcome is None
     if outcome is None:
-        first = _resolve(target, requirements, work, config, cache, policy, ui, requirements)
-        _require_index(first, config.pip, target)
-        outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
+        early = EarlyWheels(cache, target, config.jobs, ui)
+        try:
+            first = _resolve(target, requirements, work, config, cache, policy, ui,
+                             requirements, early)
+            _require_index(first, config.pip, target)
+            outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
+        finally:
+            early.finish()
     else:
         policy.refused.update(outcome.refused)
     first = outcome.passes[0]
@@ -88,10 +91,12 @@ def _outcome_options(config: BuildConfig, registry: PackageRegistry) -> str:
 
 
 def _resolve(target: Target, req_file: Path, workdir: Path, config: BuildConfig, cache: Path,
-             policy: SourcePolicy, ui: UI, requirements: Path) -> Resolution:
-    """One run of the pip engine on ``req_file`` (``requirements``: the user's file)."""
+             policy: SourcePolicy, ui: UI, requirements: Path,
+             early: Optional[EarlyWheels] = None) -> Resolution:
+    """One run of the pip engine on ``req_file`` (``requirements``: the user's file);
+    ``early`` judges the wheels pip hands over while it resolves."""
     return resolve(target, req_file, workdir=workdir, cas_dir=cache / "files",
-                   pip=config.pip, on_event=lambda e: _engine_event(ui, e),
+                   pip=config.pip, on_event=lambda e: _engine_event(ui, e, early),
                    allow_source=policy,
                    log_dir=cache / "logs",
                    source_build=source_build_spec(target, config, cache, requirements,
@@ -149,9 +154,13 @@ def _the_rest(first: Resolution, requirements: Path, work: Path, target: Target,
                                     refused=dict(policy.refused))
 
 
-def _engine_event(ui: UI, event: dict) -> None:
+def _engine_event(ui: UI, event: dict, early: Optional[EarlyWheels] = None) -> None:
     """Events of the pip engine; its source builds use the builder's own event names."""
     name = event.pop("event", "?")
+    if name == "file-ready":
+        if early is not None:
+            early.offer(event)
+        return
     ui.event(name if name.startswith("sdist-") else "pip-" + name, **event)
 
 
@@ -249,22 +258,13 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> Dict[str, str
     """Keep every downloaded file under files/<sha[:2]>/<sha>/<name> for later runs."""
     shas: Dict[str, str] = {}
 
-    def store(item: ResolvedItem) -> None:
+    def keep(item: ResolvedItem) -> None:
         if item.path is None or not item.path.exists():
             return
         sha = file_sha256(item.path)
         shas[item.path.name] = sha
-        dest = cas / sha[:2] / sha / item.path.name
-        if dest.exists():
-            return
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
-        try:
-            os.link(item.path, tmp)
-        except OSError:
-            shutil.copyfile(item.path, tmp)
-        os.replace(tmp, dest)
+        store(item.path, sha, cas)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(store, resolution.items))
+        list(pool.map(keep, resolution.items))
     return shas

@@ -152,7 +152,7 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
     _patch_caches(spec, state)
     _patch_parallel_downloads()
     from lambda_compat.resolve import pip_prefetch
-    pip_prefetch.install(spec)
+    pip_prefetch.install(spec, emit)
     _patch_reporting(state)
     # Binary first: sources only for the projects the caller allows (it decides from the
     # project's files whether a build can help), so pip never builds a big sdist just to

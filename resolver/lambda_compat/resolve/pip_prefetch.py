@@ -217,7 +217,8 @@ _TAKEN: "Future[Any]" = Future()
 PREFETCHER: Optional[PagePrefetcher] = None
 
 
-def install(spec: Dict[str, Any]) -> PagePrefetcher:
+def install(spec: Dict[str, Any], emit: Optional[Callable[..., None]] = None
+            ) -> PagePrefetcher:
     """Patch pip: page and metadata fetches go through the prefetcher; candidates'
     dependencies and the top-level requirements (:meth:`PagePrefetcher.want`) are
     prefetched."""
@@ -251,14 +252,20 @@ def install(spec: Dict[str, Any]) -> PagePrefetcher:
         else:
             found = prefetcher.take_file(url)
         if found is None:
-            return original_get_http_url(link, download, download_dir, hashes)
-        fetched, content_type = found
-        directory = TempDirectory(kind="unpack", globally_managed=True)
-        path = os.path.join(directory.path, link.filename)
-        shutil.move(fetched, path)
-        if hashes:
-            hashes.check_against_path(path)
-        return prepare.File(path, content_type)
+            file = original_get_http_url(link, download, download_dir, hashes)
+        else:
+            fetched, content_type = found
+            directory = TempDirectory(kind="unpack", globally_managed=True)
+            path = os.path.join(directory.path, link.filename)
+            shutil.move(fetched, path)
+            if hashes:
+                hashes.check_against_path(path)
+            file = prepare.File(path, content_type)
+        if emit is not None and hashes and link.is_wheel and link.hash_name == "sha256" \
+                and link.hash and hashes.is_hash_allowed("sha256", link.hash):
+            # checked against the index's sha256: the parent may judge it now (build/early)
+            emit("file-ready", path=file.path, sha256=link.hash, filename=link.filename)
+        return file
 
     prepare.get_http_url = get_http_url
 

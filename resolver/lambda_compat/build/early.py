@@ -1,0 +1,103 @@
+"""Wheels judged while pip still resolves: stored, unpacked and verified as they arrive.
+
+pip hands a wheel over (``pip-file-ready``: the path of a file whose sha256 pip has just
+checked against the index's) long before the resolution ends. The file is linked into the
+content-addressed cache at once (pip removes its temporary copy when it exits), then
+unpacked into the unpacked-wheel cache and verified for the target on a thread pool, beside
+pip's resolution of the rest. Phase 2 (:meth:`lambda_compat.build.phases.Judge.from_wheel`)
+then finds both in their caches: :func:`verified_findings` is the one call both make, so a
+verdict cannot depend on which of them ran it. A wheel the resolution did not keep (pip
+backtracked) costs a verification and leaves a cache entry, nothing else; anything that
+goes wrong here is left for phase 2 to meet and report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..resolve.sdist_build import file_sha256
+from ..targets.target import Target
+from ..ui import UI
+from ..verify.cache import cached_findings
+from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
+from . import install
+
+
+def verified_findings(path: Path, info: WheelInfo, sha256: str, cache: Path,
+                      target: Target) -> List[Finding]:
+    """The wheel unpacked into the cache (the install step then only links) and its findings
+    for ``target``, verified from the unpacked files (each native file decompressed once)
+    and remembered by sha256."""
+    on_disk = install.unpacked_files(path, cache / "unpacked")
+    return cached_findings(cache / "verified", sha256, target,
+                           lambda: verify_wheel(info, target, on_disk=on_disk))
+
+
+def store(path: Path, sha256: str, cas: Path, name: Optional[str] = None) -> Path:
+    """``path`` kept as ``cas/<sha[:2]>/<sha>/<name>`` (a hard link where possible)."""
+    dest = cas / sha256[:2] / sha256 / (name or path.name)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, dest)
+    return dest
+
+
+class EarlyWheels:
+    """Takes pip's ``file-ready`` events for one resolution; :meth:`finish` waits."""
+
+    def __init__(self, cache: Path, target: Target, jobs: int, ui: Optional[UI] = None) -> None:
+        self.cache, self.target, self.ui = cache, target, ui
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._jobs = max(1, jobs)
+        self._futures: Dict[str, Future] = {}
+
+    def offer(self, event: dict) -> None:
+        """A wheel pip has checked (``path``; ``sha256`` as the index gave it): linked aside
+        now (pip removes its copy when it exits), hashed, stored and judged in the pool."""
+        path, claimed = event.get("path"), str(event.get("sha256") or "")
+        if not path or not str(path).endswith(".whl") or claimed in self._futures:
+            return
+        incoming = self.cache / "files" / ".incoming"
+        staged = incoming / f"{uuid.uuid4().hex}-{Path(path).name}"
+        try:
+            incoming.mkdir(parents=True, exist_ok=True)
+            os.link(path, staged)
+        except OSError:
+            return  # pip saves it too; the resolution's own store keeps it
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._jobs,
+                                            thread_name_prefix="lc-early")
+        self._futures[claimed or staged.name] = self._pool.submit(self._judge, staged)
+
+    def _judge(self, staged: Path) -> None:
+        try:
+            # the file's own sha256, never the one announced: the cache is keyed by it
+            sha = file_sha256(staged)
+            kept = store(staged, sha, self.cache / "files", staged.name.split("-", 1)[1])
+            verified_findings(kept, read_wheel(kept), sha, self.cache, self.target)
+            if self.ui is not None:
+                self.ui.event("wheel-judged-early", file=kept.name, target=self.target.name)
+        except Exception:  # phase 2 meets it again, and reports it
+            pass
+        finally:
+            try:
+                staged.unlink()
+            except OSError:
+                pass
+
+    def finish(self) -> int:
+        """Wait for the wheels under way; how many were judged early."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        return len(self._futures)
