@@ -296,3 +296,73 @@ def test_cffi_module_behind_a_hidden_setup_requires_is_not_called_compatible(tmp
     dist = {d.name: d for d in report.distributions}["lc-cffi-hidden"]
     assert dist.phase == "built", dist.attempts
     assert list((tmp_path / "out2" / "lc_cffi_hidden").glob("_native*.so"))
+
+
+# -- the cause of a failed build, out of pip -v's log ----------------------------------------
+
+VERBOSE_LOG = """\
+Processing ./src/psycopg2-2.9.9.tar.gz
+  Getting requirements to build wheel: started
+  Running command Getting requirements to build wheel
+  running egg_info
+  Error: pg_config executable not found.
+
+  pg_config is required to build psycopg2 from source.
+
+  error: subprocess-exited-with-error
+
+  × Getting requirements to build wheel did not run successfully.
+  │ exit code: 1
+  ╰─> See above for output.
+
+  note: This error originates from a subprocess, and is likely not a problem with pip.
+  full command: /usr/bin/python3.11 _in_process.py get_requires_for_build_wheel /tmp/x
+  cwd: /tmp/lc/tmp/pip-req-build-6q06gqgy
+  Getting requirements to build wheel: finished with status 'error'
+error: subprocess-exited-with-error
+
+× Getting requirements to build wheel did not run successfully.
+│ exit code: 1
+╰─> See above for output.
+
+note: This error originates from a subprocess, and is likely not a problem with pip.
+"""
+
+QUIET_LOG = """\
+  Getting requirements to build wheel: started
+  Getting requirements to build wheel: finished with status 'error'
+  error: subprocess-exited-with-error
+
+  × Getting requirements to build wheel did not run successfully.
+  │ exit code: 1
+  ╰─> [3 lines of output]
+      File "<string>", line 15, in <module>
+      ModuleNotFoundError: No module named 'pkg_resources'
+      [end of output]
+"""
+
+OLD_PIP_LOG = """\
+  Running command /usr/bin/python3.9 _in_process.py get_requires_for_build_wheel /tmp/t
+  Error: pg_config executable not found.
+  Getting requirements to build wheel: finished with status 'error'
+WARNING: Discarding file:///tmp/lc/src/psycopg2-2.9.9.tar.gz. Command errored out
+ERROR: Command errored out with exit status 1
+Exception information:
+Traceback (most recent call last):
+  File "base_command.py", line 223, in _main
+pip._internal.exceptions.InstallationSubprocessError: Command errored out
+"""
+
+
+def test_the_error_tail_is_the_backends_own_last_words():
+    from lambda_compat.resolve.sdist_build import error_tail
+    tail = error_tail(VERBOSE_LOG)
+    assert "Error: pg_config executable not found." in tail
+    assert tail.splitlines()[-1] == "× Getting requirements to build wheel did not run " \
+        "successfully."
+    assert "full command" not in tail
+    # pip without -v repeats the output inside its box: the log's end is the cause
+    assert "No module named 'pkg_resources'" in error_tail(QUIET_LOG)
+    # bullseye's pip 20.3: the output, then "finished with status 'error'", a traceback
+    old = error_tail(OLD_PIP_LOG)
+    assert "pg_config executable not found" in old and "Traceback" not in old

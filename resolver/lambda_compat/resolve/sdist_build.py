@@ -151,10 +151,30 @@ def failed(log: Path, label: str, no_compiler: bool, timeout: float,
            timed_out: bool) -> BuildResult:
     """The result of a build that made no wheel: the last lines of its log."""
     text = log.read_text(encoding="utf-8", errors="replace")
-    interesting = [line for line in text.splitlines() if line.strip()][-12:]
     timed_out = timed_out or pip_sandbox.TIMEOUT_MESSAGE.format(timeout=timeout) in text
     return BuildResult(False, None, log, label, no_compiler,
-                       error_tail="\n".join(interesting), timed_out=timed_out)
+                       error_tail=error_tail(text), timed_out=timed_out)
+
+
+def error_tail(text: str, n: int = 12) -> str:
+    """The lines of a build log that say why it failed.
+
+    pip -v (builds log the backend's output, see :func:`build_wheel`) prints the backend's
+    output as it comes, then closes with a box that says only "See above for output": the
+    backend's last ``n`` lines before pip's first ``error: subprocess-exited-with-error``
+    are the cause, followed by the box's summary line. Otherwise the log's last ``n``
+    lines (pip repeats the output in its error box, or the failure is pip's own)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.strip() == "error: subprocess-exited-with-error" and \
+                any("See above for output" in later for later in lines[i + 1:i + 5]):
+            summary = [s.strip() for s in lines[i + 1:i + 3] if s.strip().startswith("×")]
+            return "\n".join([s.strip() for s in lines[max(0, i - n):i]] + summary)
+        if line.strip().endswith(": finished with status 'error'") and not any(
+                "subprocess-exited-with-error" in later for later in lines[i + 1:i + 3]):
+            # pip < 21.2 (bullseye's): the output, then this line; no box follows
+            return "\n".join(s.strip() for s in lines[max(0, i - n):i + 1])
+    return "\n".join(lines[-n:])
 
 
 def require_sandbox(source: Path) -> None:
