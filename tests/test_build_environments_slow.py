@@ -37,7 +37,9 @@ def shared_objects(wheel: Path, dest: Path):
 def built_wheel(report, cache: Path, name: str) -> Path:
     (d,) = [d for d in report.distributions if d.name.lower() == name]
     assert d.phase == "built", (d.reason, d.attempts)
-    (wheel,) = cache.glob(f"built/*/{d.file}")
+    # the build's own key (built_key: b2 since builds log pip -v); a shared cache may also
+    # hold the same file name under an older key
+    (wheel,) = [w for w in cache.glob(f"built/*/{d.file}") if "-b2-" in w.parent.name]
     return wheel
 
 

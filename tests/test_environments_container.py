@@ -69,7 +69,8 @@ def test_run_command_line(tmp_path):
     assert os.environ.get("HOME", "/nonexistent") not in envs.values()
     assert _flag_values(argv, "--entrypoint") == ["python3.12"]
     tail = argv[argv.index(IMAGE) + 1:]
-    assert tail == ["-m", "pip", "wheel", "--no-deps", "--no-index", "--find-links",
+    # --verbose: the backend's output in the log (failed_builds reads it: ignored plugins)
+    assert tail == ["-m", "pip", "wheel", "--verbose", "--no-deps", "--no-index", "--find-links",
                     "/wheelhouse", "--no-cache-dir", "--use-pep517", "-w", "/out",
                     "/src/pkg-1.0.tar.gz"]
 

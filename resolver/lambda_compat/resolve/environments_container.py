@@ -283,7 +283,7 @@ class ContainerEnvironment:
             argv += ["-e", f"{k}={value}"]
         python = "python%d.%d" % self.python_version
         return argv + ["--entrypoint", python, self.image,
-                       "-m", "pip", "wheel", "-v", "--no-deps", "--no-index", "--find-links",
+                       "-m", "pip", "wheel", "--verbose", "--no-deps", "--no-index", "--find-links",
                        WHEELHOUSE, "--no-cache-dir", "--use-pep517", "-w", OUT, inside]
 
     @contextlib.contextmanager
