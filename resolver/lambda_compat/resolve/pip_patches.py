@@ -26,10 +26,12 @@ paths, authentication and pip.conf, for every phase alike.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
+import ssl
 import urllib.parse
 from typing import Any, Callable, Dict
 
@@ -98,9 +100,11 @@ def prefilter_page(content: bytes, content_type: str, tags: frozenset) -> bytes:
 def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
                        ) -> Callable[[Any], Any]:
     """pip's ``parse_links`` for a target: the page's links without the wheels the target
-    cannot use (:func:`prefilter_page`). A JSON page is parsed once, filtered and turned into
-    links directly (pip would parse it again after the filter wrote it back), and remembered
-    per URL when pip would remember it; an HTML page is filtered and handed to pip's parser."""
+    cannot use (:func:`prefilter_page`). A JSON page is parsed once (by the prefetcher, when it
+    fetched the page: :meth:`~lambda_compat.resolve.pip_prefetch.PagePrefetcher.take_parsed`),
+    filtered and turned into links directly (pip would parse it again after the filter wrote
+    it back), and remembered per URL when pip would remember it; an HTML page is filtered
+    and handed to pip's parser."""
     import dataclasses
 
     from pip._internal.models.link import Link
@@ -114,10 +118,14 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
         remember = bool(getattr(page, "cache_link_parsing", False))
         if remember and page.url in parsed:
             return iter(parsed[page.url])
-        try:
-            data = json.loads(page.content)
-        except ValueError:  # not JSON after all: pip reports it as it would
-            return original_parse(page)
+        from lambda_compat.resolve import pip_prefetch
+        prefetcher = pip_prefetch.PREFETCHER
+        data = prefetcher.take_parsed(page.content) if prefetcher is not None else None
+        if data is None:
+            try:
+                data = json.loads(page.content)
+            except ValueError:  # not JSON after all: pip reports it as it would
+                return original_parse(page)
         if not isinstance(data, dict):
             return original_parse(page)
         fits = _tag_filter(tags)
@@ -151,6 +159,7 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
     _patch_target(spec)
     _patch_caches(spec, state)
     _patch_parallel_downloads()
+    _patch_tls_context()
     from lambda_compat.resolve import pip_prefetch
     pip_prefetch.install(spec, emit)
     _patch_reporting(state)
@@ -192,6 +201,61 @@ def _patch_parallel_downloads() -> None:
                     future.cancel()
 
     download.Downloader.batch = batch  # type: ignore[method-assign]
+
+
+class _OnceConfiguredContext(ssl.SSLContext):
+    """An SSL context whose trust anchors are loaded once: loading the same locations
+    again (urllib3 does so for every new connection when pip has ``--cert``) is skipped."""
+
+    def load_verify_locations(self, cafile: Any = None, capath: Any = None,
+                              cadata: Any = None) -> None:
+        key = (os.fspath(cafile) if cafile is not None else None,
+               os.fspath(capath) if capath is not None else None,
+               cadata if isinstance(cadata, (str, bytes)) or cadata is None else id(cadata))
+        loaded = self.__dict__.setdefault("_lc_loaded", set())
+        if key in loaded:
+            return
+        super().load_verify_locations(cafile, capath, cadata)
+        loaded.add(key)
+
+
+def _patch_tls_context() -> None:
+    """On Linux, pip's default TLS trust (truststore: the certifi bundle plus the system's CA
+    store) in a context configured once, instead of a truststore context.
+
+    truststore verifies through OpenSSL on Linux (its peer check after the handshake is a
+    no-op there), but for every new connection it loads the system CA store again (about
+    55 ms of CPU here) and holds one lock across the whole handshake, so the connections a
+    cold resolution opens at once (index pages, files) queue behind each other. The same
+    trust, configured once: pip's certifi bundle, then the system store chosen by
+    truststore's own rule (``_openssl._configure_context``). pip's ``--cert``,
+    ``--client-cert`` and ``--use-deprecated=legacy-certs`` work as before; off Linux, or
+    if truststore's layout is not the one expected, pip keeps its own context."""
+    import sys
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        from pip._internal.cli import index_command
+        from pip._vendor import certifi
+        from pip._vendor.truststore import _openssl
+    except ImportError:
+        return
+    original = getattr(index_command, "_create_truststore_ssl_context", None)
+    configure = getattr(_openssl, "_configure_context", None)
+    if original is None or configure is None:
+        return
+
+    @functools.lru_cache(maxsize=None)
+    def create_ssl_context() -> Any:
+        if original() is None:  # pip found no ssl or no truststore: as pip would
+            return None
+        context = _OnceConfiguredContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(certifi.where())
+        with configure(context):  # the system CA store, as truststore picks it
+            pass
+        return context
+
+    index_command._create_truststore_ssl_context = create_ssl_context
 
 
 def _patch_target(spec: Dict[str, Any]) -> None:

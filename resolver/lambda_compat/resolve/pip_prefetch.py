@@ -51,6 +51,7 @@ class PagePrefetcher:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
         self._futures: Dict[str, "Future[Any]"] = {}
         self._metadata: Dict[str, "Future[Any]"] = {}
+        self._parsed: Dict[int, Tuple[bytes, Any]] = {}
         self._lock = threading.Lock()
         self._finder: Any = None
         self._session: Any = None
@@ -100,7 +101,10 @@ class PagePrefetcher:
         if not response.headers.get("Content-Type", "").startswith(
                 "application/vnd.pypi.simple.v1+json"):
             return
-        page = json.loads(response.content)
+        content = response.content
+        page = json.loads(content)
+        with self._lock:  # pip parses this very page next: it takes this parse instead
+            self._parsed[id(content)] = (content, page)
         found = best_file_url(page.get("files") or [], specifier, self._rank, self._python,
                               self._cas_dir)
         if found is None:
@@ -126,6 +130,12 @@ class PagePrefetcher:
             if self._tmp is None:
                 self._tmp = tempfile.mkdtemp(prefix="lc-prefetch-")
             return self._tmp
+
+    def take_parsed(self, content: bytes) -> Any:
+        """The JSON already parsed from ``content`` (this very object, once), or None."""
+        with self._lock:
+            found = self._parsed.pop(id(content), None)
+        return found[1] if found is not None and found[0] is content else None
 
     def take_file(self, url: str) -> Optional[Tuple[str, str]]:
         """The prefetched file at ``url`` (once): (path, content type), or None."""
