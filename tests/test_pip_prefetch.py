@@ -39,7 +39,9 @@ def test_the_guess_is_the_newest_allowed_wheel_with_the_best_tag():
              _file("p-2.0-cp311-cp311-manylinux_2_28_aarch64.whl"),      # tag not the target's
              _file("p-1.2-py3-none-any.whl", yanked="broken"),           # yanked
              _file("p-1.3-py3-none-any.whl", **{"requires-python": ">=3.12"}),
-             _file("p-1.4rc1-py3-none-any.whl")]                          # a pre-release
+             _file("p-1.4rc1-py3-none-any.whl"),                          # a pre-release
+             _file("p-9!x-py3-none-any.whl"),                             # not a version
+             _file("p-9.0-py3-none.whl")]                                 # not a wheel name
     best = pip_prefetch.best_file_url(files, SpecifierSet(">=1.0"), RANK, "3.11.9")
     # 1.1 with the target's more preferred tag (manylinux over py3-none-any)
     assert best == "https://files.example/p-1.1-cp311-cp311-manylinux_2_17_aarch64.whl"

@@ -186,19 +186,38 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
     offers one, else the wheel's own URL (if not larger than :data:`MAX_GUESS_BYTES`);
     None if no wheel fits."""
     from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from pip._vendor.packaging.utils import InvalidWheelFilename, parse_wheel_filename
+    from pip._vendor.packaging.version import InvalidVersion, Version
     best: Optional[Tuple[Any, int, Dict[str, Any]]] = None
     allow_pre = bool(specifier.prereleases)  # as pip: only when the specifier names one
+    # A page lists thousands of files (15,000 for pydantic-core): each wheel's tags are
+    # judged from its name's last three fields, once per distinct triple, and only the
+    # wheels the target can take have their version parsed.
+    tag_rank: Dict[str, Optional[int]] = {}
+    versions: Dict[str, Optional[Any]] = {}
     for f in files:
         filename, url = f.get("filename", ""), f.get("url", "")
-        if not filename.endswith(".whl") or not url or f.get("yanked"):
+        if not isinstance(filename, str) or not filename.endswith(".whl") or not url \
+                or f.get("yanked"):
             continue
-        try:
-            _name, version, _build, tags = parse_wheel_filename(filename)
-        except (InvalidWheelFilename, ValueError):
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6):
+            continue  # not a wheel name pip would take
+        triple = "-".join(parts[-3:]).lower()
+        if triple not in tag_rank:
+            pys, abis, plats = (p.split(".") for p in triple.split("-"))
+            ranks = [rank[t] for t in (f"{i}-{a}-{p}" for i in pys for a in abis
+                                       for p in plats) if t in rank]
+            tag_rank[triple] = min(ranks) if ranks else None
+        best_rank = tag_rank[triple]
+        if best_rank is None:
             continue
-        ranks = [rank[str(t)] for t in tags if str(t) in rank]
-        if not ranks or not specifier.contains(version, prereleases=allow_pre):
+        if parts[1] not in versions:
+            try:
+                versions[parts[1]] = Version(parts[1])
+            except InvalidVersion:
+                versions[parts[1]] = None
+        version = versions[parts[1]]
+        if version is None or not specifier.contains(version, prereleases=allow_pre):
             continue
         requires = f.get("requires-python")
         if requires:
@@ -207,7 +226,7 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
                     continue
             except InvalidSpecifier:
                 continue
-        key = (version, -min(ranks), f)
+        key = (version, -best_rank, f)
         if best is None or key[:2] > best[:2]:
             best = key
     if best is None:
