@@ -21,6 +21,7 @@ install is :func:`.install.install_and_swap`; this module runs them in order.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 from .. import errors
-from ..host import lifecycle
+from ..host import interpreters, lifecycle
+from ..host import sandbox as host_sandbox
 from ..host import outputs
 from ..registry.packages import load_packages
 from ..registry.runtimes import get_target
@@ -77,6 +79,8 @@ class BuildConfig:
     failure_ttl: float = 86400.0
 
 
+def _nothing() -> None:
+    return None
 
 
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
@@ -94,6 +98,9 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     ui = ui or NullUI()
     started = time.monotonic()
     target = get_target(runtime, architecture, config.runtimes_file)
+    # the interpreters an sdist build would use, probed while the rest gets ready
+    interpreters.warm_up(target.python_version, platform.machine(), config.python,
+                         also=host_sandbox.bwrap_works if config.build_sandbox else _nothing)
     requirements = Path(requirements_path)
     reqfile.validate(requirements)
     artifacts = Path(artifacts_dir_path).absolute()

@@ -8,16 +8,17 @@ skipped). Nothing is hard-coded to this machine.
 
 from __future__ import annotations
 
-import functools
 import glob
 import json
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from .. import errors
+from .once import once_per_argument
 
 #: The newest CPython 3 minor version looked for (the interpreters' own, not a target's).
 _NEWEST_MINOR = 15
@@ -50,7 +51,7 @@ class Interpreter:
         return f"CPython {'.'.join(map(str, self.version))} ({self.path})"
 
 
-@functools.lru_cache(maxsize=None)
+@once_per_argument
 def probe(path: str) -> Optional[Interpreter]:
     """Run ``path`` once; None if it is not a working Python."""
     try:
@@ -148,3 +149,22 @@ def pick_pure_build(candidates: List[Interpreter],
         if spec.contains(Version(".".join(map(str, interp.version))), prereleases=True):
             return interp
     return None
+
+
+def warm_up(version: Tuple[int, int], machine: str, explicit: Optional[str] = None,
+            also: Callable[[], Any] = lambda: None) -> threading.Thread:
+    """Probe, on a daemon thread, the interpreters a build for ``version`` will ask for (the
+    target's own; without one, every version a pure build may use), and run ``also``: the
+    answers are remembered, and a caller asking meanwhile waits for the probe under way
+    instead of running it twice. Errors are left for that caller to meet."""
+    def run() -> None:
+        try:
+            also()
+            if find_interpreter(version, machine, explicit) is None:
+                pure_build_interpreters(machine)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=run, name="lc-probe", daemon=True)
+    thread.start()
+    return thread

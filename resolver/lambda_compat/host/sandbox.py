@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AbstractSet, Iterable, List, Optional, Sequence, Set
 
+from .once import once_per_argument
+
 #: In order of preference. chroot (root only) before proot: proot cannot make the bundle
 #: read-only, so it runs on a private copy and cannot refuse writes the way Lambda does.
 RUNNERS = ("bwrap", "chroot", "proot")
@@ -64,7 +66,7 @@ class Mounts:
     qemu: Optional[str] = None  # a static qemu-user to start the command with, or None
 
 
-@functools.lru_cache(maxsize=None)
+@once_per_argument
 def bwrap_works() -> bool:
     """bwrap is installed and can create its namespaces here (not always so in containers)."""
     exe = shutil.which("bwrap")

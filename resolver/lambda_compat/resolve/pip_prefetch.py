@@ -18,7 +18,10 @@ strictly in sequence, which is most of a cold resolution (about 0.2 s per projec
   metadata file: one file after the other). pip's fetch (``prepare.get_http_url``) takes it
   when pip asks for that very URL, and checks the hash the page gives, as it always does.
   A wrong guess costs one download, never a different answer: pip decides, the prefetch
-  only answers what pip asks.
+  only answers what pip asks;
+* the dependencies of a file fetched on a guess (its Requires-Dist, markers judged for the
+  target) are requested in turn, so a chain of projects is fetched together instead of one
+  link per resolver step.
 
 Only http(s) pages are prefetched, through pip's own session (its cache, proxies,
 certificates and credentials), with the same arguments pip would use.
@@ -46,7 +49,8 @@ class PagePrefetcher:
 
     def __init__(self, fetch: Callable[..., Any], threads: int = PAGE_THREADS,
                  tags: Iterable[str] = (), python_version: str = "",
-                 cas_dir: Optional[str] = None) -> None:
+                 cas_dir: Optional[str] = None,
+                 environment: Optional[Dict[str, str]] = None) -> None:
         self._fetch = fetch
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
         self._futures: Dict[str, "Future[Any]"] = {}
@@ -60,6 +64,7 @@ class PagePrefetcher:
         self._python = python_version
         self._tmp: Optional[str] = None
         self._cas_dir = cas_dir
+        self._environment = environment
 
     def start(self, finder: Any, session: Any) -> None:
         self._finder, self._session = finder, session
@@ -123,7 +128,33 @@ class PagePrefetcher:
             with open(path, "wb") as out:
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     out.write(chunk)
-            return path, response.headers.get("Content-Type", "")
+            content_type = response.headers.get("Content-Type", "")
+        try:
+            self._want_dependencies(path)
+        except Exception:  # a guess only: pip lists the dependencies itself
+            pass
+        return path, content_type
+
+    def _want_dependencies(self, path: str) -> None:
+        """The dependencies of a file fetched on a guess (a wheel or its metadata file),
+        requested in turn: a chain such as cryptography -> cffi -> pycparser is fetched
+        ahead of pip, not one link per resolver step. Markers are judged for the target
+        (its environment, no extra); what pip finally lists is still prefetched as before."""
+        if self._environment is None:
+            return
+        from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+        environment = dict(self._environment, extra="")
+        wanted = []
+        for line in _requires_dist(path):
+            try:
+                requirement = Requirement(line)
+                if requirement.marker is not None and \
+                        not requirement.marker.evaluate(environment):
+                    continue
+            except (InvalidRequirement, ValueError, KeyError):
+                continue
+            wanted.append((requirement.name, requirement.specifier))
+        self.want(wanted)
 
     def _directory(self) -> str:
         with self._lock:
@@ -242,6 +273,24 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
     return chosen["url"] if isinstance(size, int) and size <= MAX_GUESS_BYTES else None
 
 
+def _requires_dist(path: str) -> List[str]:
+    """The Requires-Dist lines of a core metadata file, or of a wheel's own METADATA."""
+    import email.parser
+    import zipfile
+    if path.endswith(".whl"):
+        with zipfile.ZipFile(path) as wheel:
+            names = [n for n in wheel.namelist() if n.count("/") == 1
+                     and n.endswith(".dist-info/METADATA")]
+            if len(names) != 1:
+                return []
+            data = wheel.read(names[0])
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    message = email.parser.BytesHeaderParser().parsebytes(data)
+    return [str(v) for v in message.get_all("Requires-Dist") or []]
+
+
 _TAKEN: "Future[Any]" = Future()
 PREFETCHER: Optional[PagePrefetcher] = None
 
@@ -262,7 +311,7 @@ def install(spec: Dict[str, Any], emit: Optional[Callable[..., None]] = None
     prefetcher = PREFETCHER = PagePrefetcher(
         original, tags=spec.get("tags") or (),
         python_version=environment.get("python_full_version", ""),
-        cas_dir=spec.get("cas_dir"))
+        cas_dir=spec.get("cas_dir"), environment=environment or None)
     atexit.register(prefetcher.close)
 
     def get_simple_response(url: str, *args: Any, **kwargs: Any) -> Any:
