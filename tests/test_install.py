@@ -434,3 +434,31 @@ def test_verifier_reads_native_files_where_they_were_unpacked(tmp_path):
     from_disk = {f.code for f in verify_wheel(info, target, on_disk={name: real})}
     assert "not-elf" in from_zip
     assert "not-elf" not in from_disk
+
+
+def test_a_file_is_hashed_once_per_inode_and_again_when_it_changes(tmp_path, monkeypatch):
+    """resolve/sdist_build.file_sha256 remembers a file's hash by device, inode, size and
+    mtime: a hard link (pip's saved download and the cache's entry) is not hashed again, a
+    changed file is."""
+    import hashlib
+    import os
+    import types
+
+    from lambda_compat.resolve import sdist_build
+    hashed = []
+
+    def sha256():
+        hashed.append(1)
+        return hashlib.sha256()
+
+    monkeypatch.setattr(sdist_build, "hashlib", types.SimpleNamespace(sha256=sha256))
+    a = tmp_path / "a.whl"
+    a.write_bytes(b"one" * 1000)
+    os.link(a, tmp_path / "b.whl")
+    one = hashlib.sha256(b"one" * 1000).hexdigest()
+    assert sdist_build.file_sha256(a) == one and len(hashed) == 1
+    assert sdist_build.file_sha256(tmp_path / "b.whl") == one and len(hashed) == 1
+    a.write_bytes(b"two" * 1001)  # same inode, new content and size
+    assert sdist_build.file_sha256(tmp_path / "b.whl") == \
+        hashlib.sha256(b"two" * 1001).hexdigest()
+    assert len(hashed) == 2

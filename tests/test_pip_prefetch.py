@@ -147,6 +147,41 @@ def test_a_json_page_is_parsed_once_and_pip_gets_that_parse_for_that_very_conten
     assert [link.filename for link in links] == ["p-1.0-py3-none-any.whl"]
 
 
+def test_the_dependencies_of_a_guessed_wheel_are_requested_for_the_target(tmp_path):
+    """A wheel fetched on a guess names its dependencies: their pages are requested at once,
+    with the markers judged for the target (arm64, Python 3.11, no extra)."""
+    import zipfile
+    wheel = tmp_path / "p-1.0-py3-none-any.whl"
+    metadata = "\n".join([
+        "Metadata-Version: 2.1", "Name: p", "Version: 1.0",
+        "Requires-Dist: cffi>=1.12",
+        "Requires-Dist: greenlet!=0.4.17; platform_machine == 'aarch64'",
+        "Requires-Dist: pywin32; sys_platform == 'win32'",
+        "Requires-Dist: zoneinfo-backport; python_version < '3.9'",
+        "Requires-Dist: pytest; extra == 'test'",
+        "Requires-Dist: not a requirement !!",
+        "", "description"])
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("p/__init__.py", "")
+        z.writestr("p-1.0.dist-info/METADATA", metadata)
+        z.writestr("vendored/q-2.0.dist-info/METADATA", "Name: q\nRequires-Dist: nope\n")
+    environment = get_target("python3.11", "arm64").marker_environment()
+    wanted = []
+    prefetcher = pip_prefetch.PagePrefetcher(lambda *a, **k: None, environment=environment)
+    prefetcher.want = lambda pairs: wanted.extend((n, str(s)) for n, s in pairs)
+    prefetcher._want_dependencies(str(wheel))
+    assert wanted == [("cffi", ">=1.12"), ("greenlet", "!=0.4.17")]
+    # a metadata file (PEP 658) the same way
+    (tmp_path / "p.metadata").write_text(metadata)
+    wanted.clear()
+    prefetcher._want_dependencies(str(tmp_path / "p.metadata"))
+    assert wanted == [("cffi", ">=1.12"), ("greenlet", "!=0.4.17")]
+    # no target environment given: nothing is guessed
+    wanted.clear()
+    pip_prefetch.PagePrefetcher(lambda *a, **k: None)._want_dependencies(str(wheel))
+    assert wanted == []
+
+
 # -- a real resolution over a loopback PEP 691 index ---------------------------------------
 
 class _Links(html.parser.HTMLParser):
@@ -325,3 +360,24 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
             for d in sorted(over_http.distributions, key=lambda d: d.name)] == \
         [(d.name, d.version, d.phase, d.file, [f.code for f in d.findings])
          for d in sorted(from_files.distributions, key=lambda d: d.name)]
+
+
+def test_pips_saved_download_is_a_hard_link_of_the_fetched_file(tmp_path):
+    """pip_patches._LinkingShutil: pip's one copy in operations.prepare (fetched file ->
+    download directory) becomes a hard link; where a link cannot be made, a copy."""
+    import os
+
+    from lambda_compat.resolve import pip_patches
+    src = tmp_path / "p-1.0-py3-none-any.whl"
+    src.write_bytes(b"wheel")
+    linking = pip_patches._LinkingShutil()
+    dest = tmp_path / "downloads"
+    dest.mkdir()
+    linking.copy(str(src), str(dest / src.name))
+    assert os.stat(dest / src.name).st_ino == os.stat(src).st_ino
+    # a directory as destination cannot be linked to: copied into it, as shutil.copy does
+    (tmp_path / "other").mkdir()
+    linking.copy(str(src), str(tmp_path / "other"))
+    copied = tmp_path / "other" / src.name
+    assert copied.read_bytes() == b"wheel" and os.stat(copied).st_ino != os.stat(src).st_ino
+    assert linking.rmtree is __import__("shutil").rmtree  # everything else is shutil's

@@ -160,6 +160,7 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
     _patch_caches(spec, state)
     _patch_parallel_downloads()
     _patch_tls_context()
+    _patch_saved_as_link()
     from lambda_compat.resolve import pip_prefetch
     pip_prefetch.install(spec, emit)
     _patch_reporting(state)
@@ -201,6 +202,30 @@ def _patch_parallel_downloads() -> None:
                     future.cancel()
 
     download.Downloader.batch = batch  # type: ignore[method-assign]
+
+
+class _LinkingShutil:
+    """``shutil`` for pip's ``operations.prepare``, whose one use of it copies a fetched file
+    into the download directory: a hard link there instead (a copy where links fail), so
+    the file the parent stores and hashes while pip resolves (``build/early.py``) and the
+    one pip saves are one file, hashed once."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(shutil, name)
+
+    @staticmethod
+    def copy(src: str, dst: str, **kwargs: Any) -> str:
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError:
+            return shutil.copy(src, dst, **kwargs)
+
+
+def _patch_saved_as_link() -> None:
+    from pip._internal.operations import prepare
+    if getattr(prepare, "shutil", None) is shutil:
+        prepare.shutil = _LinkingShutil()  # type: ignore[assignment]
 
 
 class _OnceConfiguredContext(ssl.SSLContext):

@@ -48,12 +48,23 @@ class BuildResult:
     timed_out: bool = False
 
 
+#: sha256 by (device, inode, size, mtime): hard links of one file (pip's download, the
+#: content-addressed cache's entry) are hashed once per process.
+_HASHES: Dict[Tuple[int, int, int, int], str] = {}
+
+
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        known = _HASHES.get(key)
+        if known is not None:
+            return known
+        h = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    digest = _HASHES[key] = h.hexdigest()
+    return digest
 
 
 def write_no_compiler_shims(shim_dir: Path) -> Path:
