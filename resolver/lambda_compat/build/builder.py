@@ -25,7 +25,6 @@ import platform
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -40,6 +39,7 @@ from ..resolve import reqfile
 from ..host.paths import default_cache_dir
 from ..resolve.engine import PipOptions, Resolution
 from ..ui import UI, NullUI
+from . import workers
 from .environments import EnvironmentChooser
 from .install import install_and_swap
 from .phases import Phases
@@ -146,12 +146,11 @@ def _judge(phases: Phases, resolution: Resolution, report: BuildReport,
     """Phases 2-6 for every resolved distribution, outcomes into ``report``: the wheels to
     install. Wheels are verified in parallel; sources are built one at a time, in order."""
     wheels: List[Path] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        binary = [i for i in resolution.items if i.is_wheel]
-        for outcome, wheel in pool.map(phases.from_wheel, binary):
-            report.distributions.append(outcome)
-            if wheel:
-                wheels.append(wheel)
+    binary = [i for i in resolution.items if i.is_wheel]
+    for outcome, wheel in workers.map_all(phases.from_wheel, binary, jobs):
+        report.distributions.append(outcome)
+        if wheel:
+            wheels.append(wheel)
     for item in resolution.items:
         if item.is_wheel:
             continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -25,7 +25,7 @@ from ..targets.target import Target
 from ..ui import UI
 from ..verify.cache import cached_findings
 from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
-from . import install
+from . import install, workers
 
 
 def verified_findings(path: Path, info: WheelInfo, sha256: str, cache: Path,
@@ -58,7 +58,6 @@ class EarlyWheels:
 
     def __init__(self, cache: Path, target: Target, jobs: int, ui: Optional[UI] = None) -> None:
         self.cache, self.target, self.ui = cache, target, ui
-        self._pool: Optional[ThreadPoolExecutor] = None
         self._jobs = max(1, jobs)
         self._futures: Dict[str, Future] = {}
 
@@ -75,10 +74,7 @@ class EarlyWheels:
             os.link(path, staged)
         except OSError:
             return  # pip saves it too; the resolution's own store keeps it
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self._jobs,
-                                            thread_name_prefix="lc-early")
-        self._futures[claimed or staged.name] = self._pool.submit(self._judge, staged)
+        self._futures[claimed or staged.name] = workers.submit(self._jobs, self._judge, staged)
 
     def _judge(self, staged: Path) -> None:
         try:
@@ -98,6 +94,5 @@ class EarlyWheels:
 
     def finish(self) -> int:
         """Wait for the wheels under way; how many were judged early."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        wait(list(self._futures.values()))
         return len(self._futures)

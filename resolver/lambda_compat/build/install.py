@@ -35,6 +35,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from .. import errors
 from ..host import lifecycle, outputs
+from . import workers
 
 INSTALLER = b"lambda-compat\n"
 
@@ -175,8 +176,6 @@ def install_all(wheels: Iterable[Path], root: Path, jobs: int = 4,
 
     ``unpacked``: the unpacked-wheel cache directory (see the module docstring), or None to
     inflate every file from its wheel."""
-    from concurrent.futures import ThreadPoolExecutor
-
     wheels = list(wheels)
     root.mkdir(parents=True, exist_ok=True)
     claims = _Claims()
@@ -186,8 +185,7 @@ def install_all(wheels: Iterable[Path], root: Path, jobs: int = 4,
             return install_wheel(w, root, claims)
         return install_from_cache(w, root, unpacked, claims)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = list(pool.map(one, wheels))
+    results = workers.map_all(one, wheels, jobs)
     return {r.wheel: r for r in results}
 
 

@@ -10,7 +10,6 @@ pass (:func:`_the_rest`). Every downloaded file is kept in the content-addressed
 from __future__ import annotations
 
 import platform
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Set, Tuple
 
@@ -29,6 +28,7 @@ from ..targets.target import Target
 from ..ui import UI
 from ..host.paths import default_cache_dir
 from ..ui import NullUI
+from . import workers
 from .early import EarlyWheels, store
 from .environments import EnvironmentChooser, LiveSpec
 from .missing import not_found, offered_versions
@@ -265,6 +265,5 @@ def _store_in_cas(resolution: Resolution, cas: Path, jobs: int) -> Dict[str, str
         shas[item.path.name] = sha
         store(item.path, sha, cas)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(keep, resolution.items))
+    workers.map_all(keep, resolution.items, jobs)
     return shas
