@@ -381,3 +381,49 @@ def test_pips_saved_download_is_a_hard_link_of_the_fetched_file(tmp_path):
     copied = tmp_path / "other" / src.name
     assert copied.read_bytes() == b"wheel" and os.stat(copied).st_ino != os.stat(src).st_ino
     assert linking.rmtree is __import__("shutil").rmtree  # everything else is shutil's
+
+
+def test_a_wheel_fetched_on_a_guess_is_announced_only_when_its_sha256_is_the_pages():
+    """The parent stores and judges a guessed wheel while pip resolves (file-ready), but only
+    a download whose sha256 is the one the page gave; its metadata file is never announced."""
+    import hashlib
+    import os
+
+    body = b"PK not really a wheel"
+
+    class Response:
+        headers = {"Content-Type": "binary/octet-stream"}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def raise_for_status(self):
+            pass
+
+        def iter_content(self, chunk_size):
+            yield body[:5]
+            yield body[5:]
+
+    class Session:
+        def get(self, url, stream):
+            return Response()
+
+    events = []
+    prefetcher = pip_prefetch.PagePrefetcher(lambda *a, **k: None,
+                                             emit=lambda name, **kw: events.append((name, kw)))
+    prefetcher.start(_Finder(), session=Session())
+    good = hashlib.sha256(body).hexdigest()
+    path, _ = prefetcher._get_file("https://files.example/p-1.0-py3-none-any.whl",
+                                   (good, "p-1.0-py3-none-any.whl"))
+    assert events == [("file-ready", {"path": path, "sha256": good,
+                                      "filename": "p-1.0-py3-none-any.whl"})]
+    assert open(path, "rb").read() == body
+    prefetcher._get_file("https://files.example/q-1.0-py3-none-any.whl",
+                         ("0" * 64, "q-1.0-py3-none-any.whl"))       # not the page's content
+    prefetcher._get_file("https://files.example/p-1.0-py3-none-any.whl.metadata", None)
+    assert len(events) == 1
+    prefetcher.close()
+    assert not os.path.exists(path)  # what pip did not take goes with the prefetch directory

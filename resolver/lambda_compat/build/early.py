@@ -1,7 +1,8 @@
 """Wheels judged while pip still resolves: stored, unpacked and verified as they arrive.
 
-pip hands a wheel over (``pip-file-ready``: the path of a file whose sha256 pip has just
-checked against the index's) long before the resolution ends. The file is linked into the
+pip's process announces a wheel (``pip-file-ready``: the path of a file whose sha256 was
+just checked against the one the index gave: by the prefetcher as soon as its download on a
+guess is complete, or by pip when it takes a file) long before the resolution ends. The file is linked into the
 content-addressed cache at once (pip removes its temporary copy when it exits), then
 unpacked into the unpacked-wheel cache and verified for the target on a thread pool, beside
 pip's resolution of the rest. Phase 2 (:meth:`lambda_compat.build.phases.Judge.from_wheel`)

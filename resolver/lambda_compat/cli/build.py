@@ -103,6 +103,23 @@ def render_text(report: BuildReport, colour: bool) -> str:
     return "\n".join(out)
 
 
+def _warm_up(args: argparse.Namespace) -> None:
+    """Probe the interpreters a build for ``--runtime pythonX.Y`` would ask for (and bwrap)
+    on a thread while the builder is imported (host/interpreters.warm_up); an unusual
+    runtime name is left to the builder, which probes what it needs."""
+    import platform
+    import re
+
+    from ..host import interpreters
+    from ..host import sandbox as host_sandbox
+    found = re.fullmatch(r"python(\d+)\.(\d+)", str(args.runtime or ""))
+    if found:
+        sandboxed = not getattr(args, "no_build_sandbox", False)
+        interpreters.warm_up((int(found.group(1)), int(found.group(2))), platform.machine(),
+                             getattr(args, "python", None),
+                             also=host_sandbox.bwrap_works if sandboxed else lambda: None)
+
+
 def _build(args: argparse.Namespace) -> int:
     req = args.requirements or args.requirements_file
     if not req:
@@ -111,6 +128,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.requirements and args.requirements_file:
         raise errors.BadInput("two requirements files given (positional and -r).",
                               hint="Pass only one.")
+    _warm_up(args)
     config = build_config(args, allow_missing=args.allow_missing,
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
                           no_binary=tuple(args.no_binary), jobs=args.jobs,

@@ -30,6 +30,7 @@ certificates and credentials), with the same arguments pip would use.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import inspect
 import json
 import os
@@ -50,7 +51,8 @@ class PagePrefetcher:
     def __init__(self, fetch: Callable[..., Any], threads: int = PAGE_THREADS,
                  tags: Iterable[str] = (), python_version: str = "",
                  cas_dir: Optional[str] = None,
-                 environment: Optional[Dict[str, str]] = None) -> None:
+                 environment: Optional[Dict[str, str]] = None,
+                 emit: Optional[Callable[..., None]] = None) -> None:
         self._fetch = fetch
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
         self._futures: Dict[str, "Future[Any]"] = {}
@@ -65,6 +67,7 @@ class PagePrefetcher:
         self._tmp: Optional[str] = None
         self._cas_dir = cas_dir
         self._environment = environment
+        self._emit = emit
 
     def start(self, finder: Any, session: Any) -> None:
         self._finder, self._session = finder, session
@@ -110,25 +113,40 @@ class PagePrefetcher:
         page = json.loads(content)
         with self._lock:  # pip parses this very page next: it takes this parse instead
             self._parsed[id(content)] = (content, page)
-        found = best_file_url(page.get("files") or [], specifier, self._rank, self._python,
-                              self._cas_dir)
+        chosen = best_file(page.get("files") or [], specifier, self._rank, self._python)
+        if chosen is None:
+            return
+        found = url_to_fetch(chosen, self._cas_dir)
         if found is None:
             return
+        # the whole wheel (not its metadata file): the page's sha256 and name come along
+        wheel = None
+        if found == chosen["url"]:
+            sha = (chosen.get("hashes") or {}).get("sha256")
+            wheel = (str(sha), str(chosen["filename"])) if sha else None
         with self._lock:
             if found not in self._metadata:
-                self._metadata[found] = self._pool.submit(self._get_file, found)
+                self._metadata[found] = self._pool.submit(self._get_file, found, wheel)
 
-    def _get_file(self, url: str) -> Tuple[str, str]:
-        """Download ``url`` into the prefetch directory: (path, content type)."""
+    def _get_file(self, url: str, wheel: Optional[Tuple[str, str]] = None) -> Tuple[str, str]:
+        """Download ``url`` into the prefetch directory: (path, content type). ``wheel``:
+        (sha256, file name) from the page when ``url`` is a wheel: one whose content has
+        that sha256 is announced at once (``file-ready``), for the parent to store and judge
+        while pip resolves (``build/early.py``); pip still checks it when it takes it."""
         name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
         directory = tempfile.mkdtemp(prefix="f-", dir=self._directory())
         path = os.path.join(directory, os.path.basename(name) or "file")
+        digest = hashlib.sha256()
         with self._session.get(url, stream=True) as response:
             response.raise_for_status()
             with open(path, "wb") as out:
                 for chunk in response.iter_content(chunk_size=1 << 16):
                     out.write(chunk)
+                    digest.update(chunk)
             content_type = response.headers.get("Content-Type", "")
+        if wheel is not None and self._emit is not None and digest.hexdigest() == wheel[0] \
+                and wheel[1].endswith(".whl"):
+            self._emit("file-ready", path=path, sha256=wheel[0], filename=wheel[1])
         try:
             self._want_dependencies(path)
         except Exception:  # a guess only: pip lists the dependencies itself
@@ -216,6 +234,14 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
     ``python_version``: its full version): the PEP 658 metadata file's URL if the page
     offers one, else the wheel's own URL (if not larger than :data:`MAX_GUESS_BYTES`);
     None if no wheel fits."""
+    chosen = best_file(files, specifier, rank, python_version)
+    return None if chosen is None else url_to_fetch(chosen, cas_dir)
+
+
+def best_file(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, int],
+              python_version: str) -> Optional[Dict[str, Any]]:
+    """The entry of ``files`` of the wheel pip would most likely choose (see
+    :func:`best_file_url`), or None."""
     from pip._vendor.packaging.specifiers import InvalidSpecifier, SpecifierSet
     from pip._vendor.packaging.version import InvalidVersion, Version
     best: Optional[Tuple[Any, int, Dict[str, Any]]] = None
@@ -260,9 +286,12 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
         key = (version, -best_rank, f)
         if best is None or key[:2] > best[:2]:
             best = key
-    if best is None:
-        return None
-    chosen = best[2]
+    return None if best is None else best[2]
+
+
+def url_to_fetch(chosen: Dict[str, Any], cas_dir: Optional[str] = None) -> Optional[str]:
+    """For the page entry of a wheel: its metadata file's URL if the page offers one, else
+    the wheel's URL if it is not too big, or None (too big, or the cache has it)."""
     if chosen.get("core-metadata", chosen.get("data-dist-info-metadata")):
         return chosen["url"].split("#", 1)[0] + ".metadata"
     sha = (chosen.get("hashes") or {}).get("sha256")
@@ -311,7 +340,7 @@ def install(spec: Dict[str, Any], emit: Optional[Callable[..., None]] = None
     prefetcher = PREFETCHER = PagePrefetcher(
         original, tags=spec.get("tags") or (),
         python_version=environment.get("python_full_version", ""),
-        cas_dir=spec.get("cas_dir"), environment=environment or None)
+        cas_dir=spec.get("cas_dir"), environment=environment or None, emit=emit)
     atexit.register(prefetcher.close)
 
     def get_simple_response(url: str, *args: Any, **kwargs: Any) -> Any:
