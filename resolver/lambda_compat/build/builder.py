@@ -79,10 +79,6 @@ class BuildConfig:
     failure_ttl: float = 86400.0
 
 
-def _nothing() -> None:
-    return None
-
-
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
                        requirements_path: Union[str, os.PathLike], runtime: str,
                        ui: Optional[UI] = None, config: Optional[BuildConfig] = None,
@@ -100,7 +96,7 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
     target = get_target(runtime, architecture, config.runtimes_file)
     # the interpreters an sdist build would use, probed while the rest gets ready
     interpreters.warm_up(target.python_version, platform.machine(), config.python,
-                         also=host_sandbox.bwrap_works if config.build_sandbox else _nothing)
+                         also=host_sandbox.bwrap_works if config.build_sandbox else None)
     requirements = Path(requirements_path)
     reqfile.validate(requirements)
     artifacts = Path(artifacts_dir_path).absolute()

@@ -117,7 +117,7 @@ def _warm_up(args: argparse.Namespace) -> None:
         sandboxed = not getattr(args, "no_build_sandbox", False)
         interpreters.warm_up((int(found.group(1)), int(found.group(2))), platform.machine(),
                              getattr(args, "python", None),
-                             also=host_sandbox.bwrap_works if sandboxed else lambda: None)
+                             also=host_sandbox.bwrap_works if sandboxed else None)
 
 
 def _build(args: argparse.Namespace) -> int:

@@ -152,14 +152,15 @@ def pick_pure_build(candidates: List[Interpreter],
 
 
 def warm_up(version: Tuple[int, int], machine: str, explicit: Optional[str] = None,
-            also: Callable[[], Any] = lambda: None) -> threading.Thread:
+            also: Optional[Callable[[], Any]] = None) -> threading.Thread:
     """Probe, on a daemon thread, the interpreters a build for ``version`` will ask for (the
     target's own; without one, every version a pure build may use), and run ``also``: the
     answers are remembered, and a caller asking meanwhile waits for the probe under way
     instead of running it twice. Errors are left for that caller to meet."""
     def run() -> None:
         try:
-            also()
+            if also is not None:
+                also()
             if find_interpreter(version, machine, explicit) is None:
                 pure_build_interpreters(machine)
         except Exception:

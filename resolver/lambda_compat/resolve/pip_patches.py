@@ -44,7 +44,8 @@ _HREF = re.compile(rb"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IG
 
 def _tag_filter(tags: frozenset) -> Callable[[str], bool]:
     """``fits(filename)``: False only for a wheel none of whose tags is in ``tags``."""
-    seen: dict = {}
+    from lambda_compat.resolve.pip_prefetch import tag_ranker
+    rank = tag_ranker(dict.fromkeys(tags, 0))
 
     def fits(filename: str) -> bool:
         name = filename.lower()
@@ -55,11 +56,7 @@ def _tag_filter(tags: frozenset) -> Callable[[str], bool]:
         parts = name[:-4].split("-")
         if len(parts) not in (5, 6):
             return True  # not a valid wheel name: let pip judge (and report) it
-        key = "-".join(parts[-3:])
-        if key not in seen:
-            pys, abis, plats = (p.split(".") for p in parts[-3:])
-            seen[key] = any(f"{i}-{a}-{p}" in tags for i in pys for a in abis for p in plats)
-        return seen[key]
+        return rank("-".join(parts[-3:])) is not None
 
     return fits
 
@@ -234,9 +231,10 @@ class _OnceConfiguredContext(ssl.SSLContext):
 
     def load_verify_locations(self, cafile: Any = None, capath: Any = None,
                               cadata: Any = None) -> None:
+        if cadata is not None and not isinstance(cadata, (str, bytes)):
+            return super().load_verify_locations(cafile, capath, cadata)  # not hashable
         key = (os.fspath(cafile) if cafile is not None else None,
-               os.fspath(capath) if capath is not None else None,
-               cadata if isinstance(cadata, (str, bytes)) or cadata is None else id(cadata))
+               os.fspath(capath) if capath is not None else None, cadata)
         loaded = self.__dict__.setdefault("_lc_loaded", set())
         if key in loaded:
             return

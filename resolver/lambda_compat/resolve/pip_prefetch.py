@@ -39,7 +39,7 @@ import tempfile
 import threading
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 #: Pages requested at once (uv's default for concurrent downloads is 50).
 PAGE_THREADS = 8
@@ -238,6 +238,23 @@ def best_file_url(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, i
     return None if chosen is None else url_to_fetch(chosen, cas_dir)
 
 
+def tag_ranker(rank: Mapping[str, int]) -> Callable[[str], Optional[int]]:
+    """``best(triple)``: the lowest rank in ``rank`` (tag -> rank) among the tags a wheel
+    name's last three fields (``pys-abis-plats``, lower case, compressed tag sets allowed)
+    expand to, or None if the target takes none of them; remembered per triple."""
+    seen: Dict[str, Optional[int]] = {}
+
+    def best(triple: str) -> Optional[int]:
+        if triple not in seen:
+            pys, abis, plats = (p.split(".") for p in triple.split("-"))
+            ranks = [rank[t] for t in (f"{i}-{a}-{p}" for i in pys for a in abis
+                                       for p in plats) if t in rank]
+            seen[triple] = min(ranks) if ranks else None
+        return seen[triple]
+
+    return best
+
+
 def best_file(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, int],
               python_version: str) -> Optional[Dict[str, Any]]:
     """The entry of ``files`` of the wheel pip would most likely choose (see
@@ -249,7 +266,7 @@ def best_file(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, int],
     # A page lists thousands of files (15,000 for pydantic-core): each wheel's tags are
     # judged from its name's last three fields, once per distinct triple, and only the
     # wheels the target can take have their version parsed.
-    tag_rank: Dict[str, Optional[int]] = {}
+    tag_rank = tag_ranker(rank)
     versions: Dict[str, Optional[Any]] = {}
     for f in files:
         filename, url = f.get("filename", ""), f.get("url", "")
@@ -259,13 +276,7 @@ def best_file(files: List[Dict[str, Any]], specifier: Any, rank: Dict[str, int],
         parts = filename[:-4].split("-")
         if len(parts) not in (5, 6):
             continue  # not a wheel name pip would take
-        triple = "-".join(parts[-3:]).lower()
-        if triple not in tag_rank:
-            pys, abis, plats = (p.split(".") for p in triple.split("-"))
-            ranks = [rank[t] for t in (f"{i}-{a}-{p}" for i in pys for a in abis
-                                       for p in plats) if t in rank]
-            tag_rank[triple] = min(ranks) if ranks else None
-        best_rank = tag_rank[triple]
+        best_rank = tag_rank("-".join(parts[-3:]).lower())
         if best_rank is None:
             continue
         if parts[1] not in versions:
