@@ -161,6 +161,10 @@ def test_builder_does_not_repeat_a_failed_build_and_refresh_does(tmp_path):
     d = {d.name: d for d in repeat.distributions}["lc-needs-compiler"]
     assert (d.phase, d.reason_code) == (d1.phase, d1.reason_code)
     assert any("the same build failed" in a for a in d.attempts), d.attempts
+    stored = [a for f in (tmp_path / "cache" / "resolutions").glob("*.json")
+              for p in json.loads(f.read_text())["passes"]
+              for src in p["sources"].values() for a in src["attempts"]]
+    assert stored and all(a["remembered"] for a in stored), stored
     # --refresh: resolved again; the failed build is not taken from memory either
     fresh = RecordingUI()
     third = build_dependencies(tmp_path / "c", req, "python3.11", architecture="arm64",
@@ -203,11 +207,88 @@ def test_another_lambda_compat_builds_again(tmp_path, monkeypatch):
     req = write_reqs(tmp_path, "lc-pure==1.0\n")
     target = get_target("python3.12", "x86_64")
     before = resolution_cache.key(req, target, PipOptions())
-    monkeypatch.setattr(failed_builds, "code_fingerprint", lambda: "0.1.0+other")
+    real = code_fingerprint
+    # other code outside the build modules (how pip is driven, how bundles are checked):
+    # resolved again, but the failing build is not repeated
+    monkeypatch.setattr(failed_builds, "code_fingerprint",
+                        lambda modules=None: "0.1.0+other" if modules is None else real(modules))
     monkeypatch.setattr(resolution_cache, "code_fingerprint", lambda: "0.1.0+other")
     failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
-    assert len(calls) == 2
+    assert len(calls) == 1
     assert resolution_cache.key(req, target, PipOptions()) != before
+    # other build code: built again
+    monkeypatch.setattr(failed_builds, "code_fingerprint", lambda modules=None: "0.1.0+other")
+    failed_builds.build(env, sdist, "sha", request(tmp_path), ttl=600)
+    assert len(calls) == 2
+
+
+def _package_imports(root: Path, module: str) -> set:
+    """lambda-compat modules (paths relative to the package) that ``module`` imports."""
+    import ast
+    path = root / module
+    package = module.replace("/", ".")[:-len(".py")].split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+            elif (node.module or "").startswith("lambda_compat"):
+                base = []
+                names = [node.module.split(".")[1:]]
+            else:
+                continue
+            if node.level:
+                names = [base + (node.module.split(".") if node.module else [])]
+            names = [n + [a.name] for n in names for a in node.names] + names
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1:] for a in node.names
+                     if a.name.startswith("lambda_compat.")]
+        for parts in names:
+            candidate = "/".join(parts) + ".py"
+            if parts and (root / candidate).is_file():
+                found.add(candidate)
+    return found
+
+
+def test_the_build_modules_are_the_build_codes_import_closure():
+    # the memo's key covers exactly the code a build runs: the build environments and what
+    # they import from lambda-compat (an import added to them must extend BUILD_MODULES)
+    import lambda_compat
+    root = Path(lambda_compat.__file__).parent
+    todo = ["resolve/failed_builds.py", "resolve/environments.py",
+            "resolve/environments_root.py", "resolve/environments_container.py",
+            "resolve/pure_build.py", "resolve/sdist_build.py"]
+    seen: set = set()
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(_package_imports(root, module))
+    assert sorted(seen) == sorted(failed_builds.BUILD_MODULES)
+    assert all((root / m).is_file() for m in failed_builds.BUILD_MODULES)
+
+
+def _resolution_with(attempt: dict):
+    from lambda_compat.resolve.engine import Resolution
+    return Resolution(items=(), links={}, sources={"p-1.0.tar.gz": {
+        "source": "build", "attempts": [attempt], "reason_code": "sdist-build-failed",
+        "message": "it does not build"}})
+
+
+def test_a_resolution_that_met_a_remembered_time_out_is_cached(tmp_path):
+    from lambda_compat.resolve import cache as resolution_cache
+    fresh = {"no_compiler": False, "ok": False, "timed_out": True, "remembered": False}
+    remembered = dict(fresh, remembered=True)
+    for name, attempt in (("fresh", fresh), ("remembered", remembered)):
+        outcome = resolution_cache.Outcome(passes=(_resolution_with(attempt),))
+        resolution_cache.store(tmp_path / "resolutions", name, outcome, {})
+    # a build that ran out of time in this run may finish in the next: not cached
+    assert not (tmp_path / "resolutions" / "fresh.json").exists()
+    # one whose time-out was remembered is not tried again within the memo's lifetime
+    back = resolution_cache.load(tmp_path / "resolutions", "remembered", tmp_path, ttl=600)
+    assert back is not None
+    assert back.resolution.sources["p-1.0.tar.gz"]["attempts"] == [remembered]
 
 
 # -- a wheel built without the native code its setup.py declares ----------------------------

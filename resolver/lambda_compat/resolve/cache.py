@@ -9,7 +9,9 @@ content-addressed cache. A failed resolution (pip found no file for a requiremen
 sdist would not build) is remembered the same way, with the passes over the rest of the file
 and the reasons, so a second run within minutes reports the same verdict without starting pip
 again. Resolutions with local paths, unreachable index pages or a build that ran out of time
-are never cached (their outcome can change), and ``--refresh`` (ttl 0) bypasses the cache.
+in this run are never cached (their outcome can change; a time-out remembered from an earlier
+run by :mod:`resolve.failed_builds` stands for longer than this cache's lifetime, so a
+resolution that met one is cached), and ``--refresh`` (ttl 0) bypasses the cache.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _resolution(data: dict, cas: Path) -> Optional[Resolution]:
 def store(cache_dir: Path, k: str, outcome: Outcome, shas: dict) -> None:
     """Remember ``outcome`` unless it depends on what can change under the same inputs:
     local directories and files named directly, index pages that could not be fetched, a
-    build that ran out of time."""
+    build that ran out of time in this run."""
     passes = []
     for resolution in outcome.passes:
         data = _resolution_data(resolution, shas)
@@ -139,8 +141,11 @@ def _resolution_data(resolution: Resolution, shas: dict) -> Optional[dict]:
         return None
     if any(i.link and i.link.url.startswith("file:") and i.is_direct for i in resolution.items):
         return None
-    if any(a.get("timed_out") for src in resolution.sources.values()
-           for a in src.get("attempts", ())):
+    # a build that ran out of time now may finish next time; one whose time-out was
+    # remembered (resolve.failed_builds) is not tried again within the memo's lifetime,
+    # which is longer than this cache's, so the outcome stands
+    if any(a.get("timed_out") and not a.get("remembered")
+           for src in resolution.sources.values() for a in src.get("attempts", ())):
         return None
     items = []
     for i in resolution.items:

@@ -8,8 +8,10 @@ almost always fails again, and a second ``check`` should not wait for the same f
 (numpy for a Python it does not support takes tens of minutes to fail). The memo's key is the
 source's sha256, the build environment's key and description, the target Python and machine,
 the mode (with or without a compiler), the time limit, the sandbox, the pip options and
-lambda-compat's code (:func:`lambda_compat._version.code_fingerprint`): raising
-``--build-timeout``, or another lambda-compat, builds again. A local project directory is never remembered
+the code that builds (:data:`BUILD_MODULES`, by :func:`lambda_compat._version.code_fingerprint`):
+raising ``--build-timeout``, or a lambda-compat whose build code differs, builds again (a
+change elsewhere, in how pip is driven or how bundles are checked, does not repeat an hour of
+failing compiles). A local project directory is never remembered
 (its content changes).
 
 The remembered result is reported as such: its first line says when the build failed and how
@@ -37,6 +39,19 @@ if TYPE_CHECKING:
 
 _DIR = "failed-builds"
 
+#: The modules whose code decides a build's outcome: the build environments and everything
+#: they import from lambda-compat (``tests/test_failed_builds.py`` recomputes this import
+#: closure and fails when it changes). Their fingerprint is part of the memo's key.
+BUILD_MODULES = (
+    "_version.py", "errors.py", "ui.py",
+    "host/binfmt.py", "host/engines.py", "host/interpreters.py", "host/lifecycle.py",
+    "host/once.py", "host/sandbox.py", "host/toolchain.py",
+    "resolve/engine.py", "resolve/environments.py", "resolve/environments_container.py",
+    "resolve/environments_root.py", "resolve/failed_builds.py", "resolve/pip_sandbox.py",
+    "resolve/pure_build.py", "resolve/sdist_build.py", "resolve/wheelhouse.py",
+    "targets/arch.py", "targets/facts.py", "targets/target.py",
+)
+
 
 @dataclass(frozen=True)
 class BuildRequest:
@@ -52,7 +67,7 @@ class BuildRequest:
 
 def memo_key(env: BuildEnvironment, source_key: str, request: BuildRequest) -> str:
     h = hashlib.sha256()
-    for part in (code_fingerprint(), source_key, env.kind, env.key, env.describe(),
+    for part in (code_fingerprint(BUILD_MODULES), source_key, env.kind, env.key, env.describe(),
                  "%d.%d" % tuple(env.python_version), env.machine,
                  "nocc" if request.no_compiler else "cc", f"{request.timeout:g}",
                  str(bool(request.sandbox)), " ".join(request.pip.args())):

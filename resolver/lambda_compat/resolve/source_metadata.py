@@ -77,11 +77,13 @@ class Attempt:
     tail: str = ""
     seconds: float = 0.0
     timed_out: bool = False
+    #: the failure was remembered from an earlier run (resolve.failed_builds), not built now
+    remembered: bool = False
 
     def to_json(self) -> dict:
         return {"no_compiler": self.no_compiler, "ok": self.ok, "interpreter": self.interpreter,
                 "log": self.log, "tail": self.tail, "seconds": round(self.seconds, 1),
-                "timed_out": self.timed_out}
+                "timed_out": self.timed_out, "remembered": self.remembered}
 
 
 @dataclass
@@ -369,7 +371,8 @@ def _build_for_metadata(sdist: Path, sha: str, backend: Optional[str],
             state["ok"] = result.ok
         out.attempts.append(Attempt(no_compiler, result.ok, result.interpreter,
                                     str(result.log), result.error_tail,
-                                    time.monotonic() - started, result.timed_out))
+                                    time.monotonic() - started, result.timed_out,
+                                    result.cached and not result.ok))
         if result.ok:
             out.wheel = result.wheel
             return out
