@@ -239,3 +239,34 @@ def test_a_platform_test_for_linux_is_not_a_condition(tmp_path):
         """)})
     (f,) = _static(tmp_path, AL2)
     assert f.severity == "error" and "libmagic.so.1" in f.message
+
+
+def test_the_same_files_are_scanned_once_per_process(tmp_path, monkeypatch):
+    # each target's bundle hard-links the same unpacked files: read them once
+    code = 'import ctypes\nlib = ctypes.CDLL("libmagic.so.1")\n'
+    first = tmp_path / "a" / "pkg" / "__init__.py"
+    first.parent.mkdir(parents=True)
+    first.write_text(code)
+    linked = tmp_path / "b" / "pkg" / "__init__.py"
+    linked.parent.mkdir(parents=True)
+    import os
+    os.link(first, linked)
+    site = "/var/task"
+    before = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
+    assert kinds(before) == [("literal", "libmagic.so.1")]
+    opened: list = []
+    real_open = open
+    monkeypatch.setattr("builtins.open",
+                        lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    again = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(linked)})
+    assert again == before and not opened
+    # another file (a copy: another inode) or the same one rewritten is read again
+    copy = tmp_path / "c" / "pkg" / "__init__.py"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(code.replace("libmagic.so.1", "libgdal.so.30"))
+    other = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(copy)})
+    assert kinds(other) == [("literal", "libgdal.so.30")] and opened
+    opened.clear()
+    first.write_text(code.replace("libmagic.so.1", "libmagic.so.2") + "# rewritten\n")
+    changed = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
+    assert kinds(changed) == [("literal", "libmagic.so.2")] and opened

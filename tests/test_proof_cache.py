@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -115,6 +116,24 @@ def test_hard_linked_files_are_hashed_once_across_processes(tmp_path, task, monk
     monkeypatch.setattr("builtins.open", lambda *a, **k: calls.append(a) or real_open(*a, **k))
     assert proof_cache.tree_fingerprint(task, proof_cache.FileHashes(memo)) == fp
     assert not [c for c in calls if str(c[0]).endswith("__init__.py")]
+
+
+def test_small_single_link_files_are_not_remembered_across_processes(tmp_path, task):
+    # the RECORD and INSTALLER files each install writes anew would only grow the memo
+    (task / "big.bin").write_bytes(b"x" * proof_cache._SMALL)
+    memo = tmp_path / "memo.json"
+    first = proof_cache.FileHashes(memo)
+    fp = proof_cache.tree_fingerprint(task, first)
+    first.save()
+    saved = json.loads(memo.read_text())["hashes"]
+    small = os.stat(task / "six" / "__init__.py")
+    big = os.stat(task / "big.bin")
+    assert small.st_nlink == 1 and small.st_size < proof_cache._SMALL
+    assert proof_cache.FileHashes._key(small) not in saved
+    assert proof_cache.FileHashes._key(big) in saved
+    # within the process it is still hashed once; the fingerprint is the same either way
+    assert proof_cache.tree_fingerprint(task, first) == fp
+    assert proof_cache.tree_fingerprint(task, proof_cache.FileHashes(memo)) == fp
 
 
 def test_host_and_rootfs_identities_name_their_binaries(tmp_path):

@@ -31,7 +31,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .. import errors
 from ..host import lifecycle, outputs
@@ -69,11 +69,15 @@ def _record_hash(data: bytes) -> str:
 
 
 def _safe_target(root: Path, rel: str, wheel: str) -> Path:
+    return root / _safe_rel(rel, wheel)
+
+
+def _safe_rel(rel: str, wheel: str) -> str:
     norm = posixpath.normpath(rel)
     if rel.startswith("/") or norm.startswith("../") or norm == ".." or "\\" in rel:
         raise errors.BadInput(f"{wheel}: entry {rel!r} would be written outside the bundle.",
                               hint="The wheel is malformed or malicious; do not use it.")
-    return root / norm
+    return norm
 
 
 def plan_wheel(wheel_path: Path) -> Tuple[str, List[Tuple[zipfile.ZipInfo, str]], List[str]]:
@@ -296,7 +300,7 @@ def unpacked_files(wheel_path: Path, cache_dir: Path) -> Dict[str, Path]:
     return out
 
 
-def _place(src: Path, dest: Path) -> bool:
+def _place(src: Union[str, Path], dest: Union[str, Path]) -> bool:
     """Hard-link (else copy) src to dest; False if dest already exists."""
     try:
         os.link(src, dest)
@@ -315,8 +319,9 @@ def _place(src: Path, dest: Path) -> bool:
     return True
 
 
-def _same_file_content(dest: Path, record_hash: str) -> bool:
-    return _record_hash(dest.read_bytes()) == record_hash
+def _same_file_content(dest: Union[str, Path], record_hash: str) -> bool:
+    with open(dest, "rb") as f:
+        return _record_hash(f.read()) == record_hash
 
 
 def install_from_cache(wheel_path: Path, root: Path, cache_dir: Path,
@@ -327,11 +332,17 @@ def install_from_cache(wheel_path: Path, root: Path, cache_dir: Path,
     dist_info = manifest["dist_info"]
     records: List[Tuple[str, str, str]] = []
     stale = False
+    made: Set[str] = set()   # directories known to exist (one mkdir each, not one per file)
+    root_s, tree_s = os.fspath(root), os.fspath(tree)
     for rel, rhash, size, mtime_ns in manifest["files"]:
-        dest = _safe_target(root, rel, wheel_path.name)
-        src = _safe_target(tree, rel, wheel_path.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        first, written = claims.claim(str(dest))
+        norm = _safe_rel(rel, wheel_path.name)
+        dest = os.path.join(root_s, norm)
+        src = os.path.join(tree_s, norm)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        first, written = claims.claim(dest)
         placed = False
         if first:
             try:
@@ -359,7 +370,7 @@ def install_from_cache(wheel_path: Path, root: Path, cache_dir: Path,
                      skipped=tuple(manifest["skipped"]))
 
 
-def _write_from_wheel(wheel_path: Path, rel: str, dest: Path) -> bool:
+def _write_from_wheel(wheel_path: Path, rel: str, dest: Union[str, Path]) -> bool:
     _, plan, _ = plan_wheel(wheel_path)
     info = next(i for i, r in plan if r == rel)
     with zipfile.ZipFile(wheel_path) as zf:

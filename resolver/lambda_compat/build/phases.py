@@ -32,7 +32,7 @@ from ..resolve.source_metadata import COMPILER_DISABLED, NATIVE_BACKENDS, build_
 from ..targets.target import Target
 from ..ui import UI
 from ..errors import WheelError
-from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
+from ..verify.wheels import Finding, WheelInfo, read_wheel, read_wheel_known, verify_wheel
 from .early import verified_findings
 from .environments import EnvironmentChooser
 from .missing import mark_missing
@@ -92,7 +92,7 @@ class Phases:
                               file=item.path.name, sha256=sha)
         self.ui.event("dist-start", name=item.name, version=item.version, phase="wheel")
         try:
-            info = read_wheel(item.path)
+            info = read_wheel_known(item.path, sha)
         except WheelError as exc:
             return self._missing(outcome, "bad-wheel", str(exc)), None
         # unpacked first (the install step then only links), verified from the unpacked

@@ -14,7 +14,10 @@ File hashes are remembered per inode (``file-hashes.json``): keyed by device, in
 mtime, plus the ctime for files with a single link (any write changes it). Files with several
 links are the install step's hard links into the unpacked-wheel cache, whose own integrity
 check is size and mtime (:mod:`lambda_compat.build.install`); linking changes their ctime, so
-it cannot be part of their key.
+it cannot be part of their key. Small files with a single link (under
+:data:`_SMALL` bytes: mostly the RECORD and INSTALLER files each install writes anew) are
+remembered for the process only: hashing them again costs less than the memo growing by the
+files of every bundle ever checked, and rewriting it after each run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from .backends.results import DynamicResult, ImportOutcome
 FORMAT = 1
 _MEMO_NAME = "file-hashes.json"
 _MEMO_LIMIT = 400_000
+_SMALL = 64 * 1024
 
 
 class FileHashes:
@@ -46,7 +50,8 @@ class FileHashes:
         self.path = path
         self._lock = threading.Lock()
         self._known: Dict[str, str] = {}
-        self._new: Dict[str, str] = {}
+        self._new: Dict[str, str] = {}      # to be saved
+        self._local: Dict[str, str] = {}    # for this process only
         if path is not None:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -63,7 +68,7 @@ class FileHashes:
     def sha256(self, path: str, st: os.stat_result) -> str:
         key = self._key(st)
         with self._lock:
-            known = self._known.get(key) or self._new.get(key)
+            known = self._known.get(key) or self._new.get(key) or self._local.get(key)
         if known:
             return known
         h = hashlib.sha256()
@@ -72,8 +77,9 @@ class FileHashes:
                 h.update(block)
         digest = h.hexdigest()
         if os.stat(path).st_mtime_ns == st.st_mtime_ns:  # not written while it was read
+            keep = self._new if st.st_nlink > 1 or st.st_size >= _SMALL else self._local
             with self._lock:
-                self._new[key] = digest
+                keep[key] = digest
         return digest
 
     def save(self) -> None:

@@ -16,6 +16,7 @@ top-level name. ELF facts of shared objects are read once per file and shared by
 from __future__ import annotations
 
 import csv
+import functools
 import email.parser
 import io
 import os
@@ -314,6 +315,13 @@ def _read_text(files: Dict[str, FileEntry], path: str) -> Optional[str]:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _requirement(line: str) -> Requirement:
+    """A Requires-Dist line, parsed once per process (each target's bundle has the same
+    METADATA files; nothing changes a parsed Requirement)."""
+    return Requirement(line)
+
+
 def _read_dist(dist_info: str, files: Dict[str, FileEntry],
                children: Dict[str, set], where: str, origin: str) -> Distribution:
     site = dist_info.rsplit("/", 1)[0]
@@ -329,7 +337,7 @@ def _read_dist(dist_info: str, files: Dict[str, FileEntry],
     reqs: List[Requirement] = []
     for line in meta.get_all("Requires-Dist") or []:
         try:
-            reqs.append(Requirement(line))
+            reqs.append(_requirement(line))
         except InvalidRequirement:
             problems.append(f"invalid Requires-Dist {line!r}")
     wheel_text = _read_text(files, dist_info + "/WHEEL")

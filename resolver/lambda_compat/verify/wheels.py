@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.parser
+import functools
 import os
 import re
 import shutil
@@ -55,6 +56,14 @@ class WheelInfo:
     @property
     def is_pure(self) -> bool:
         return not self.native_files and all(t.platform == "any" for t in self.tags)
+
+
+@functools.lru_cache(maxsize=4096)
+def read_wheel_known(path: Path, sha256: str) -> WheelInfo:
+    """:func:`read_wheel` of a file whose content is known by its ``sha256`` (a file of the
+    content-addressed cache), read once per process: each target of a check reads the same
+    wheels."""
+    return read_wheel(path)
 
 
 def read_wheel(path: Path) -> WheelInfo:
