@@ -140,3 +140,81 @@ def test_target_link_parser_remembers_a_json_page_pip_would_remember():
     assert [x.filename for x in parse(page("pkg-2.0.tar.gz", True))] == ["pkg-1.0.tar.gz"]
     # a page pip does not remember is parsed afresh
     assert [x.filename for x in parse(page("pkg-3.0.tar.gz", False))] == ["pkg-3.0.tar.gz"]
+
+
+# -- the user's requirements narrow a pinned project's page ----------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def restrict():
+    from lambda_compat.resolve import pip_patches
+
+    def apply(*lines, constraints=()):
+        from pip._internal.req.constructors import install_req_from_line
+        reqs = [install_req_from_line(line) for line in lines]
+        for line in constraints:
+            ireq = install_req_from_line(line)
+            ireq.constraint = True
+            reqs.append(ireq)
+        pip_patches.restrict_to_requirements(reqs)
+        return pip_patches._version_filter()
+
+    yield apply
+    pip_patches._ALLOWED.clear()
+
+
+def test_a_pinned_projects_other_versions_are_not_offered(restrict):
+    keep = restrict("numpy==1.26.4", "psycopg2-binary==2.9.10", "PyYAML==6.0.2")
+    assert keep("numpy-1.26.4-cp312-cp312-manylinux_2_17_aarch64.whl")
+    assert keep("numpy-1.26.4.tar.gz")
+    assert not keep("numpy-2.0.0-cp312-cp312-manylinux_2_17_aarch64.whl")
+    assert not keep("numpy-1.26.3.tar.gz")
+    assert keep("psycopg2_binary-2.9.10-cp312-cp312-manylinux_2_17_x86_64.whl")
+    assert not keep("psycopg2_binary-2.9.9-cp312-cp312-manylinux_2_17_x86_64.whl")
+    assert keep("psycopg2-binary-2.9.10.tar.gz") and not keep("psycopg2-binary-2.9.9.tar.gz")
+    assert keep("pyyaml-6.0.2.tar.gz") and keep("PyYAML-6.0.2.tar.gz")
+    assert not keep("PyYAML-6.0.1.tar.gz")
+    # other projects, and names that do not parse, are pip's to judge
+    assert keep("requests-2.0.0-py3-none-any.whl") and keep("numpy-latest.tar.gz")
+    assert keep("numpy-1.0-bad.whl") and keep("numpy.exe")
+
+
+def test_version_matching_is_pips(restrict):
+    # zero padding, wildcards, pre-releases (pip decides those; the filter keeps them)
+    keep = restrict("a==1.26", "b==1.26.*", "c>=1.0", "d~=2.1", "e!=1.5")
+    assert keep("a-1.26.0.tar.gz") and not keep("a-1.26.1.tar.gz")
+    assert keep("b-1.26.4.tar.gz") and not keep("b-1.27.0.tar.gz")
+    assert keep("c-2.0rc1-py3-none-any.whl") and not keep("c-0.9-py3-none-any.whl")
+    assert keep("d-2.5.tar.gz") and not keep("d-3.0.tar.gz") and not keep("d-2.0.tar.gz")
+    assert keep("e-1.4.tar.gz") and not keep("e-1.5.tar.gz")
+
+
+def test_lines_that_do_not_pin_leave_the_page_whole(restrict):
+    keep = restrict("a==1.0", "a>=2",                        # conflicting: both kept
+                    "b==1.0", "b",                           # one line without a specifier
+                    "c==1.0 ; python_version < '3'",         # a line the target ignores
+                    "d @ https://example.invalid/d-1.0.tar.gz",
+                    constraints=["e==1.0"])                  # constraints are pip's
+    assert keep("a-1.0.tar.gz") and keep("a-2.5.tar.gz") and not keep("a-1.5.tar.gz")
+    assert keep("b-3.0.tar.gz") and keep("c-3.0.tar.gz") and keep("d-3.0.tar.gz")
+    assert keep("e-3.0.tar.gz")
+
+
+def test_the_target_link_parser_drops_what_no_requirement_allows(restrict):
+    from lambda_compat.resolve.pip_patches import target_link_parser
+    restrict("pkg==1.0")
+    target = TARGETS[0]
+    parse = target_link_parser(frozenset(str(t) for t in target.tags), parse_links)
+    names = ["pkg-1.0-py3-none-any.whl", "pkg-2.0-py3-none-any.whl", "pkg-1.0.tar.gz",
+             "pkg-2.0.tar.gz"]
+    doc = {"meta": {"api-version": "1.1"}, "name": "pkg",
+           "files": [{"filename": n, "url": f"https://f.invalid/{n}", "hashes": {}}
+                     for n in names]}
+    for content, ctype in ((json.dumps(doc).encode(), "application/vnd.pypi.simple.v1+json"),
+                           (_html(names), "text/html")):
+        page = IndexContent(content, ctype, encoding=None, url="https://index.invalid/pkg/",
+                            cache_link_parsing=False)
+        assert [x.filename for x in parse(page)] == ["pkg-1.0-py3-none-any.whl",
+                                                     "pkg-1.0.tar.gz"]

@@ -20,6 +20,7 @@ from ..host import sandbox as _sandbox
 from ..host.interpreters import find_interpreter, pure_build_interpreters
 from ..registry.package_entry import PackageRegistry
 from ..resolve import cache as resolution_cache
+from ..resolve import engine
 from ..resolve import reqfile
 from ..resolve.diagnose import diagnose, requires_python_ok
 from ..resolve.engine import PipOptions, ResolvedItem, Resolution, resolve
@@ -61,11 +62,14 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
         try:
             first = _resolve(target, requirements, work, config, cache, policy, ui,
                              requirements, early)
+            engine.discard_standby()  # one the first pass did not take is not needed
             _require_index(first, config.pip, target)
             outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
         finally:
             early.finish()
+            engine.discard_standby()
     else:
+        engine.discard_standby()  # the CLI's pip process ahead of time: not needed
         policy.refused.update(outcome.refused)
     first = outcome.passes[0]
     ui.event("resolved", count=len(first.items), cache_hits=len(first.cache_hits))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
@@ -133,6 +134,10 @@ def _build(args: argparse.Namespace) -> int:
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
                           no_binary=tuple(args.no_binary), jobs=args.jobs,
                           force_output=args.force)
+    if Path(req).is_file():
+        # pip's process imports pip while the builder starts (resolve.engine.start_standby)
+        from ..resolve import engine
+        engine.start_standby(Path(req), config.pip)
     from ..build.builder import build_dependencies
     from .style import ProgressUI, use_colour
     with ProgressUI(sys.stderr, verbose=args.verbose) as ui:

@@ -73,9 +73,33 @@ def run(argv: Sequence[str], *, timeout: Optional[float] = None,
 
     The group is killed (SIGKILL) on timeout and whenever this call is left by an exception.
     """
+    return wait(spawn(argv, **popen_kwargs), timeout=timeout)
+
+
+def spawn(argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
+    """Start ``argv`` in a new process group, killed by :func:`kill_children` (and by every
+    exit through :func:`signals_raise`) until :func:`wait` or :func:`stop` has ended it."""
     proc = subprocess.Popen(list(argv), start_new_session=True, **popen_kwargs)
     with _LOCK:
         _LIVE.add(proc.pid)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a process started with :func:`spawn` that is no longer wanted (its whole group)."""
+    try:
+        _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # pragma: no cover - stuck in the kernel
+        pass
+    finally:
+        with _LOCK:
+            _LIVE.discard(proc.pid)
+
+
+def wait(proc: subprocess.Popen, timeout: Optional[float] = None) -> Tuple[int, bool]:
+    """Wait for a process started with :func:`spawn`: ``(exit status, timed_out)``, its group
+    killed on timeout, when this call is left by an exception, and once it has exited."""
     try:
         try:
             return proc.wait(timeout=timeout), False

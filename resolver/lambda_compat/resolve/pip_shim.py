@@ -192,7 +192,8 @@ def _target_download(result: dict[str, Any]) -> Any:
             directory = TempDirectory(delete=not options.no_clean, kind="download",
                                       globally_managed=True)
             reqs = self.get_requirements(args, options, finder, session)
-            from lambda_compat.resolve import pip_prefetch
+            from lambda_compat.resolve import pip_patches, pip_prefetch
+            pip_patches.restrict_to_requirements(reqs)
             if pip_prefetch.PREFETCHER is not None:
                 pip_prefetch.PREFETCHER.start(finder, session)
                 pip_prefetch.PREFETCHER.want((r.name, pip_prefetch.specifier_of(r))
@@ -364,8 +365,27 @@ def main(argv: list[str]) -> int:
     from lambda_compat.resolve.pip_sandbox import die_with_parent
 
     die_with_parent(signal.SIGKILL)  # lambda-compat gone (even SIGKILL): so is this pip
+    standby = bool(argv) and argv[0] == "--standby"
+    if standby:  # started ahead (engine.start_standby): import pip while the spec is made
+        _import_pip()
+        line = sys.stdin.readline().strip()
+        if not line:
+            return 0  # not needed after all
+        argv = [line]
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
     with open(argv[0], encoding="utf-8") as f:
         spec = json.load(f)
+    if standby:  # what the caller sets for a pip it starts itself: the log, TMPDIR
+        log = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        if spec.get("tmpdir"):
+            import tempfile
+            os.environ["TMPDIR"] = spec["tmpdir"]
+            tempfile.tempdir = None
     if spec.get("events_fd") is not None:
         _EVENTS = os.fdopen(int(spec["events_fd"]), "w", buffering=1)
     result = _run(spec)
@@ -374,6 +394,17 @@ def main(argv: list[str]) -> int:
         json.dump(result, f, indent=1)
     os.replace(tmp, spec["result_path"])
     return 0
+
+
+def _import_pip() -> None:
+    """The modules every resolution imports (most of a pip process's start-up)."""
+    from pip._internal.commands.download import DownloadCommand  # noqa: F401
+    from pip._internal.index import collector, package_finder  # noqa: F401
+    from pip._internal.network import session  # noqa: F401
+    from pip._internal.operations import prepare  # noqa: F401
+    from pip._internal.req import constructors, req_file  # noqa: F401
+    from pip._internal.resolution.resolvelib import factory, resolver  # noqa: F401
+    from lambda_compat.resolve import pip_patches, pip_prefetch, pip_sandbox  # noqa: F401
 
 
 def _exit_now(code: int) -> None:
