@@ -15,7 +15,7 @@ from lambda_compat.host import binfmt
 
 from lambda_compat.cli import main as cli
 
-from lambda_compat.verify import libscan, libscan_verdict
+from lambda_compat.verify import libscan, libscan_memo, libscan_verdict
 
 from lambda_compat.host import sandbox
 from lambda_compat.verify import bundle as _bundle
@@ -252,21 +252,21 @@ def test_the_same_files_are_scanned_once_per_process(tmp_path, monkeypatch):
     import os
     os.link(first, linked)
     site = "/var/task"
-    before = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
+    before = libscan_memo.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
     assert kinds(before) == [("literal", "libmagic.so.1")]
     opened: list = []
     real_open = open
     monkeypatch.setattr("builtins.open",
                         lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
-    again = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(linked)})
+    again = libscan_memo.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(linked)})
     assert again == before and not opened
     # another file (a copy: another inode) or the same one rewritten is read again
     copy = tmp_path / "c" / "pkg" / "__init__.py"
     copy.parent.mkdir(parents=True)
     copy.write_text(code.replace("libmagic.so.1", "libgdal.so.30"))
-    other = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(copy)})
+    other = libscan_memo.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(copy)})
     assert kinds(other) == [("literal", "libgdal.so.30")] and opened
     opened.clear()
     first.write_text(code.replace("libmagic.so.1", "libmagic.so.2") + "# rewritten\n")
-    changed = libscan.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
+    changed = libscan_memo.scan_distribution(site, ["pkg"], {f"{site}/pkg/__init__.py": str(first)})
     assert kinds(changed) == [("literal", "libmagic.so.2")] and opened

@@ -149,7 +149,7 @@ import pytest  # noqa: E402
 
 @pytest.fixture
 def restrict():
-    from lambda_compat.resolve import pip_patches
+    from lambda_compat.resolve import pip_versions
 
     def apply(*lines, constraints=()):
         from pip._internal.req.constructors import install_req_from_line
@@ -158,11 +158,11 @@ def restrict():
             ireq = install_req_from_line(line)
             ireq.constraint = True
             reqs.append(ireq)
-        pip_patches.restrict_to_requirements(reqs)
-        return pip_patches._version_filter()
+        pip_versions.restrict_to_requirements(reqs)
+        return pip_versions.version_filter()
 
     yield apply
-    pip_patches._ALLOWED.clear()
+    pip_versions._ALLOWED.clear()
 
 
 def test_a_pinned_projects_other_versions_are_not_offered(restrict):

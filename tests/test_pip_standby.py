@@ -11,7 +11,7 @@ import pytest
 
 from conftest import fixture_config, write_reqs
 from lambda_compat.build.builder import build_dependencies
-from lambda_compat.resolve import engine
+from lambda_compat.resolve import engine, pip_standby
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +33,11 @@ def test_the_next_resolution_takes_the_standby_pip(tmp_path):
     req = write_reqs(tmp_path, "lc-pure==1.0\n")
     cache = tmp_path / "cache"
     engine.start_standby(req, fixture_config(cache).pip)
-    proc = engine._STANDBY[0].proc
+    proc = pip_standby._STANDBY[0].proc
     report = _build(tmp_path, req, cache)
     assert report.ok and [d.version for d in report.distributions] == ["1.0"]
     assert proc.wait(timeout=30) == 0       # it resolved, and exited on its own
-    assert not engine._STANDBY
+    assert not pip_standby._STANDBY
     log = _pip_logs(cache)[0].read_text()
     assert "lc_pure-1.0-py3-none-any.whl" in log  # its output: the resolution's log
 
@@ -48,14 +48,14 @@ def test_a_standby_not_needed_is_ended(tmp_path):
     assert _build(tmp_path, req, cache).ok
     # the same build again: the resolution comes from the cache, pip is not needed
     engine.start_standby(req, fixture_config(cache).pip)
-    proc = engine._STANDBY[0].proc
+    proc = pip_standby._STANDBY[0].proc
     assert _build(tmp_path, req, cache, name="again").ok
-    assert proc.wait(timeout=30) == -signal.SIGKILL and not engine._STANDBY
+    assert proc.wait(timeout=30) == -signal.SIGKILL and not pip_standby._STANDBY
     # and one for another directory (or environment) is not taken either
     other = tmp_path / "other"
     other.mkdir()
     engine.start_standby(write_reqs(other, "lc-pure==1.0\n"), fixture_config(cache).pip)
-    proc = engine._STANDBY[0].proc
+    proc = pip_standby._STANDBY[0].proc
     assert _build(tmp_path, req, cache, name="third", resolution_ttl=0).ok
     assert proc.wait(timeout=30) == -signal.SIGKILL
 
@@ -64,7 +64,7 @@ def test_a_standby_that_died_is_replaced(tmp_path):
     req = write_reqs(tmp_path, "lc-pure==1.0\n")
     cache = tmp_path / "cache"
     engine.start_standby(req, fixture_config(cache).pip)
-    proc = engine._STANDBY[0].proc
+    proc = pip_standby._STANDBY[0].proc
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     report = _build(tmp_path, req, cache)

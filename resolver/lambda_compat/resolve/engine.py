@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from .. import errors
 from ..host import lifecycle
 from ..host.sandbox import BUILD_SANDBOX_HINT, build_sandbox_config
+from . import pip_standby
 from ..targets.target import Target
 
 
@@ -227,89 +228,15 @@ def _pip_env(env: Optional[Mapping[str, str]], pip: PipOptions) -> dict:
     return run_env
 
 
-@dataclass
-class _Standby:
-    """A pip process started before its spec exists (:func:`start_standby`)."""
-
-    proc: subprocess.Popen
-    read_fd: int        # its progress events (the pipe's other end is its events_fd)
-    write_fd: int
-    key: tuple
-
-
-_STANDBY: List[_Standby] = []
-_STANDBY_LOCK = threading.Lock()
-
-
-def _standby_key(requirements: Path, run_env: Mapping[str, str]) -> tuple:
-    return (str(requirements.resolve().parent), sys.executable,
-            tuple(sorted(run_env.items())))
-
-
 def start_standby(requirements: Path, pip: PipOptions = PipOptions(),
                   env: Optional[Mapping[str, str]] = None) -> None:
-    """Start the pip process of the next resolution of ``requirements`` now.
-
-    Importing pip takes the pip process about half a second before it does anything; started
-    at the command's first step, that happens on the other core while lambda-compat reads
-    its registry and prepares the target. The next :func:`resolve` whose pip would run in
-    the same directory with the same environment takes it (it waits for its spec on stdin);
-    :func:`discard_standby` ends one that was not needed (a resolution from the cache), and
-    the exit paths of :mod:`lambda_compat.host.lifecycle` end it in any case.
-    """
-    if os.environ.get("LAMBDA_COMPAT_PROFILE_DIR"):
-        return  # profiled pip processes are started with cProfile
-    run_env = _pip_env(env, pip)
-    key = _standby_key(requirements, run_env)
-    read_fd, write_fd = os.pipe()
-    try:
-        proc = lifecycle.spawn(
-            [sys.executable, "-m", "lambda_compat.resolve.pip_shim", "--standby"],
-            cwd=str(requirements.resolve().parent), env=run_env, pass_fds=(write_fd,),
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        return
-    with _STANDBY_LOCK:
-        _STANDBY.append(_Standby(proc, read_fd, write_fd, key))
+    """Start the pip process of the next resolution of ``requirements`` now
+    (:mod:`lambda_compat.resolve.pip_standby`)."""
+    if not os.environ.get("LAMBDA_COMPAT_PROFILE_DIR"):  # profiled pips start with cProfile
+        pip_standby.start(requirements, _pip_env(env, pip))
 
 
-def discard_standby() -> None:
-    """End the pip processes :func:`start_standby` started that no resolution took."""
-    with _STANDBY_LOCK:
-        waiting = list(_STANDBY)
-        _STANDBY.clear()
-    for standby in waiting:
-        _close_standby(standby)
-
-
-def _close_standby(standby: _Standby) -> None:
-    lifecycle.stop(standby.proc)
-    for fd in (standby.read_fd, standby.write_fd):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    if standby.proc.stdin is not None:
-        try:
-            standby.proc.stdin.close()
-        except OSError:
-            pass
-
-
-def _take_standby(key: tuple) -> Optional[_Standby]:
-    with _STANDBY_LOCK:
-        for i, standby in enumerate(_STANDBY):
-            if standby.key == key:
-                del _STANDBY[i]
-                break
-        else:
-            return None
-    if standby.proc.poll() is None:
-        return standby
-    _close_standby(standby)  # it died while waiting: start pip as usual
-    return None
+discard_standby = pip_standby.discard
 
 
 def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Optional[Path],
@@ -331,7 +258,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     result_path = workdir / "pip-result.json"
     run_env = _pip_env(env, pip)
     profile = os.environ.get("LAMBDA_COMPAT_PROFILE_DIR")  # benchmarks/README.md
-    standby = None if profile else _take_standby(_standby_key(requirements, run_env))
+    standby = None if profile else pip_standby.take(requirements, run_env)
     if standby is not None:
         read_fd, write_fd = standby.read_fd, standby.write_fd
     else:
@@ -377,7 +304,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     spec["log_path"] = str(log_path)
     spec_path.write_text(json.dumps(spec), encoding="utf-8")
     try:
-        returncode = _start_standby_run(standby, spec_path) if standby is not None else None
+        returncode = pip_standby.run(standby, spec_path) if standby is not None else None
         if returncode is None:
             with open(log_path, "w", encoding="utf-8") as log:
                 prof = (["-m", "cProfile", "-o",
@@ -401,20 +328,6 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
     data = json.loads(result_path.read_text(encoding="utf-8"))
     failures = tuple((f["url"], f["reason"]) for f in data.get("fetch_failures", []))
     return data, failures, log_path
-
-
-def _start_standby_run(standby: _Standby, spec_path: Path) -> Optional[int]:
-    """Hand ``spec_path`` to a standby pip process and wait for it: its exit status, or None
-    when it could not take the spec (it died: pip is started as usual)."""
-    try:
-        assert standby.proc.stdin is not None
-        standby.proc.stdin.write(f"{spec_path}\n".encode())
-        standby.proc.stdin.close()
-    except (OSError, ValueError):
-        lifecycle.stop(standby.proc)
-        return None
-    returncode, _ = lifecycle.wait(standby.proc)
-    return returncode
 
 
 def _resolution(target: Target, requirements: Path, data: dict,

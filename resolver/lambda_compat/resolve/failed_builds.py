@@ -48,6 +48,7 @@ BUILD_MODULES = (
     "host/once.py", "host/sandbox.py", "host/toolchain.py",
     "resolve/engine.py", "resolve/environments.py", "resolve/environments_container.py",
     "resolve/environments_root.py", "resolve/failed_builds.py", "resolve/pip_sandbox.py",
+    "resolve/pip_standby.py",
     "resolve/pure_build.py", "resolve/sdist_build.py", "resolve/wheelhouse.py",
     "targets/arch.py", "targets/facts.py", "targets/target.py",
 )

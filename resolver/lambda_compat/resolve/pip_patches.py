@@ -18,7 +18,7 @@ What it changes in pip, for that process only:
 * files already in the content-addressed cache are reused (hash-verified by pip);
 * index pages are handed to pip without the wheels the target cannot use and, for a project
   the user's requirements pin, without the files of versions no such requirement allows
-  (:func:`restrict_to_requirements`): pip would evaluate and reject each of them;
+  (:mod:`lambda_compat.resolve.pip_versions`): pip would evaluate and reject each of them;
 * the files resolved from metadata alone (PEP 658) are downloaded on several connections at
   once (:data:`DOWNLOAD_THREADS`), not one after the other; index pages are requested ahead
   of the resolver, several at once (:mod:`lambda_compat.resolve.pip_prefetch`).
@@ -36,86 +36,15 @@ import re
 import shutil
 import ssl
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, Tuple
+from typing import Any, Callable, Dict
+
+from lambda_compat.resolve import pip_versions
 
 Emit = Callable[..., None]
 
 
 _ANCHOR = re.compile(rb"<a\b[^>]*>.*?</a\s*>(?:\s*<br\s*/?>)?", re.IGNORECASE | re.DOTALL)
 _HREF = re.compile(rb"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
-
-
-#: canonical project name -> the specifier sets of the user's requirements on it, when every
-#: one of them applies to the target and has a specifier (see restrict_to_requirements)
-_ALLOWED: Dict[str, Tuple[Any, ...]] = {}
-
-
-def restrict_to_requirements(requirements: Iterable[Any]) -> None:
-    """Let index pages offer pip only the versions the user's requirements can take.
-
-    ``requirements``: pip's InstallRequirements as read from the user's input (top-level
-    lines and constraints). For a project all of whose top-level lines apply to the target
-    (markers) and carry a version specifier, a file whose version none of them allows is
-    dropped before pip turns it into a candidate: pip could never pick it, since every
-    candidate must satisfy every top-level requirement on its project. (Kept: versions any
-    one of the lines allows, so conflicting lines still meet as a conflict; files whose name
-    does not parse; projects named by a URL, a path or a line without a specifier.)
-    Diagnosis reads the whole page (``pip_shim._all_links``); only pip's log line "from
-    versions: ..." lists fewer versions.
-    """
-    from pip._vendor.packaging.utils import canonicalize_name
-
-    specs: Dict[str, list] = {}
-    open_ended = set()
-    for ireq in requirements:
-        req = getattr(ireq, "req", None)
-        if req is None or getattr(ireq, "constraint", False):
-            continue
-        name = canonicalize_name(req.name)
-        if not ireq.match_markers():
-            continue  # pip ignores the line for the target
-        if getattr(ireq, "link", None) is not None or not str(req.specifier):
-            open_ended.add(name)
-            continue
-        specs.setdefault(name, []).append(req.specifier)
-    _ALLOWED.clear()
-    _ALLOWED.update({n: tuple(v) for n, v in specs.items() if n not in open_ended})
-
-
-_SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")
-
-
-def _version_filter() -> Callable[[str], bool]:
-    """``allowed(filename)``: False only for a file of a project in :data:`_ALLOWED` whose
-    version none of its specifier sets contains (pre-releases counted: pip decides those)."""
-    from pip._vendor.packaging.utils import canonicalize_name
-    from pip._vendor.packaging.version import InvalidVersion, Version
-    allowed = dict(_ALLOWED)
-
-    def keep(filename: str) -> bool:
-        if not allowed:
-            return True
-        name = urllib.parse.unquote(filename) if "%" in filename else filename
-        if name.endswith(".whl"):
-            parts = name.split("-")
-            if len(parts) not in (5, 6):
-                return True  # not a valid wheel name: let pip judge (and report) it
-            project, version = parts[0], parts[1]
-        else:
-            stem = next((name[:-len(x)] for x in _SDIST_SUFFIXES if name.endswith(x)), None)
-            if stem is None or "-" not in stem:
-                return True
-            project, _, version = stem.rpartition("-")
-        specifiers = allowed.get(canonicalize_name(project))
-        if specifiers is None:
-            return True
-        try:
-            parsed = Version(version)
-        except InvalidVersion:
-            return True
-        return any(spec.contains(parsed, prereleases=True) for spec in specifiers)
-
-    return keep
 
 
 def _tag_filter(tags: frozenset) -> Callable[[str], bool]:
@@ -186,7 +115,7 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
 
     def parse_target_links(page: Any) -> Any:
         if not page.content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
-            allowed = _version_filter()
+            allowed = pip_versions.version_filter()
             return (link for link in original_parse(dataclasses.replace(
                 page, content=prefilter_page(page.content, page.content_type, tags)))
                 if allowed(link.filename))
@@ -204,7 +133,7 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
         if not isinstance(data, dict):
             return original_parse(page)
         fits = _tag_filter(tags)
-        allowed = _version_filter()
+        allowed = pip_versions.version_filter()
         links = []
         for file in data.get("files", []):
             if isinstance(file, dict):

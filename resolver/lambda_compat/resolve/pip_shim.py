@@ -192,8 +192,8 @@ def _target_download(result: dict[str, Any]) -> Any:
             directory = TempDirectory(delete=not options.no_clean, kind="download",
                                       globally_managed=True)
             reqs = self.get_requirements(args, options, finder, session)
-            from lambda_compat.resolve import pip_patches, pip_prefetch
-            pip_patches.restrict_to_requirements(reqs)
+            from lambda_compat.resolve import pip_prefetch, pip_versions
+            pip_versions.restrict_to_requirements(reqs)
             if pip_prefetch.PREFETCHER is not None:
                 pip_prefetch.PREFETCHER.start(finder, session)
                 pip_prefetch.PREFETCHER.want((r.name, pip_prefetch.specifier_of(r))

@@ -400,49 +400,14 @@ class _Tree:
                     yield f
 
 
-#: scan_distribution's answers for the rest of the process, by the distribution's files'
-#: identity (Lambda path, device, inode, size, mtime): each target's bundle hard-links the
-#: same unpacked files, and a check of 12 targets would read them 12 times.
-_DIST_MEMO: Dict[tuple, Tuple[LibraryLoad, ...]] = {}
-_DIST_LOCK = threading.Lock()
-
-
 def scan_distribution(site: str, modules: Sequence[str], files: Dict[str, str]
                       ) -> List[LibraryLoad]:
     """Library loads at import of a distribution whose top-level ``modules`` live in
     ``site``; ``files`` maps the Lambda paths of its .py files to host paths.
 
     Only modules reachable through imports are considered; only those that mention a loader
-    and those that call the functions holding the loads are parsed.
+    and those that call the functions holding the loads are parsed (libscan_memo: per process).
     """
-    key = _identity(site, modules, files)
-    if key is not None:
-        with _DIST_LOCK:
-            known = _DIST_MEMO.get(key)
-        if known is not None:
-            return list(known)
-    found = _scan_distribution(site, modules, files)
-    if key is not None:
-        with _DIST_LOCK:
-            if len(_DIST_MEMO) > 10_000:
-                _DIST_MEMO.clear()
-            _DIST_MEMO[key] = tuple(found)
-    return found
-
-
-def _identity(site: str, modules: Sequence[str], files: Dict[str, str]) -> Optional[tuple]:
-    entries = []
-    for lpath, real in files.items():
-        try:
-            st = os.stat(real)
-        except OSError:
-            return None  # not remembered: read (and fail to read) as it is
-        entries.append((lpath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    return site, tuple(modules), tuple(sorted(entries))
-
-
-def _scan_distribution(site: str, modules: Sequence[str], files: Dict[str, str]
-                       ) -> List[LibraryLoad]:
     tree = _Tree(site, files)
     if not any(_mentions_loader(tree.text(p)) for p in files):
         return []  # most distributions: nothing mentions a loader

@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from . import libscan
+from . import libscan, libscan_memo
 from .bundle import OPT, TASK, Bundle, Distribution
 from .capabilities import capability_findings
 from .libscan_verdict import judge
@@ -391,7 +391,7 @@ class StaticChecker:
                    or directory == d.site
                    for p, r in files.items()
                    if directory != d.site or p[:-3] in tops}
-            loads[d.key] = libscan.scan_distribution(d.site, d.modules, own)
+            loads[d.key] = libscan_memo.scan_distribution(d.site, d.modules, own)
         return loads
 
     def _check_library_loads(self, visible: Dict[str, Distribution],
