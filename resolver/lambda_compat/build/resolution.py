@@ -62,12 +62,11 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
         try:
             first = _resolve(target, requirements, work, config, cache, policy, ui,
                              requirements, early)
-            engine.discard_standby()  # one the first pass did not take is not needed
             _require_index(first, config.pip, target)
             outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
         finally:
             early.finish()
-            engine.discard_standby()
+            engine.discard_standby()  # one the first pass did not take is not needed
     else:
         engine.discard_standby()  # the CLI's pip process ahead of time: not needed
         policy.refused.update(outcome.refused)
