@@ -204,3 +204,27 @@ def test_native_project_for_a_foreign_machine_is_no_build_environment_at_once(tm
     assert "aarch64" in d.reason and "x86_64" in d.reason
     assert not [n for n, _ in ui.events if n in ("sdist-build-start", "dist-start")]
     assert time.monotonic() - started < 60
+
+
+def test_sdist_facts_are_read_once_per_content(tmp_path, monkeypatch):
+    """PKG-INFO and the backend of an sdist are remembered by its sha256 (on disk with a
+    cache dir): the archive is listed once, not by every target of a check."""
+    from lambda_compat.resolve import source_metadata
+    from lambda_compat.resolve.sdist_build import file_sha256
+    sdist = write_sdist(tmp_path / "links", "lc-memo-meta", pkg_info_version="2.2")
+    sha = file_sha256(sdist)
+    first = source_metadata.read_sdist(sdist, sha, tmp_path / "c")
+    assert first == source_metadata.read_sdist(sdist)           # the same answer as unremembered
+    assert "Name: lc-memo-meta" in (first.pkg_info or "")
+    assert (tmp_path / "c" / "metadata" / f"{sha}-sdist.json").is_file()
+    listed = []
+    real = source_metadata._read_sdist
+    monkeypatch.setattr(source_metadata, "_read_sdist", lambda p: listed.append(p) or real(p))
+    source_metadata._SDIST_INFO.clear()                         # a later process
+    assert source_metadata.read_sdist(sdist, sha, tmp_path / "c") == first
+    assert listed == []
+    # an archive that cannot be read is not remembered as "no PKG-INFO"
+    broken = tmp_path / "lc_broken-1.0.tar.gz"
+    broken.write_bytes(b"not a tar")
+    assert source_metadata.read_sdist(broken, "0" * 64, tmp_path / "c").pkg_info is None
+    assert not (tmp_path / "c" / "metadata" / f"{'0' * 64}-sdist.json").exists()

@@ -94,8 +94,8 @@ def offered_versions(links: Iterable[Any], requirement: str, target: Target,
                      sdist_only: bool = False) -> Set[Version]:
     """Versions offered (by any file, or by sdists only) that satisfy ``requirement``."""
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename,
-                                 parse_sdist_filename, parse_wheel_filename)
+
+    from ..resolve.diagnose import sdist_version, wheel_parts, wheel_version
     try:
         spec = Requirement(requirement).specifier
     except InvalidRequirement:
@@ -104,16 +104,16 @@ def offered_versions(links: Iterable[Any], requirement: str, target: Target,
     for link in links:
         if link.yanked:
             continue
-        try:
-            if link.is_wheel:
-                if sdist_only:
-                    continue
-                version = parse_wheel_filename(link.filename)[1]
-            else:
-                version = parse_sdist_filename(link.filename)[1]
-        except (InvalidSdistFilename, InvalidWheelFilename, ValueError):
+        if link.is_wheel:
+            if sdist_only:
+                continue
+            version = wheel_version(link.filename)
+        else:
+            version = sdist_version(link.filename)
+        if version is None or version in found:
             continue
-        if spec is None or spec.contains(version, prereleases=True):
+        if ((spec is None or spec.contains(version, prereleases=True))
+                and (not link.is_wheel or wheel_parts(link.filename))):
             found.add(version)
     return found
 

@@ -122,7 +122,7 @@ class Phases:
                                     "version need a newer glibc")
             return self._missing(outcome, diag.reason_code, diag.reason, diag.suggestion), None
         if item.source_dir is None:
-            src.backend = read_sdist(src.path).build_backend
+            src.backend = read_sdist(src.path, self._sha(src.path), self.cache).build_backend
         # the build environment for the target (a local interpreter, a target root, ...)
         native = self.chooser.get()
         # phase 3: build with the compiler, natively for the target's Python

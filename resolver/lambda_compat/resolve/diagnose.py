@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
@@ -45,41 +46,88 @@ class Diagnosis:
     suggestion: str
 
 
-def _wheel_parts(link: LinkInfo):
+# An index page lists every file of every version (numpy: ~1,500), and a check of 12 targets
+# reads the same pages for each: file names and Requires-Python strings are parsed once per
+# process (they are pure functions of the string).
+@functools.lru_cache(maxsize=1 << 16)
+def wheel_parts(filename: str):
+    """(canonical name, Version, tags) of a wheel file name; None when it does not parse."""
     try:
-        name, version, _b, tags = parse_wheel_filename(link.filename)
+        name, version, _b, tags = parse_wheel_filename(filename)
     except (InvalidWheelFilename, InvalidVersion):
         return None
     return canonicalize_name(name), version, tags
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def sdist_version(filename: str) -> Optional[Version]:
+    """The version of an sdist file name; None when it does not parse."""
+    try:
+        return parse_sdist_filename(filename)[1]
+    except (InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def python_admitted(requires_python: str, python_full_version: str) -> bool:
+    """``requires_python`` admits that Python (an invalid specifier rules nothing out)."""
+    try:
+        return SpecifierSet(requires_python).contains(Version(python_full_version),
+                                                      prereleases=True)
+    except InvalidSpecifier:
+        return True
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def wheel_version(filename: str) -> Optional[Version]:
+    """The version field of a wheel file name, without parsing its tags (the costly part):
+    to order and filter files before :func:`wheel_parts` confirms the few that matter."""
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else ()
+    if len(parts) not in (5, 6):
+        return None
+    try:
+        return Version(parts[1])
+    except InvalidVersion:
+        return None
+
+
+def _wheel_parts(link: LinkInfo):
+    return wheel_parts(link.filename)
+
+
+def _wheel_of(link: LinkInfo, want: Optional[Version]):
+    """``wheel_parts`` of a wheel of version ``want`` (any version when None), else None."""
+    if not link.is_wheel:
+        return None
+    if want is not None and wheel_version(link.filename) != want:
+        return None
+    return wheel_parts(link.filename)
 
 
 def requires_python_ok(link: LinkInfo, target: Target) -> bool:
     """The file's Requires-Python (as the index labels it) admits the target's Python."""
     if not link.requires_python:
         return True
-    try:
-        return SpecifierSet(link.requires_python).contains(
-            Version(target.python_full_version), prereleases=True)
-    except InvalidSpecifier:
-        return True
+    return python_admitted(link.requires_python, target.python_full_version)
 
 
 def newest_compatible(links: Iterable[LinkInfo], target: Target,
                       stable: bool = True) -> Optional[Version]:
     supported = target.tag_priority()
-    best = None
+    candidates = []
     for link in links:
-        if not link.is_wheel or link.yanked or not requires_python_ok(link, target):
+        version = wheel_version(link.filename) if link.is_wheel and not link.yanked else None
+        if version is not None and not (stable and version.is_prerelease):
+            candidates.append((version, link))
+    # newest first: the first wheel that fits is the answer (tags parsed only that far)
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    for version, link in candidates:
+        if not requires_python_ok(link, target):
             continue
         parts = _wheel_parts(link)
-        if not parts:
-            continue
-        _n, version, tags = parts
-        if stable and version.is_prerelease:
-            continue
-        if any(t in supported for t in tags) and (best is None or version > best):
-            best = version
-    return best
+        if parts and any(t in supported for t in parts[2]):
+            return version
+    return None
 
 
 def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
@@ -88,8 +136,8 @@ def diagnose(name: str, version: Optional[str], links: Sequence[LinkInfo],
     same: List[Tuple[LinkInfo, frozenset]] = []
     want = Version(version) if version else None
     for link in links:
-        parts = _wheel_parts(link) if link.is_wheel else None
-        if parts and (want is None or parts[1] == want):
+        parts = _wheel_of(link, want)
+        if parts:
             same.append((link, parts[2]))
     blocked_levels = []
     other_arches = set()
@@ -177,9 +225,6 @@ def _requires_python_excludes(links: Sequence[LinkInfo], want: Optional[Version]
 
 def _file_version(link: LinkInfo) -> Optional[Version]:
     if link.is_wheel:
-        parts = _wheel_parts(link)
-        return parts[1] if parts else None
-    try:
-        return parse_sdist_filename(link.filename)[1]
-    except (InvalidSdistFilename, InvalidVersion):
-        return None
+        version = wheel_version(link.filename)
+        return version if version is not None and _wheel_parts(link) else None
+    return sdist_version(link.filename)

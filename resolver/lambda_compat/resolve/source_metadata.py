@@ -25,6 +25,7 @@ of the build belong to :func:`lambda_compat.resolve.sdist_build.build_wheel`.
 from __future__ import annotations
 
 import email.parser
+import json
 import os
 import shutil
 import tarfile
@@ -98,8 +99,46 @@ class Prepared:
     attempts: List[Attempt] = field(default_factory=list)
 
 
-def read_sdist(path: Path) -> SdistInfo:
-    """PKG-INFO and the build backend of an sdist (.tar.gz, .tar.*, .zip), without unpacking."""
+#: read_sdist answers of this process, by the sdist's sha256
+_SDIST_INFO: Dict[str, SdistInfo] = {}
+
+
+def read_sdist(path: Path, sha256: Optional[str] = None,
+               cache_dir: Optional[Path] = None) -> SdistInfo:
+    """PKG-INFO and the build backend of an sdist (.tar.gz, .tar.*, .zip), without unpacking.
+
+    With the file's ``sha256`` the answer is remembered for the process, and with
+    ``cache_dir`` also in ``<cache_dir>/metadata/<sha256>-sdist.json``: listing a .tar.gz means
+    inflating all of it (numpy's: 80 MB), for two small files that never change."""
+    if sha256 is None:
+        return _read_sdist(path)
+    known = _SDIST_INFO.get(sha256)
+    if known is not None:
+        return known
+    memo = cache_dir / "metadata" / f"{sha256}-sdist.json" if cache_dir is not None else None
+    if memo is not None:
+        try:
+            data = json.loads(memo.read_text(encoding="utf-8"))
+            known = SdistInfo(data["pkg_info"], data["build_backend"])
+        except (OSError, ValueError, KeyError, TypeError):
+            known = None
+    if known is None:
+        known = _read_sdist(path)
+        if memo is not None and known != SdistInfo(None, None):  # unreadable: not kept
+            try:
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo.with_name(f".{memo.name}.{uuid.uuid4().hex}")
+                tmp.write_text(json.dumps({"pkg_info": known.pkg_info,
+                                           "build_backend": known.build_backend}),
+                               encoding="utf-8")
+                os.replace(tmp, memo)
+            except OSError:
+                pass
+    _SDIST_INFO[sha256] = known
+    return known
+
+
+def _read_sdist(path: Path) -> SdistInfo:
     pkg_info = pyproject = None
     try:
         if path.name.endswith(".zip"):
@@ -224,12 +263,12 @@ def prepare(sdist: Path, source: Dict[str, Any], workdir: Path, emit: Emit,
     """
     from .sdist_build import file_sha256
 
-    info = read_sdist(sdist)
+    cache_dir = Path(source["cache_dir"])
+    sha = sha256 or file_sha256(sdist)
+    info = read_sdist(sdist, sha, cache_dir)
     if is_static(info.pkg_info):
         emit("sdist-metadata", sdist=sdist.name, source="static")
         return Prepared(metadata_dir(workdir, info.pkg_info or ""), "static")
-    cache_dir = Path(source["cache_dir"])
-    sha = sha256 or file_sha256(sdist)
     _keep(sdist, sha, cache_dir / "files")  # a failed resolution must not cost a download again
     key = cache_key(sha, tuple(source["version"]), source["target_machine"])
     text = cached(cache_dir, key)
