@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 from .. import errors
 from ..host import interpreters, lifecycle
@@ -77,6 +77,10 @@ class BuildConfig:
     # that fails once fails again, and numpy takes half an hour to); 0 (--refresh) builds
     # again. Its report says when it failed and how to build again.
     failure_ttl: float = 86400.0
+    # How the judged wheels reach the artifacts directory: ``installer(wheels, artifacts)``;
+    # None installs them at once (install_and_swap). ``check`` passes one that installs only
+    # if the bundle turns out to be needed (check/lazy_bundle.py).
+    installer: Optional[Callable[[List[Path], Path], None]] = None
 
 
 def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
@@ -124,7 +128,10 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         wheels = _judge(phases, resolution, report, config.jobs)   # phases 2-6
         if report.ok or config.allow_missing:
             ui.event("install-start", count=len(wheels), dest=str(artifacts))
-            install_and_swap(wheels, artifacts, config.jobs, cache / "unpacked")
+            if config.installer is not None:
+                config.installer(wheels, artifacts)
+            else:
+                install_and_swap(wheels, artifacts, config.jobs, cache / "unpacked")
             report.installed = True
             ui.event("install-done", count=len(wheels), dest=str(artifacts))
     finally:

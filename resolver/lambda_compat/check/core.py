@@ -20,8 +20,11 @@ from typing import List, Optional, Sequence
 from .. import errors
 from ..build.builder import build_dependencies
 from ..host import lifecycle
-from .dynamic import TargetUI, backend_selector, prove_dynamically
+from ..host.paths import default_cache_dir
+from .dynamic import TargetUI, backend_selector, bundle_fingerprint, prove_dynamically
 from .inputs import CheckInput, CheckOptions, SelectedTarget
+from .lazy_bundle import LazyBundle
+from .static_memo import StaticMemo, memo_key
 from .report import CheckReport, TargetResult
 from ..targets.target import Target
 from ..ui import UI, NullUI
@@ -87,7 +90,9 @@ def _check_requirements(reqs: Path, layers: Sequence[zips.Opened], sel: Selected
     started = time.monotonic()
     ui.event("check-target-start", target=t.name, phase="build")
     out = ws.path / f"task-{t.runtime}-{t.arch}"
-    config = replace(options.build, allow_missing=True)
+    cache_dir = (options.build.cache_dir or default_cache_dir()).absolute()
+    bundle = LazyBundle(out, options.build.jobs, cache_dir)
+    config = replace(options.build, allow_missing=True, installer=bundle.receive)
     result = TargetResult(target=t, deprecated=sel.deprecated, blocked=sel.blocked)
     try:
         build = build_dependencies(out, reqs, t.runtime, ui=TargetUI(ui, t), config=config,
@@ -111,10 +116,28 @@ def _check_requirements(reqs: Path, layers: Sequence[zips.Opened], sel: Selected
             (d.reason or f"{d.name} could not be installed for the target.").rstrip(".") + ".",
             d.suggestion or "See the build report (lambda-compat build --format json).",
             severity="error"))
-    out.mkdir(parents=True, exist_ok=True)
-    view = _bundle.load(out, layers)
-    checker = StaticChecker(view, empty_is_error=False, registry_dir=options.build.registry_dir)
-    _finish(result, checker.check(t), out, view, options, ui)
+    # the static proof (and the bundle's fingerprint) of the same wheels, target, registry
+    # and code is remembered; then the bundle is installed only if an import proof must run
+    memo = StaticMemo(cache_dir / "static-proofs", reuse=options.build.resolution_ttl > 0)
+    key = (memo_key(bundle.identity, t, options.build.registry_dir)
+           if not layers and bundle.wheels is not None else None)
+    known = memo.load(key, t)
+    if known is not None:
+        static, fingerprint = known.report, known.fingerprint
+        result.notes.append(f"the static proof was reused from {known.created}: the same "
+                            f"wheels (sha256), target facts, package registry and lambda-compat "
+                            f"(--refresh runs it again)")
+    else:
+        view = _bundle.load(bundle.materialize(), layers)
+        static = StaticChecker(view, empty_is_error=False,
+                               registry_dir=options.build.registry_dir).check(t)
+        fingerprint = bundle_fingerprint(out, options) if key is not None else None
+        memo.store(key, static, fingerprint, out)
+    result.static = static
+    result.findings.extend(static.findings)
+    _deprecation(result)
+    prove_dynamically(result, static, out, [lay.directory for lay in layers], options, ui,
+                      fingerprint=fingerprint, prepare=bundle.materialize)
     result.seconds = time.monotonic() - started
     ui.event("check-target-done", target=t.name, verdict=result.verdict, proof=result.proof,
              seconds=result.seconds)

@@ -60,10 +60,26 @@ class TargetUI:
         self.ui.event(kind, **data)
 
 
+def bundle_fingerprint(task_dir: Path, options: CheckOptions) -> Optional[str]:
+    """The bundle's content fingerprint as the proof cache computes it (None when this
+    installation has no dynamic backends)."""
+    if backend_selector() is None:
+        return None
+    from ..prove.proof_cache import tree_fingerprint
+    hashes = proof_cache(options).hashes
+    fingerprint = tree_fingerprint(task_dir, hashes)
+    hashes.save()
+    return fingerprint
+
+
 def prove_dynamically(result: TargetResult, static: StaticReport, task_dir: Path,
-                      layer_dirs: Sequence[Path], options: CheckOptions, ui: UI) -> None:
+                      layer_dirs: Sequence[Path], options: CheckOptions, ui: UI, *,
+                      fingerprint: Optional[str] = None,
+                      prepare: Optional[Callable[[], Any]] = None) -> None:
     """Import ``result``'s target's modules with the strongest backend that can run here;
-    record the proof, the import failures and where they disagree with ``static``."""
+    record the proof, the import failures and where they disagree with ``static``.
+    ``fingerprint``: :func:`bundle_fingerprint`, if known; ``prepare()`` installs the bundle
+    in ``task_dir`` if the imports must run."""
     t = result.target
     if options.backend == "static":
         return
@@ -103,7 +119,8 @@ def prove_dynamically(result: TargetResult, static: StaticReport, task_dir: Path
     from ..prove.proof_cache import import_modules
     dyn = import_modules(backend, proof_cache(options), task_dir, list(layer_dirs),
                          list(modules), handler=options.handler, timeout=options.timeout,
-                         after=static.after())
+                         after=static.after(), bundle_fingerprint=fingerprint,
+                         prepare=prepare)
     result.dynamic = dyn
     if getattr(dyn, "cached_from", None):
         result.notes.append(f"the {dyn.proof} proof was reused from {dyn.cached_from}: the "

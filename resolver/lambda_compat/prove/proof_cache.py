@@ -30,7 +30,7 @@ import threading
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from filelock import FileLock
 
@@ -156,7 +156,10 @@ class ProofCache:
             layer_dirs: Sequence[Path], modules: Sequence[Tuple[str, str]],
             handler: Optional[str], timeout: float,
             after: Optional[Mapping[str, Sequence[str]]], probe: str,
-            environment: Mapping[str, str], sys_path: Sequence[str]) -> str:
+            environment: Mapping[str, str], sys_path: Sequence[str],
+            bundle_fingerprint: Optional[str] = None) -> str:
+        """``bundle_fingerprint``: :func:`tree_fingerprint` of ``task_dir``, when the caller
+        knows it (``task_dir`` is then not read)."""
         t = backend.target
         parts = {
             "format": FORMAT, "version": __version__,
@@ -165,7 +168,7 @@ class ProofCache:
             "environment": dict(sorted(environment.items())), "sys_path": list(sys_path),
             "backend": [type(backend).__name__, backend.proof, backend.describe()],
             "identity": dict(identity),
-            "bundle": tree_fingerprint(Path(task_dir), self.hashes),
+            "bundle": bundle_fingerprint or tree_fingerprint(Path(task_dir), self.hashes),
             "layers": [tree_fingerprint(Path(p), self.hashes) for p in layer_dirs],
             "modules": [list(m) for m in modules], "handler": handler, "timeout": timeout,
             "after": {d: list(m) for d, m in sorted((after or {}).items())},
@@ -202,20 +205,30 @@ class ProofCache:
 def import_modules(backend: Any, cache: Optional[ProofCache], task_dir: Path,
                    layer_dirs: Sequence[Path], modules: Sequence[Tuple[str, str]], *,
                    handler: Optional[str], timeout: float,
-                   after: Optional[Mapping[str, Sequence[str]]]) -> DynamicResult:
+                   after: Optional[Mapping[str, Sequence[str]]],
+                   bundle_fingerprint: Optional[str] = None,
+                   prepare: Optional[Callable[[], Any]] = None) -> DynamicResult:
     """``backend.import_modules(...)``, or the same proof from ``cache`` when every input of it
-    is unchanged. Backends without an ``identity()`` (or returning None) always run."""
+    is unchanged. Backends without an ``identity()`` (or returning None) always run.
+
+    ``bundle_fingerprint``: the bundle's :func:`tree_fingerprint`, when known (a remembered
+    static proof); ``prepare()`` is called before the imports run, to install the bundle in
+    ``task_dir`` when it is not there yet."""
     identity = getattr(backend, "identity", lambda: None)() if cache is not None else None
     if cache is None or identity is None:
+        if prepare is not None:
+            prepare()
         return backend.import_modules(task_dir, list(layer_dirs), list(modules),
                                       handler=handler, timeout=timeout, after=after)
     from .backends.base import lambda_environment, probe_source, target_facts
     key = cache.key(backend, identity, task_dir, layer_dirs, modules, handler, timeout, after,
                     probe_source(), lambda_environment(backend.target, handler=handler),
-                    target_facts(backend.target).sys_path)
+                    target_facts(backend.target).sys_path, bundle_fingerprint)
     found = cache.load(key)
     if found is not None:
         return found
+    if prepare is not None:
+        prepare()
     result = backend.import_modules(task_dir, list(layer_dirs), list(modules), handler=handler,
                                     timeout=timeout, after=after)
     cache.store(key, result)

@@ -82,7 +82,7 @@ def python_admitted(requires_python: str, python_full_version: str) -> bool:
 def wheel_version(filename: str) -> Optional[Version]:
     """The version field of a wheel file name, without parsing its tags (the costly part):
     to order and filter files before :func:`wheel_parts` confirms the few that matter."""
-    parts = filename[:-4].split("-") if filename.endswith(".whl") else ()
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
     if len(parts) not in (5, 6):
         return None
     try:
