@@ -462,3 +462,46 @@ def test_a_file_is_hashed_once_per_inode_and_again_when_it_changes(tmp_path, mon
     assert sdist_build.file_sha256(tmp_path / "b.whl") == \
         hashlib.sha256(b"two" * 1001).hexdigest()
     assert len(hashed) == 2
+
+
+# ----------------------------------------------------- large wheels: inflated by several threads
+
+def _large_wheel(directory: Path, duplicate: Optional[bytes] = None) -> Path:
+    """Over the split size: 48 incompressible files, exec bits on some, one path named twice
+    (the second time with ``duplicate``'s content, when given) and once through './'."""
+    rnd = __import__("random").Random(15)
+    files = [(f"big/mod{i:02d}.py", rnd.randbytes(120_000)) for i in range(48)]
+    files.append(("big/./mod07.py", files[7][1]))
+    if duplicate is not None:
+        files.append(("big/mod03.py", duplicate))
+    return build_wheel(directory, "big", "1.0", files,
+                       modes={f"big/mod{i:02d}.py": 0o755 for i in range(0, 48, 5)})
+
+
+def test_a_large_wheel_unpacks_as_in_one_thread(tmp_path, monkeypatch):
+    wheel = _large_wheel(tmp_path)
+    _dist, plan, _skipped = plan_wheel(wheel)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    parts = install_mod._parts(plan)
+    assert len(parts) == 2                                   # the split is taken
+    sizes = [sum(i.compress_size for i, _r in p) for p in parts]
+    assert max(sizes) < 0.6 * sum(sizes)                     # and balanced
+    part_of = {rel: n for n, p in enumerate(parts) for _i, rel in p}
+    assert part_of["big/./mod07.py"] == part_of["big/mod07.py"]   # one path, one part
+    split_manifest, split_tree = install_mod.unpack_wheel(wheel, tmp_path / "split")
+    monkeypatch.setattr(install_mod, "_SPLIT_BYTES", 1 << 40)
+    assert len(install_mod._parts(plan)) == 1
+    one_manifest, one_tree = install_mod.unpack_wheel(wheel, tmp_path / "one")
+    strip = lambda m: [f[:3] for f in m["files"]]            # noqa: E731 (mtimes differ)
+    assert strip(split_manifest) == strip(one_manifest)
+    assert [f[0] for f in one_manifest["files"]][:3] == ["big/mod00.py", "big/mod01.py",
+                                                          "big/mod02.py"]
+    assert tree(split_tree) == tree(one_tree)
+
+
+def test_a_large_wheel_naming_a_path_twice_with_two_contents_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    wheel = _large_wheel(tmp_path, duplicate=b"other content")
+    with pytest.raises(BadInput, match="both install big/mod03.py"):
+        install_mod.unpack_wheel(wheel, tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("manifest.json"))

@@ -333,6 +333,36 @@ def test_early_wheels_store_under_the_files_own_sha_and_judge_as_phase_two(tmp_p
     assert again == fresh
 
 
+def test_early_wheels_judge_the_largest_waiting_first(tmp_path, monkeypatch):
+    """Unpacking is most of the work: a large wheel waiting behind small ones would be the
+    run's tail, so each free worker takes the largest wheel waiting."""
+    import threading
+    from lambda_compat.build import early as early_mod
+    judged, busy, release = [], threading.Event(), threading.Event()
+
+    def judge(self, staged):
+        judged.append(staged.name.split("-", 1)[1])
+        if len(judged) == 1:
+            busy.set()
+            release.wait(10)              # the one worker is busy while the others arrive
+        staged.unlink()
+
+    monkeypatch.setattr(early_mod.EarlyWheels, "_judge", judge)
+    early = early_mod.EarlyWheels(tmp_path / "cache", get_target("python3.11", "x86_64"),
+                                  jobs=1)
+    pip_dir = tmp_path / "pip-tmp"
+    pip_dir.mkdir()
+    for name, size in [("first", 10), ("small", 100), ("large", 100_000), ("middle", 5_000)]:
+        path = pip_dir / f"{name}-1.0-py3-none-any.whl"
+        path.write_bytes(b"x" * size)
+        early.offer({"path": str(path), "sha256": name})
+        if name == "first":
+            assert busy.wait(10)
+    release.set()
+    assert early.finish() == 4
+    assert [j.split("-")[0] for j in judged] == ["first", "large", "middle", "small"]
+
+
 def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_index):
     from lambda_compat.build.builder import BuildConfig, build_dependencies
     from lambda_compat.ui import RecordingUI

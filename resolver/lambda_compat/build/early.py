@@ -14,12 +14,14 @@ goes wrong here is left for phase 2 to meet and report.
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
+import threading
 import uuid
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..resolve.sdist_build import file_sha256
 from ..targets.target import Target
@@ -31,12 +33,13 @@ from . import install, workers
 
 def verified_findings(path: Path, info: WheelInfo, sha256: str, cache: Path,
                       target: Target) -> List[Finding]:
-    """The wheel unpacked into the cache (the install step then only links) and its findings
-    for ``target``, verified from the unpacked files (each native file decompressed once)
-    and remembered by sha256."""
-    on_disk = install.unpacked_files(path, cache / "unpacked")
-    return cached_findings(cache / "verified", sha256, target,
-                           lambda: verify_wheel(info, target, on_disk=on_disk))
+    """The wheel's findings for ``target``, remembered by sha256; verified (when not
+    remembered) from its files unpacked into the cache, where the install step links them
+    from (each native file decompressed once)."""
+    def verify() -> List[Finding]:
+        on_disk = install.unpacked_files(path, cache / "unpacked")
+        return verify_wheel(info, target, on_disk=on_disk)
+    return cached_findings(cache / "verified", sha256, target, verify)
 
 
 def store(path: Path, sha256: str, cas: Path, name: Optional[str] = None) -> Path:
@@ -55,12 +58,17 @@ def store(path: Path, sha256: str, cas: Path, name: Optional[str] = None) -> Pat
 
 
 class EarlyWheels:
-    """Takes pip's ``file-ready`` events for one resolution; :meth:`finish` waits."""
+    """Takes pip's ``file-ready`` events for one resolution; :meth:`finish` waits.
+
+    Waiting wheels are judged largest first: unpacking is most of the work (numpy's takes
+    half a second), and a large wheel started last would be the run's tail."""
 
     def __init__(self, cache: Path, target: Target, jobs: int, ui: Optional[UI] = None) -> None:
         self.cache, self.target, self.ui = cache, target, ui
         self._jobs = max(1, jobs)
         self._futures: Dict[str, Future] = {}
+        self._waiting: List[Tuple[int, int, Path]] = []   # heap of (-size, order, staged)
+        self._lock = threading.Lock()
 
     def offer(self, event: dict) -> None:
         """A wheel pip has checked (``path``; ``sha256`` as the index gave it): linked aside
@@ -75,13 +83,26 @@ class EarlyWheels:
             os.link(path, staged)
         except OSError:
             return  # pip saves it too; the resolution's own store keeps it
-        self._futures[claimed or staged.name] = workers.submit(self._jobs, self._judge, staged)
+        try:
+            size = staged.stat().st_size
+        except OSError:
+            size = 0
+        with self._lock:
+            heapq.heappush(self._waiting, (-size, len(self._futures), staged))
+        # every task judges the largest wheel waiting at the time it runs
+        self._futures[claimed or staged.name] = workers.submit(self._jobs, self._next)
+
+    def _next(self) -> None:
+        with self._lock:
+            staged = heapq.heappop(self._waiting)[2]
+        self._judge(staged)
 
     def _judge(self, staged: Path) -> None:
         try:
             # the file's own sha256, never the one announced: the cache is keyed by it
             sha = file_sha256(staged)
             kept = store(staged, sha, self.cache / "files", staged.name.split("-", 1)[1])
+            install.unpack_wheel(kept, self.cache / "unpacked")  # the install step links
             verified_findings(kept, read_wheel(kept), sha, self.cache, self.target)
             if self.ui is not None:
                 self.ui.event("wheel-judged-early", file=kept.name, target=self.target.name)

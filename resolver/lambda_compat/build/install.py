@@ -29,6 +29,7 @@ import posixpath
 import stat
 import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
@@ -238,22 +239,24 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
     dist_info, plan, skipped = plan_wheel(wheel_path)
     tmp = cache_dir / sha[:2] / f".tmp-{sha[:16]}-{uuid.uuid4().hex}"
     tree = tmp / "tree"
-    files: List[list] = []
     try:
-        with zipfile.ZipFile(wheel_path) as zf:
-            for info, rel in plan:
-                dest = _safe_target(tree, rel, wheel_path.name)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                data = zf.read(info)
-                if dest.exists():  # the wheel names the same installed path twice
-                    if dest.read_bytes() != data:
-                        raise _conflict(wheel_path.name, rel)
-                    continue
-                dest.write_bytes(data)
-                mode = 0o755 if (info.external_attr >> 16) & stat.S_IXUSR else 0o644
-                os.chmod(dest, mode)
-                st = os.stat(dest)
-                files.append([rel, _record_hash(data), len(data), st.st_mtime_ns])
+        written: Dict[str, list] = {}
+        parts = _parts(plan)
+        if len(parts) > 1:  # inflated side by side (zlib runs without the GIL)
+            later = [_inflate_pool().submit(_extract, wheel_path, tree, p) for p in parts[1:]]
+            try:
+                written.update(_extract(wheel_path, tree, parts[0]))
+            finally:
+                wait(later)
+            for f in later:
+                written.update(f.result())
+        else:
+            written = _extract(wheel_path, tree, plan)
+        files: List[list] = []
+        for _info, rel in plan:  # in the wheel's order; a path named twice, once
+            record = written.pop(_safe_rel(rel, wheel_path.name), None)
+            if record is not None:
+                files.append([rel] + record[1:])
         manifest = {"format": UNPACKED_FORMAT, "wheel": wheel_path.name, "dist_info": dist_info,
                     "skipped": skipped, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -272,6 +275,62 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest, entry / "tree"
+
+
+#: A wheel whose entries hold more than this (compressed) is inflated by several threads.
+_SPLIT_BYTES = 4 << 20
+_INFLATE: List[ThreadPoolExecutor] = []
+
+
+def _inflate_pool() -> ThreadPoolExecutor:
+    with _INFLATE_LOCK:
+        if not _INFLATE:
+            _INFLATE.append(ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                               thread_name_prefix="lc-inflate"))
+        return _INFLATE[0]
+
+
+_INFLATE_LOCK = threading.Lock()
+
+
+def _parts(plan: List[Tuple[zipfile.ZipInfo, str]]) -> List[List[Tuple[zipfile.ZipInfo, str]]]:
+    """``plan`` in one part per CPU (at most 4) of about equal compressed size, for a large
+    wheel; in one part otherwise. Entries installed at the same path stay in one part."""
+    total = sum(info.compress_size for info, _rel in plan)
+    n = min(4, os.cpu_count() or 1)
+    if total <= _SPLIT_BYTES or n < 2:
+        return [plan]
+    parts: List[List[Tuple[zipfile.ZipInfo, str]]] = [[] for _ in range(n)]
+    sizes = [0] * n
+    where: Dict[str, int] = {}
+    for info, rel in sorted(plan, key=lambda e: -e[0].compress_size):
+        i = where.setdefault(posixpath.normpath(rel), sizes.index(min(sizes)))
+        parts[i].append((info, rel))
+        sizes[i] += info.compress_size
+    return [p for p in parts if p]
+
+
+def _extract(wheel_path: Path, tree: Path, entries: List[Tuple[zipfile.ZipInfo, str]]
+             ) -> Dict[str, list]:
+    """Write ``entries`` under ``tree``: normalised installed path -> [path, RECORD hash,
+    size, mtime]."""
+    out: Dict[str, list] = {}
+    with zipfile.ZipFile(wheel_path) as zf:
+        for info, rel in entries:
+            norm = _safe_rel(rel, wheel_path.name)
+            dest = tree / norm
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            data = zf.read(info)
+            if norm in out:  # the wheel names the same installed path twice
+                if dest.read_bytes() != data:
+                    raise _conflict(wheel_path.name, rel)
+                continue
+            dest.write_bytes(data)
+            mode = 0o755 if (info.external_attr >> 16) & stat.S_IXUSR else 0o644
+            os.chmod(dest, mode)
+            st = os.stat(dest)
+            out[norm] = [rel, _record_hash(data), len(data), st.st_mtime_ns]
+    return out
 
 
 def unpacked_files(wheel_path: Path, cache_dir: Path) -> Dict[str, Path]:
