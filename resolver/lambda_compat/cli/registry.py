@@ -42,6 +42,10 @@ def add_parser(subparsers: Any) -> None:
                                            "one entry file (default: the shipped registry)")
     v.add_argument("--format", choices=["text", "json", "github"], default="text",
                    help="github: workflow-command annotations (::error file=...,line=...)")
+    v.add_argument("--stamp", action="store_true",
+                   help="after validating the shipped registry (and runtimes.yaml) against "
+                        "their schemas, record their digests in schema/validated.json, so "
+                        "that runs on a fresh cache need not validate the same bytes again")
     v.set_defaults(func=_validate)
     ls = sub.add_parser("list", help="the entries: name, versions, kind, targets, evidence")
     ls.add_argument("--registry", metavar="DIR", help="registry directory (default: shipped)")
@@ -110,6 +114,9 @@ def _validate(args: argparse.Namespace) -> int:
                                      known_targets, parse_entry_file)
     from ..registry.runtimes import registry_dir
     target = Path(args.path) if args.path else registry_dir()
+    if getattr(args, "stamp", False) and args.format != "text":
+        raise errors.BadInput("--stamp writes a file and reports in text only.",
+                              hint="Drop --format, or run --stamp separately.")
     if not target.exists():
         raise errors.BadInput(f"{args.path}: no such file or directory.",
                               hint="Pass a registry directory, its packages/ directory or an "
@@ -145,7 +152,25 @@ def _validate(args: argparse.Namespace) -> int:
         raise errors.RegistryProblems(problems)
     suffix = f", registry version {version}" if version else ""
     print(f"ok: {what}: {count} entr{'y' if count == 1 else 'ies'} valid{suffix}")
+    if getattr(args, "stamp", False):
+        print(f"stamped: {_rel(str(_stamp(target)))}")
     return 0
+
+
+def _stamp(target: Path) -> Path:
+    """Validate the shipped runtimes data too, then write the shipped stamp."""
+    from ..registry import packages, runtimes, validation_memo
+    root = runtimes.registry_dir()
+    if target.resolve() != root.resolve():
+        raise errors.BadInput(f"--stamp records the shipped registry's digests; {target} is "
+                              f"not it ({root}).", hint="Run it without a path.")
+    runtimes.validate_shipped()  # raises with file:line when runtimes.yaml is not valid
+    digests = {"runtimes": validation_memo.content_digest(root, runtimes.shipped_files()),
+               "packages": validation_memo.content_digest(root, packages.shipped_files(root))}
+    if None in digests.values():
+        raise errors.EnvironmentProblem("the shipped registry files could not be read.",
+                                        hint="Check the checkout.")
+    return validation_memo.write_shipped_stamp(root, {k: v for k, v in digests.items() if v})
 
 
 def _escape(message: str) -> str:

@@ -66,15 +66,22 @@ def _default() -> PackageRegistry:
     from . import validation_memo
     from .runtimes import registry_dir
     root = registry_dir()
-    files = sorted(str(p) for p in (root / PACKAGES_DIR).glob("*.y*ml"))
-    stamp = validation_memo.stamp_key(str(root / SCHEMA_FILE), *files)
-    schema_known = validation_memo.known_valid(stamp)
+    stamp = None
+    schema_known = validation_memo.shipped_valid(root, shipped_files(root))
+    if not schema_known:
+        stamp = validation_memo.stamp_key(*map(str, shipped_files(root)))
+        schema_known = validation_memo.known_valid(stamp)
     registry, problems = check_registry(root, _schema_known_valid=schema_known)
     if problems:
         raise RegistryProblems(problems)
     assert registry is not None
     validation_memo.remember(stamp)
     return registry
+
+
+def shipped_files(root: Path) -> List[Path]:
+    """A registry's schema and entry files (what the shipped stamp covers)."""
+    return [root / SCHEMA_FILE] + sorted((root / PACKAGES_DIR).glob("*.y*ml"))
 
 
 class _NoSchemaErrors:

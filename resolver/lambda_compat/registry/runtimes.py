@@ -119,15 +119,28 @@ def get_target(runtime: str, architecture: str = "x86_64",
 
 # --------------------------------------------------------------------------- loading
 
-def _load(path: str) -> RuntimeRegistry:
+def shipped_files() -> List[pathlib.Path]:
+    """The shipped runtimes data and its schema (what the shipped stamp covers)."""
+    return [registry_dir() / "schema" / SCHEMA_FILENAME, registry_dir() / RUNTIMES_FILENAME]
+
+
+def _load(path: str, *, validate: bool = False) -> RuntimeRegistry:
+    """``validate``: against the schema even when the data is stamped as valid."""
     schema_path = str(registry_dir() / "schema" / SCHEMA_FILENAME)
     data = read_yaml(path)
     shipped = os.path.abspath(path) == os.path.abspath(registry_dir() / RUNTIMES_FILENAME)
-    stamp = validation_memo.stamp_key(path, schema_path) if shipped else None
-    if not validation_memo.known_valid(stamp):
-        _validate_schema(_schema(schema_path), data, path)
-        validation_memo.remember(stamp)
+    if not (shipped and not validate
+            and validation_memo.shipped_valid(registry_dir(), shipped_files())):
+        stamp = validation_memo.stamp_key(path, schema_path) if shipped else None
+        if validate or not validation_memo.known_valid(stamp):
+            _validate_schema(_schema(schema_path), data, path)
+            validation_memo.remember(stamp)
     return _Checker(data, path).build()
+
+
+def validate_shipped() -> RuntimeRegistry:
+    """Load the shipped runtimes data with every check, the schema included."""
+    return _load(str(registry_dir() / RUNTIMES_FILENAME), validate=True)
 
 
 def _validate_schema(validator: Any, data: Any, path: str) -> None:
