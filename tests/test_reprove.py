@@ -82,6 +82,8 @@ def test_the_workflow_keeps_only_what_the_test_proved():
     pr = jobs["pull-request"]
     pr_runs = " ".join(s.get("run", "") for s in pr["steps"])
     assert "compat_tests.reprove finish" in pr_runs
-    assert "lambda-compat registry validate registry" in pr_runs
+    assert "lambda-compat registry validate --stamp" in pr_runs   # validates, then stamps
+    assert "registry/schema/validated.json" in str(
+        next(s for s in pr["steps"] if "create-pull-request" in s.get("uses", ""))["with"])
     create = next(s for s in pr["steps"] if "create-pull-request" in s.get("uses", ""))
     assert create["with"]["token"] == "${{ secrets.REFRESH_PR_TOKEN || github.token }}"

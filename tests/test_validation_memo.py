@@ -1,4 +1,8 @@
-"""The shipped runtimes.yaml is schema-validated once per content, not on every start."""
+"""The shipped runtimes.yaml is schema-validated once per content, not on every start.
+
+These tests are about the cache's memo, which is what applies when the shipped stamp
+(registry/schema/validated.json, tests/test_validation_stamp.py) does not name the bytes:
+they run as if it did not."""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ from lambda_compat.registry import runtimes
 
 from lambda_compat.registry import validation_memo
 from lambda_compat.errors import RegistryError
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_stamp(monkeypatch):
+    monkeypatch.setattr(validation_memo, "shipped_valid", lambda root, paths: False)
 
 
 @pytest.fixture
