@@ -153,3 +153,33 @@ def test_host_and_rootfs_identities_name_their_binaries(tmp_path):
         assert ident["sha256"] == hashlib.sha256(f.read()).hexdigest()
     rootfs = RootfsBackend(get_target(v, "x86_64"), None)
     assert rootfs.identity() is None  # no root yet: never reused
+
+
+def test_a_bundle_not_yet_installed_is_installed_before_its_key_is_made(tmp_path, task):
+    """A check that remembered the static proof installs its bundle lazily (``prepare``).
+    With the fingerprint unknown the key must be the installed bundle's, never that of the
+    empty directory (an empty bundle's proof would pass for any bundle); with it known, a
+    reused proof needs no install at all."""
+    cache = proof_cache.ProofCache(tmp_path / "proofs")
+    backend = FakeBackend()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _run(backend, cache, empty)                         # a proof of an empty bundle, stored
+    lazy = tmp_path / "lazy"
+    installed = []
+
+    def prepare():
+        installed.append(True)
+        import shutil
+        shutil.copytree(task, lazy)
+
+    got = proof_cache.import_modules(backend, cache, lazy, [], [("six", "six")], handler=None,
+                                     timeout=120, after={}, prepare=prepare)
+    assert installed == [True] and got.cached_from is None and backend.runs == 2
+    # the fingerprint known (a remembered static proof): the stored proof, nothing installed
+    fingerprint = proof_cache.tree_fingerprint(task, cache.hashes)
+    again = proof_cache.import_modules(backend, cache, tmp_path / "never", [], [("six", "six")],
+                                       handler=None, timeout=120, after={},
+                                       bundle_fingerprint=fingerprint,
+                                       prepare=lambda: installed.append(True))
+    assert again.cached_from and installed == [True] and backend.runs == 2

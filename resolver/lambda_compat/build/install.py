@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -279,18 +280,14 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
 
 #: A wheel whose entries hold more than this (compressed) is inflated by several threads.
 _SPLIT_BYTES = 4 << 20
-_INFLATE: List[ThreadPoolExecutor] = []
 
 
+@functools.lru_cache(maxsize=1)
 def _inflate_pool() -> ThreadPoolExecutor:
-    with _INFLATE_LOCK:
-        if not _INFLATE:
-            _INFLATE.append(ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
-                                               thread_name_prefix="lc-inflate"))
-        return _INFLATE[0]
-
-
-_INFLATE_LOCK = threading.Lock()
+    """The threads that inflate the other parts of a large wheel (not the build's worker
+    pool: unpacking runs on those, and waiting there for tasks queued behind would hang)."""
+    return ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                              thread_name_prefix="lc-inflate")
 
 
 def _parts(plan: List[Tuple[zipfile.ZipInfo, str]]) -> List[List[Tuple[zipfile.ZipInfo, str]]]:

@@ -54,10 +54,9 @@ def _canonical(value: Any) -> Any:
 
 
 def _registry_files(registry_dir: Optional[Path]) -> Sequence[Path]:
-    from ..registry.packages import PACKAGES_DIR
+    from ..registry.packages import shipped_files
     from ..registry.runtimes import registry_dir as shipped
-    root = Path(registry_dir) if registry_dir is not None else shipped()
-    return sorted((root / PACKAGES_DIR).glob("*.y*ml"))
+    return shipped_files(Path(registry_dir) if registry_dir is not None else shipped())
 
 
 def memo_key(wheels: Sequence[Tuple[str, str]], target: Target,

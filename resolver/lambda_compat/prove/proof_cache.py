@@ -212,12 +212,14 @@ def import_modules(backend: Any, cache: Optional[ProofCache], task_dir: Path,
     is unchanged. Backends without an ``identity()`` (or returning None) always run.
 
     ``bundle_fingerprint``: the bundle's :func:`tree_fingerprint`, when known (a remembered
-    static proof); ``prepare()`` is called before the imports run, to install the bundle in
-    ``task_dir`` when it is not there yet."""
+    static proof); ``prepare()`` installs the bundle in ``task_dir`` when it is not there
+    yet: before the imports run, and before the key is computed unless the fingerprint is
+    known (a key made from a directory not yet installed would be an empty bundle's)."""
     identity = getattr(backend, "identity", lambda: None)() if cache is not None else None
+    if prepare is not None and (bundle_fingerprint is None or cache is None or identity is None):
+        prepare()
+        prepare = None
     if cache is None or identity is None:
-        if prepare is not None:
-            prepare()
         return backend.import_modules(task_dir, list(layer_dirs), list(modules),
                                       handler=handler, timeout=timeout, after=after)
     from .backends.base import lambda_environment, probe_source, target_facts

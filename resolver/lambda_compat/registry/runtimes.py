@@ -129,8 +129,9 @@ def _load(path: str, *, validate: bool = False) -> RuntimeRegistry:
     schema_path = str(registry_dir() / "schema" / SCHEMA_FILENAME)
     data = read_yaml(path)
     shipped = os.path.abspath(path) == os.path.abspath(registry_dir() / RUNTIMES_FILENAME)
-    if not (shipped and not validate
-            and validation_memo.shipped_valid(registry_dir(), shipped_files())):
+    stamped = (shipped and not validate
+               and validation_memo.shipped_valid(registry_dir(), shipped_files()))
+    if not stamped:
         stamp = validation_memo.stamp_key(path, schema_path) if shipped else None
         if validate or not validation_memo.known_valid(stamp):
             _validate_schema(_schema(schema_path), data, path)

@@ -61,7 +61,7 @@ def remember(key: Optional[str]) -> None:
 
 #: In the shipped registry: the digests of the data files that passed their schema when this
 #: registry was released (``lambda-compat registry validate --stamp`` writes it, after
-#: validating; ``tests/test_registry.py`` fails when it is out of date). Data whose bytes
+#: validating; ``tests/test_validation_stamp.py`` fails when it is out of date). Data whose bytes
 #: have one of these digests is not validated again, even on a fresh cache (a cold build
 #: otherwise spent a fifth of a second importing jsonschema and walking runtimes.yaml).
 SHIPPED_STAMP = "schema/validated.json"
