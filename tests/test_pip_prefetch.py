@@ -103,48 +103,66 @@ def test_a_prefetched_page_is_handed_over_once_and_a_failed_one_is_fetched_by_pi
 
 
 def test_a_json_page_is_parsed_once_and_pip_gets_that_parse_for_that_very_content():
-    """The prefetcher parses a JSON page to guess the wheel; pip's link parser takes that
-    parse (once, for the same bytes object) instead of parsing the page again."""
+    """The prefetcher parses a JSON page to guess the wheel, and makes the target's links
+    from it (the work pip's link parser would do); pip's parser takes both (once, for the
+    same bytes object, the links only for the same URL) instead of parsing the page again."""
     from pip._internal.models.link import Link  # noqa: F401  (pip's modules, as the shim)
 
     from lambda_compat.resolve import pip_patches
 
     files = [_file("p-1.0-py3-none-any.whl"), _file("p-1.0-cp311-cp311-win_amd64.whl")]
     body = json.dumps({"meta": {"api-version": "1.1"}, "name": "p", "files": files}).encode()
+    page_url = "https://index.example/simple/p/"
 
     class Response:
         headers = {"Content-Type": "application/vnd.pypi.simple.v1+json"}
         content = body
+        url = page_url
+
+    parse = pip_patches.target_link_parser(frozenset(TAGS), lambda page: iter(()))
+    made = []
+
+    def links_for(data, url):
+        made.append(parse.json_page_links(data, url))
+        return made[-1]
 
     prefetcher = pip_prefetch.PagePrefetcher(lambda url, session, **kw: Response(),
-                                             tags=TAGS, python_version="3.11.9")
+                                             tags=TAGS, python_version="3.11.9",
+                                             links_for=links_for)
     prefetcher.start(_Finder(), session=object())
     prefetcher._get_file = lambda url: ("/nonexistent", "")  # no download in this test
     prefetcher.want([("p", SpecifierSet("==1.0"))])
     assert isinstance(prefetcher.take("https://index.example/simple/p/"), Response)
-    assert prefetcher.take_parsed(body[:1] + body[1:]) is None  # equal bytes, another object
-    parsed = prefetcher.take_parsed(body)
+    # equal bytes, another object: nothing
+    assert prefetcher.take_parsed(body[:1] + body[1:], page_url) == (None, None)
+    parsed, links = prefetcher.take_parsed(body, page_url)
     assert parsed["files"] == files
-    assert prefetcher.take_parsed(body) is None                # handed over once
+    assert links is made[0]                                         # made once, handed over
+    # the win_amd64 wheel is not the target's: filtered out
+    assert [link.filename for link in links] == ["p-1.0-py3-none-any.whl"]
+    assert links[0].comes_from == page_url
+    assert prefetcher.take_parsed(body, page_url) == (None, None)  # handed over once
 
-    # pip's parser takes the prefetcher's parse: a page whose bytes are not JSON at all
-    # still gives the links when the prefetcher parsed "it" (same object) before
+    # pip's parser takes the prefetcher's parse and links: a page whose bytes are not JSON
+    # at all still gives the links when the prefetcher parsed "it" (same object) before;
+    # links made for another URL are not taken (pip's links name the page they come from)
     class Page:
         content_type = "application/vnd.pypi.simple.v1+json"
-        url = "https://index.example/simple/p/"
+        url = page_url
         cache_link_parsing = False
         content = b"not json"
 
-    prefetcher._parsed[id(Page.content)] = (Page.content, parsed)
     saved, pip_prefetch.PREFETCHER = pip_prefetch.PREFETCHER, prefetcher
     try:
-        parse = pip_patches.target_link_parser(frozenset(TAGS), lambda page: iter(()))
-        links = list(parse(Page))
+        prefetcher._parsed[id(Page.content)] = (Page.content, parsed, page_url, made[0])
+        assert list(parse(Page)) == made[0]
+        prefetcher._parsed[id(Page.content)] = (Page.content, parsed, page_url + "x", made[0])
+        rebuilt = list(parse(Page))
+        assert [link.filename for link in rebuilt] == ["p-1.0-py3-none-any.whl"]
+        assert rebuilt[0] is not made[0][0]
     finally:
         pip_prefetch.PREFETCHER = saved
         prefetcher.close()
-    # the win_amd64 wheel is not the target's: filtered out
-    assert [link.filename for link in links] == ["p-1.0-py3-none-any.whl"]
 
 
 def test_the_dependencies_of_a_guessed_wheel_are_requested_for_the_target(tmp_path):

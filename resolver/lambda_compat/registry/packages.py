@@ -294,7 +294,8 @@ def parse_entry(text: str, path: str = "<entry>", *, validator: Any = None,
     """Parse and check one entry; (entry, []) or (None, every problem found)."""
     validator = validator or default_validator()
     known = known if known is not None else known_targets()
-    node, data, yaml_problems = compose_yaml(text)
+    node, data, yaml_problems = compose_yaml(
+        text, known_valid=isinstance(validator, _NoSchemaErrors))  # the stamp's bytes
     problems = [RegistryProblem(path, line, message) for line, message in yaml_problems]
     if node is None and not problems:
         return None, [RegistryProblem(path, 1, "empty file: an entry is a mapping with name, "

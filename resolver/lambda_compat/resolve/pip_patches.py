@@ -109,9 +109,24 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
     and handed to pip's parser."""
     import dataclasses
 
-    from pip._internal.models.link import Link
-
     parsed: Dict[str, list] = {}
+
+    def json_page_links(data: Dict[str, Any], url: str) -> list:
+        """The links of a parsed JSON page at ``url`` the target can use, as pip makes them
+        (run by the prefetcher's threads too, while pip waits for files)."""
+        from pip._internal.models.link import Link
+        fits = _tag_filter(tags)
+        allowed = pip_versions.version_filter()
+        links = []
+        for file in data.get("files", []):
+            if isinstance(file, dict):
+                filename = str(file.get("filename", ""))
+                if not allowed(filename) or not fits(filename):  # the cheaper test first
+                    continue
+            link = Link.from_json(file, url)
+            if link is not None:
+                links.append(link)
+        return links
 
     def parse_target_links(page: Any) -> Any:
         if not page.content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
@@ -124,7 +139,8 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
             return iter(parsed[page.url])
         from lambda_compat.resolve import pip_prefetch
         prefetcher = pip_prefetch.PREFETCHER
-        data = prefetcher.take_parsed(page.content) if prefetcher is not None else None
+        data, links = (prefetcher.take_parsed(page.content, page.url) if prefetcher is not None
+                       else (None, None))
         if data is None:
             try:
                 data = json.loads(page.content)
@@ -132,21 +148,14 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
                 return original_parse(page)
         if not isinstance(data, dict):
             return original_parse(page)
-        fits = _tag_filter(tags)
-        allowed = pip_versions.version_filter()
-        links = []
-        for file in data.get("files", []):
-            if isinstance(file, dict):
-                filename = str(file.get("filename", ""))
-                if not fits(filename) or not allowed(filename):
-                    continue
-            link = Link.from_json(file, page.url)
-            if link is not None:
-                links.append(link)
+        if links is None:
+            links = json_page_links(data, page.url)
         if remember:
             parsed[page.url] = links
         return iter(links)
 
+    # the prefetcher makes a JSON page's links as soon as it has the page (pip_prefetch)
+    parse_target_links.json_page_links = json_page_links  # type: ignore[attr-defined]
     return parse_target_links
 
 
@@ -168,7 +177,8 @@ def install_patches(spec: Dict[str, Any], state: Dict[str, Any], emit: Emit) -> 
     _patch_parallel_downloads()
     _patch_tls_context()
     _patch_saved_as_link()
-    from lambda_compat.resolve import pip_prefetch
+    from lambda_compat.resolve import pip_hashes, pip_prefetch
+    pip_hashes.install()
     pip_prefetch.install(spec, emit)
     _patch_reporting(state)
     # Binary first: sources only for the projects the caller allows (it decides from the

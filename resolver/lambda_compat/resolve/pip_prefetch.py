@@ -19,6 +19,14 @@ strictly in sequence, which is most of a cold resolution (about 0.2 s per projec
   when pip asks for that very URL, and checks the hash the page gives, as it always does.
   A wrong guess costs one download, never a different answer: pip decides, the prefetch
   only answers what pip asks;
+* a prefetched JSON page is parsed, and the links of the files the target can use are made
+  from it (pip's own ``Link.from_json``, after the same tag and version filters), by the
+  prefetching thread while pip's resolver waits for files; pip's link parser takes them for
+  that very page, instead of doing that work on the resolver's one thread (on a cold
+  resolution it was the resolver thread's largest cost);
+* whole wheels fetched on a guess have threads of their own: a page never waits behind a
+  download; their sha256 is computed as they arrive, and pip's hash check takes it instead
+  of reading the file again (:mod:`lambda_compat.resolve.pip_hashes`);
 * the dependencies of a file fetched on a guess (its Requires-Dist, markers judged for the
   target) are requested in turn, so a chain of projects is fetched together instead of one
   link per resolver step.
@@ -41,8 +49,15 @@ import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-#: Pages requested at once (uv's default for concurrent downloads is 50).
+from lambda_compat.resolve import pip_hashes
+
+#: Pages (and metadata files) requested at once (uv's default for concurrent downloads is
+#: 50).
 PAGE_THREADS = 8
+#: Whole wheels fetched on a guess at once, on threads of their own: a page never waits
+#: behind a download (a project's page is the next link of a chain such as cryptography ->
+#: cffi -> pycparser; a wheel is not).
+FILE_THREADS = 6
 
 
 class PagePrefetcher:
@@ -52,12 +67,16 @@ class PagePrefetcher:
                  tags: Iterable[str] = (), python_version: str = "",
                  cas_dir: Optional[str] = None,
                  environment: Optional[Dict[str, str]] = None,
-                 emit: Optional[Callable[..., None]] = None) -> None:
+                 emit: Optional[Callable[..., None]] = None,
+                 links_for: Optional[Callable[[Dict[str, Any], str], List[Any]]] = None
+                 ) -> None:
         self._fetch = fetch
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
+        self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="lc-file")
         self._futures: Dict[str, "Future[Any]"] = {}
         self._metadata: Dict[str, "Future[Any]"] = {}
-        self._parsed: Dict[int, Tuple[bytes, Any]] = {}
+        self._parsed: Dict[int, Tuple[bytes, Any, str, Optional[List[Any]]]] = {}
+        self._links_for = links_for
         self._lock = threading.Lock()
         self._finder: Any = None
         self._session: Any = None
@@ -111,8 +130,14 @@ class PagePrefetcher:
             return
         content = response.content
         page = json.loads(content)
+        url, links = str(getattr(response, "url", "") or ""), None
+        if self._links_for is not None and url and isinstance(page, dict):
+            try:  # pip's work for this page, done while pip waits for files
+                links = self._links_for(page, url)
+            except Exception:
+                links = None  # pip makes them itself
         with self._lock:  # pip parses this very page next: it takes this parse instead
-            self._parsed[id(content)] = (content, page)
+            self._parsed[id(content)] = (content, page, url, links)
         chosen = best_file(page.get("files") or [], specifier, self._rank, self._python)
         if chosen is None:
             return
@@ -126,7 +151,8 @@ class PagePrefetcher:
             wheel = (str(sha), str(chosen["filename"])) if sha else None
         with self._lock:
             if found not in self._metadata:
-                self._metadata[found] = self._pool.submit(self._get_file, found, wheel)
+                pool = self._pool if wheel is None else self._files
+                self._metadata[found] = pool.submit(self._get_file, found, wheel)
 
     def _get_file(self, url: str, wheel: Optional[Tuple[str, str]] = None) -> Tuple[str, str]:
         """Download ``url`` into the prefetch directory: (path, content type). ``wheel``:
@@ -144,6 +170,7 @@ class PagePrefetcher:
                     out.write(chunk)
                     digest.update(chunk)
             content_type = response.headers.get("Content-Type", "")
+        pip_hashes.remember(path, "sha256", digest.hexdigest())  # pip's check: no new read
         if wheel is not None and self._emit is not None and digest.hexdigest() == wheel[0] \
                 and wheel[1].endswith(".whl"):
             self._emit("file-ready", path=path, sha256=wheel[0], filename=wheel[1])
@@ -180,11 +207,14 @@ class PagePrefetcher:
                 self._tmp = tempfile.mkdtemp(prefix="lc-prefetch-")
             return self._tmp
 
-    def take_parsed(self, content: bytes) -> Any:
-        """The JSON already parsed from ``content`` (this very object, once), or None."""
+    def take_parsed(self, content: bytes, url: str) -> Tuple[Any, Optional[List[Any]]]:
+        """The JSON already parsed from ``content`` (this very object, once), or None, and
+        the target's links made from it for a page at ``url`` (None: not made)."""
         with self._lock:
             found = self._parsed.pop(id(content), None)
-        return found[1] if found is not None and found[0] is content else None
+        if found is None or found[0] is not content:
+            return None, None
+        return found[1], (found[3] if found[2] == url else None)
 
     def take_file(self, url: str) -> Optional[Tuple[str, str]]:
         """The prefetched file at ``url`` (once): (path, content type), or None."""
@@ -211,12 +241,14 @@ class PagePrefetcher:
 
     def close(self) -> None:
         """Wait for the downloads under way, then remove what was fetched and not taken."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._pool, self._files):
+            pool.shutdown(wait=True, cancel_futures=True)
         self.discard()
 
     def discard(self) -> None:
         """Remove the prefetch directory now (files still being written go with it)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._files):
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             tmp, self._tmp = self._tmp, "/nonexistent/lc-prefetch-closed"
         if tmp is not None and os.path.isdir(tmp):
@@ -346,12 +378,14 @@ def install(spec: Dict[str, Any], emit: Optional[Callable[..., None]] = None
     from pip._internal.resolution.resolvelib import candidates
     from pip._internal.utils.temp_dir import TempDirectory
 
+    from pip._internal.index import package_finder
     original = collector._get_simple_response
     environment = spec.get("marker_environment") or {}
     prefetcher = PREFETCHER = PagePrefetcher(
         original, tags=spec.get("tags") or (),
         python_version=environment.get("python_full_version", ""),
-        cas_dir=spec.get("cas_dir"), environment=environment or None, emit=emit)
+        cas_dir=spec.get("cas_dir"), environment=environment or None, emit=emit,
+        links_for=getattr(package_finder.parse_links, "json_page_links", None))
     atexit.register(prefetcher.close)
 
     def get_simple_response(url: str, *args: Any, **kwargs: Any) -> Any:

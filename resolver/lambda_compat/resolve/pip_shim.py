@@ -225,9 +225,10 @@ def _target_download(result: dict[str, Any]) -> Any:
 def _item(req: Any, preparer: Any, download_dir: str) -> dict[str, Any]:
     """One resolved requirement, as the result lists it (a file is saved, a directory not)."""
     link = req.link
+    dist = req.get_dist() if link else None  # each call reads the wheel's metadata again
     item: dict[str, Any] = {
         "name": req.name,
-        "version": str(req.get_dist().version) if link else None,
+        "version": str(dist.version) if dist is not None else None,
         "link": _link_info(link) if link else None,
         "is_direct": bool(req.is_direct),
         "user_supplied": bool(req.user_supplied),
@@ -237,7 +238,8 @@ def _item(req: Any, preparer: Any, download_dir: str) -> dict[str, Any]:
         "extras": sorted(req.extras or ()),
     }
     try:
-        item["requires_python"] = req.get_dist().requires_python.__str__() or None
+        item["requires_python"] = (dist if dist is not None else req.get_dist()
+                                   ).requires_python.__str__() or None
     except Exception:
         pass
     if link is not None and link.is_existing_dir():

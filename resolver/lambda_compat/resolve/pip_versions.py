@@ -58,6 +58,7 @@ def version_filter() -> Callable[[str], bool]:
     from pip._vendor.packaging.utils import canonicalize_name
     from pip._vendor.packaging.version import InvalidVersion, Version
     allowed = dict(_ALLOWED)
+    verdicts: Dict[Tuple[str, str], bool] = {}
 
     def keep(filename: str) -> bool:
         if not allowed:
@@ -73,7 +74,12 @@ def version_filter() -> Callable[[str], bool]:
             if stem is None or "-" not in stem:
                 return True
             project, _, version = stem.rpartition("-")
-        specifiers = allowed.get(canonicalize_name(project))
+        key = (project, version)
+        if key not in verdicts:  # a page names each version in many files: judged once
+            verdicts[key] = _allows(allowed.get(canonicalize_name(project)), version)
+        return verdicts[key]
+
+    def _allows(specifiers: Any, version: str) -> bool:
         if specifiers is None:
             return True
         try:
