@@ -130,6 +130,10 @@ class PagePrefetcher:
             return
         content = response.content
         page = json.loads(content)
+        try:  # first: the guessed file's download starts before the links are made
+            self._guess(page, specifier)
+        except Exception:  # a guess only: pip fetches what it needs itself
+            pass
         url, links = str(getattr(response, "url", "") or ""), None
         if self._links_for is not None and url and isinstance(page, dict):
             try:  # pip's work for this page, done while pip waits for files
@@ -138,6 +142,10 @@ class PagePrefetcher:
                 links = None  # pip makes them itself
         with self._lock:  # pip parses this very page next: it takes this parse instead
             self._parsed[id(content)] = (content, page, url, links)
+
+    def _guess(self, page: Dict[str, Any], specifier: Any) -> None:
+        """Start fetching what pip will most likely fetch of this page (see
+        :func:`best_file_url`)."""
         chosen = best_file(page.get("files") or [], specifier, self._rank, self._python)
         if chosen is None:
             return
