@@ -52,3 +52,32 @@ def test_the_warm_up_probes_the_targets_interpreter_before_it_is_asked_for(monke
     # asked again (and by the pure-build search, for every version): the one answer
     assert interpreters.find_interpreter((3, 12), "x86_64") is None
     assert probed == ["/usr/bin/env"]
+
+
+def test_a_pyenv_shim_is_not_probed_the_interpreter_behind_it_is(tmp_path, monkeypatch):
+    """pyenv's shims run `pyenv exec` (a dozen processes) before Python: the interpreters
+    under the pyenv root's versions/ are probed directly instead."""
+    import os
+    import sys
+
+    root = tmp_path / "pyenv"
+    (root / "shims").mkdir(parents=True)
+    ran = tmp_path / "shim-ran"
+    shim = root / "shims" / "python3.12"
+    shim.write_text(f"#!/bin/sh\ntouch {ran}\nexec {sys.executable} \"$@\"\n")
+    binary = root / "versions" / "3.12.7" / "bin" / "python3.12"
+    binary.parent.mkdir(parents=True)
+    binary.symlink_to(sys.executable)
+    shim.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(root))
+    monkeypatch.setenv("PATH", f"{root / 'shims'}{os.pathsep}{os.environ['PATH']}")
+    candidates = list(interpreters._candidates((3, 12)))
+    assert str(shim) not in candidates
+    assert candidates[0] == str(binary)
+    # a python3.12 on PATH that is not a pyenv shim still comes first
+    other = tmp_path / "bin" / "python3.12"
+    other.parent.mkdir()
+    other.symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{other.parent}{os.pathsep}{root / 'shims'}")
+    assert list(interpreters._candidates((3, 12)))[:2] == [str(other), str(binary)]
+    assert not ran.exists()

@@ -129,15 +129,16 @@ def _build(args: argparse.Namespace) -> int:
     if args.requirements and args.requirements_file:
         raise errors.BadInput("two requirements files given (positional and -r).",
                               hint="Pass only one.")
+    if Path(req).is_file():
+        # first: pip's process imports pip while the builder is imported and starts
+        # (resolve.pip_standby; the resolution takes it when its environment is this one)
+        from ..resolve import pip_standby
+        pip_standby.start_for(Path(req), bool(args.isolated))
     _warm_up(args)
     config = build_config(args, allow_missing=args.allow_missing,
                           build_above_glibc_ceiling=args.build_above_glibc_ceiling,
                           no_binary=tuple(args.no_binary), jobs=args.jobs,
                           force_output=args.force)
-    if Path(req).is_file():
-        # pip's process imports pip while the builder starts (resolve.engine.start_standby)
-        from ..resolve import engine
-        engine.start_standby(Path(req), config.pip)
     from ..build.builder import build_dependencies
     from .style import ProgressUI, use_colour
     with ProgressUI(sys.stderr, verbose=args.verbose) as ui:

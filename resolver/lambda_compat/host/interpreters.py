@@ -72,10 +72,13 @@ def probe(path: str) -> Optional[Interpreter]:
 
 def _candidates(version: Tuple[int, int]) -> Iterator[str]:
     name = f"python{version[0]}.{version[1]}"
-    found = shutil.which(name)
-    if found:
-        yield found
     roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")]
+    # pyenv's shims are shell scripts that run `pyenv exec` (a dozen processes, about 0.2 s
+    # before Python starts): the interpreters they lead to are listed below, directly
+    shims = {os.path.realpath(os.path.join(root, "shims")) for root in filter(None, roots)}
+    found = shutil.which(name)
+    if found and os.path.dirname(os.path.realpath(found)) not in shims:
+        yield found
     for root in filter(None, roots):
         for path in sorted(glob.glob(os.path.join(root, "versions", f"{version[0]}.{version[1]}*",
                                                   "bin", name)), reverse=True):

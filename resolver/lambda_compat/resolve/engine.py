@@ -24,6 +24,7 @@ from .. import errors
 from ..host import lifecycle
 from ..host.sandbox import BUILD_SANDBOX_HINT, build_sandbox_config
 from . import pip_standby
+from .pip_standby import isolated_env  # noqa: F401  (where the sdist builders import it)
 from ..targets.target import Target
 
 
@@ -133,17 +134,6 @@ class PipOptions:
 def _links(ds) -> Tuple[LinkInfo, ...]:
     """LinkInfo of every (non-empty) link record."""
     return tuple(link for link in map(_link, ds) if link is not None)
-def isolated_env(env: Mapping[str, str]) -> dict:
-    """``env`` for a pip that must see no configuration (``--isolated``).
-
-    pip's own --isolated skips the user's file and PIP_* variables, but still reads the
-    global and site files and PIP_CONFIG_FILE; PIP_CONFIG_FILE=os.devnull turns all files off.
-    """
-    out = {k: v for k, v in env.items() if not k.startswith("PIP_")}
-    out["PIP_CONFIG_FILE"] = os.devnull
-    return out
-
-
 def _link(d: Optional[dict]) -> Optional[LinkInfo]:
     if not d:
         return None
@@ -217,23 +207,14 @@ def resolve(
 
 def _pip_env(env: Optional[Mapping[str, str]], pip: PipOptions) -> dict:
     """The environment of the pip process (without its per-pass TMPDIR)."""
-    run_env = dict(os.environ if env is None else env)
-    run_env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2])]
-        + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
-    if pip.isolated:  # no pip configuration at all: no PIP_* variable, no pip.conf
-        run_env = isolated_env(run_env)
-    run_env.setdefault("PIP_NO_INPUT", "1")
-    run_env.pop("TMPDIR", None)
-    return run_env
+    return pip_standby.pip_env(env, pip.isolated)
 
 
 def start_standby(requirements: Path, pip: PipOptions = PipOptions(),
                   env: Optional[Mapping[str, str]] = None) -> None:
     """Start the pip process of the next resolution of ``requirements`` now
     (:mod:`lambda_compat.resolve.pip_standby`)."""
-    if not os.environ.get("LAMBDA_COMPAT_PROFILE_DIR"):  # profiled pips start with cProfile
-        pip_standby.start(requirements, _pip_env(env, pip))
+    pip_standby.start_for(requirements, pip.isolated, env)
 
 
 discard_standby = pip_standby.discard

@@ -79,6 +79,40 @@ def take(requirements: Path, run_env: Mapping[str, str]) -> Optional[_Standby]:
     return None
 
 
+def isolated_env(env: Mapping[str, str]) -> dict:
+    """``env`` for a pip that must see no configuration (``--isolated``).
+
+    pip's own --isolated skips the user's file and PIP_* variables, but still reads the
+    global and site files and PIP_CONFIG_FILE; PIP_CONFIG_FILE=os.devnull turns all files off.
+    """
+    out = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    out["PIP_CONFIG_FILE"] = os.devnull
+    return out
+
+
+def pip_env(env: Optional[Mapping[str, str]], isolated: bool) -> dict:
+    """The environment of the pip process (without its per-pass TMPDIR): ``env`` (else
+    this process's), lambda-compat importable, no prompt; no pip configuration at all when
+    ``isolated``."""
+    run_env = dict(os.environ if env is None else env)
+    run_env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2])]
+        + ([run_env["PYTHONPATH"]] if run_env.get("PYTHONPATH") else []))
+    if isolated:  # no pip configuration at all: no PIP_* variable, no pip.conf
+        run_env = isolated_env(run_env)
+    run_env.setdefault("PIP_NO_INPUT", "1")
+    run_env.pop("TMPDIR", None)
+    return run_env
+
+
+def start_for(requirements: Path, isolated: bool,
+              env: Optional[Mapping[str, str]] = None) -> None:
+    """:func:`start` with the environment the resolution's pip will have (:func:`pip_env`);
+    nothing when pip processes are profiled (they start under cProfile)."""
+    if not os.environ.get("LAMBDA_COMPAT_PROFILE_DIR"):
+        start(requirements, pip_env(env, isolated))
+
+
 def start(requirements: Path, run_env: Mapping[str, str]) -> None:
     """Start the pip process of the next resolution of ``requirements`` now.
 
