@@ -475,3 +475,77 @@ def test_a_wheel_fetched_on_a_guess_is_announced_only_when_its_sha256_is_the_pag
     assert len(events) == 1
     prefetcher.close()
     assert not os.path.exists(path)  # what pip did not take goes with the prefetch directory
+
+
+def test_a_big_guessed_wheel_names_its_dependencies_before_its_download_ends():
+    """No metadata file on the index: the guessed wheel (>= 1 MiB) has its METADATA read from
+    its last bytes (range requests), and its dependencies' pages are requested while the
+    whole file is still downloading."""
+    import io
+    import os
+    import threading
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("p/big.so", os.urandom(pip_prefetch.LAZY_METADATA_BYTES))
+        z.writestr("p-1.0.dist-info/METADATA",
+                   "Metadata-Version: 2.1\nName: p\nVersion: 1.0\n"
+                   "Requires-Dist: greenlet!=0.4.17; platform_machine == 'aarch64'\n"
+                   "Requires-Dist: pywin32; sys_platform == 'win32'\n\n")
+    wheel = out.getvalue()
+    files = [_file("p-1.0-py3-none-any.whl", size=len(wheel))]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "name": "p", "files": files}).encode()
+
+    class Response:
+        status_code = 206
+
+        def __init__(self, content=body, headers=None):
+            self.content = content
+            self.headers = headers or {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+            self.url = "https://index.example/simple/p/"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class Session:
+        def get(self, url, headers, stream):
+            start, end = map(int, headers["Range"][len("bytes="):].split("-"))
+            return Response(wheel[start:end + 1],
+                            {"Content-Range": f"bytes {start}-{end}/{len(wheel)}"})
+
+    environment = get_target("python3.11", "arm64").marker_environment()
+    prefetcher = pip_prefetch.PagePrefetcher(lambda url, session, **kw: Response(),
+                                             tags=TAGS, python_version="3.11.9",
+                                             environment=environment)
+    prefetcher.start(_Finder(), session=Session())
+    downloading, release = threading.Event(), threading.Event()
+
+    def slow_download(url, wheel=None):
+        downloading.set()
+        release.wait(10)
+        return "/nonexistent", ""
+    prefetcher._get_file = slow_download
+    wanted = []
+    real_want = prefetcher.want
+
+    def want(pairs):
+        pairs = list(pairs)
+        wanted.extend(name for name, _ in pairs)
+        real_want(pairs)
+    prefetcher.want = want
+    try:
+        prefetcher.want([("p", SpecifierSet("==1.0"))])
+        assert downloading.wait(10)
+        for _ in range(200):
+            if "greenlet" in wanted:
+                break
+            threading.Event().wait(0.05)
+        assert wanted == ["p", "greenlet"]     # pywin32 is not the target's
+        assert not release.is_set()            # the whole file was still downloading
+    finally:
+        release.set()
+        prefetcher.close()

@@ -29,7 +29,9 @@ strictly in sequence, which is most of a cold resolution (about 0.2 s per projec
   of reading the file again (:mod:`lambda_compat.resolve.pip_hashes`);
 * the dependencies of a file fetched on a guess (its Requires-Dist, markers judged for the
   target) are requested in turn, so a chain of projects is fetched together instead of one
-  link per resolver step.
+  link per resolver step; a guessed wheel of 1 MiB or more has them read from its last bytes
+  (:mod:`lambda_compat.resolve.wheel_tail`, HTTP range requests) while the whole file is
+  still downloading.
 
 Only http(s) pages are prefetched, through pip's own session (its cache, proxies,
 certificates and credentials), with the same arguments pip would use.
@@ -158,9 +160,21 @@ class PagePrefetcher:
             sha = (chosen.get("hashes") or {}).get("sha256")
             wheel = (str(sha), str(chosen["filename"])) if sha else None
         with self._lock:
-            if found not in self._metadata:
-                pool = self._pool if wheel is None else self._files
-                self._metadata[found] = pool.submit(self._get_file, found, wheel)
+            if found in self._metadata:
+                return
+            pool = self._pool if wheel is None else self._files
+            self._metadata[found] = pool.submit(self._get_file, found, wheel)
+        size = chosen.get("size")
+        if wheel is not None and isinstance(size, int) and size >= LAZY_METADATA_BYTES:
+            self._pool.submit(self._metadata_ahead, found, size)
+
+    def _metadata_ahead(self, url: str, size: int) -> None:
+        """A big wheel's dependencies requested from its METADATA, read from the end of the
+        file (:mod:`lambda_compat.resolve.wheel_tail`) while the whole file downloads."""
+        from lambda_compat.resolve import wheel_tail
+        data = wheel_tail.metadata(size, wheel_tail.range_fetch(self._session, url))
+        if data is not None:
+            self._want_requirements(_requires_of(data))
 
     def _get_file(self, url: str, wheel: Optional[Tuple[str, str]] = None) -> Tuple[str, str]:
         """Download ``url`` into the prefetch directory: (path, content type). ``wheel``:
@@ -193,12 +207,16 @@ class PagePrefetcher:
         requested in turn: a chain such as cryptography -> cffi -> pycparser is fetched
         ahead of pip, not one link per resolver step. Markers are judged for the target
         (its environment, no extra); what pip finally lists is still prefetched as before."""
+        self._want_requirements(_requires_dist(path))
+
+    def _want_requirements(self, lines: List[str]) -> None:
+        """The pages of these Requires-Dist lines' projects, markers judged for the target."""
         if self._environment is None:
             return
         from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
         environment = dict(self._environment, extra="")
         wanted = []
-        for line in _requires_dist(path):
+        for line in lines:
             try:
                 requirement = Requirement(line)
                 if requirement.marker is not None and \
@@ -263,6 +281,9 @@ class PagePrefetcher:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+#: A guessed wheel at least this big has its dependencies read from its last bytes first,
+#: where the index offers no metadata file (its download takes a while).
+LAZY_METADATA_BYTES = 1024 * 1024
 #: A wheel larger than this is not fetched on a guess.
 MAX_GUESS_BYTES = 100 * 2**20
 
@@ -355,7 +376,6 @@ def url_to_fetch(chosen: Dict[str, Any], cas_dir: Optional[str] = None) -> Optio
 
 def _requires_dist(path: str) -> List[str]:
     """The Requires-Dist lines of a core metadata file, or of a wheel's own METADATA."""
-    import email.parser
     import zipfile
     if path.endswith(".whl"):
         with zipfile.ZipFile(path) as wheel:
@@ -367,6 +387,12 @@ def _requires_dist(path: str) -> List[str]:
     else:
         with open(path, "rb") as f:
             data = f.read()
+    return _requires_of(data)
+
+
+def _requires_of(data: bytes) -> List[str]:
+    """The Requires-Dist lines of core metadata."""
+    import email.parser
     message = email.parser.BytesHeaderParser().parsebytes(data)
     return [str(v) for v in message.get_all("Requires-Dist") or []]
 
