@@ -499,6 +499,34 @@ def test_a_large_wheel_unpacks_as_in_one_thread(tmp_path, monkeypatch):
     assert tree(split_tree) == tree(one_tree)
 
 
+def test_a_large_wheel_does_not_wait_for_a_busy_inflate_pool(tmp_path, monkeypatch):
+    """Parts still queued behind another wheel's are inflated by the unpacking thread itself:
+    the unpack ends while every inflate thread is busy, with the one-thread result."""
+    import threading
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    wheel = _large_wheel(tmp_path)
+    pool = install_mod._inflate_pool()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 30) for _ in range(pool._max_workers)]
+    done: dict = {}
+    worker = threading.Thread(target=lambda: done.update(
+        result=install_mod.unpack_wheel(wheel, tmp_path / "busy")))
+    try:
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive() and "result" in done
+    finally:
+        release.set()
+        for b in blockers:
+            b.result(5)
+        worker.join(5)
+    manifest, busy_tree = done["result"]
+    monkeypatch.setattr(install_mod, "_SPLIT_BYTES", 1 << 40)
+    one_manifest, one_tree = install_mod.unpack_wheel(wheel, tmp_path / "one")
+    assert [f[:3] for f in manifest["files"]] == [f[:3] for f in one_manifest["files"]]
+    assert tree(busy_tree) == tree(one_tree)
+
+
 def test_a_large_wheel_naming_a_path_twice_with_two_contents_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     wheel = _large_wheel(tmp_path, duplicate=b"other content")

@@ -247,10 +247,16 @@ def unpack_wheel(wheel_path: Path, cache_dir: Path) -> Tuple[dict, Path]:
             later = [_inflate_pool().submit(_extract, wheel_path, tree, p) for p in parts[1:]]
             try:
                 written.update(_extract(wheel_path, tree, parts[0]))
+                for future, part in zip(later, parts[1:]):
+                    if future.cancel():  # still queued (behind another wheel's): do it here
+                        written.update(_extract(wheel_path, tree, part))
             finally:
-                wait(later)
+                for future in later:
+                    future.cancel()  # after a failure: what has not started never will
+                wait([f for f in later if not f.cancelled()])  # a cancelled one may never be
             for f in later:
-                written.update(f.result())
+                if not f.cancelled():
+                    written.update(f.result())
         else:
             written = _extract(wheel_path, tree, plan)
         files: List[list] = []

@@ -285,8 +285,8 @@ def _patch_tls_context() -> None:
         return
     original = getattr(index_command, "_create_truststore_ssl_context", None)
     configure = getattr(_openssl, "_configure_context", None)
-    if original is None or configure is None:
-        return
+    if original is None or configure is None or getattr(original, "lc_once", False):
+        return  # not the layout expected, or patched already (warm_tls)
 
     @functools.lru_cache(maxsize=None)
     def create_ssl_context() -> Any:
@@ -298,7 +298,19 @@ def _patch_tls_context() -> None:
             pass
         return context
 
+    create_ssl_context.lc_once = True  # type: ignore[attr-defined]
     index_command._create_truststore_ssl_context = create_ssl_context
+
+
+def warm_tls() -> None:
+    """Make the TLS context of :func:`_patch_tls_context` now (its trust anchors loaded:
+    about 0.15 s of CPU), for a pip process waiting for its spec (the context depends on
+    nothing in it; ``--cert`` and the like are applied per connection, as always)."""
+    _patch_tls_context()
+    from pip._internal.cli import index_command
+    create = getattr(index_command, "_create_truststore_ssl_context", None)
+    if getattr(create, "lc_once", False):
+        create()
 
 
 def _patch_target(spec: Dict[str, Any]) -> None:

@@ -370,6 +370,7 @@ def main(argv: list[str]) -> int:
     standby = bool(argv) and argv[0] == "--standby"
     if standby:  # started ahead (engine.start_standby): import pip while the spec is made
         _import_pip()
+        _warm_up()
         line = sys.stdin.readline().strip()
         if not line:
             return 0  # not needed after all
@@ -407,6 +408,20 @@ def _import_pip() -> None:
     from pip._internal.req import constructors, req_file  # noqa: F401
     from pip._internal.resolution.resolvelib import factory, resolver  # noqa: F401
     from lambda_compat.resolve import pip_patches, pip_prefetch, pip_sandbox  # noqa: F401
+
+
+def _warm_up() -> None:
+    """What every resolution does first that depends on nothing in its spec, done while the
+    standby waits for it: pip's TLS context (pip_patches.warm_tls), the MIME types table
+    (read from /etc/mime.types when pip saves its first download)."""
+    import mimetypes
+
+    from lambda_compat.resolve import pip_patches
+    try:
+        pip_patches.warm_tls()
+    except Exception:  # pip makes its context itself, and reports what fails
+        pass
+    mimetypes.init()
 
 
 def _exit_now(code: int) -> None:
