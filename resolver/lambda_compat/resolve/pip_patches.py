@@ -308,8 +308,8 @@ def warm_tls() -> None:
     nothing in it; ``--cert`` and the like are applied per connection, as always)."""
     _patch_tls_context()
     from pip._internal.cli import index_command
-    create = getattr(index_command, "_create_truststore_ssl_context", None)
-    if getattr(create, "lc_once", False):
+    create: Any = getattr(index_command, "_create_truststore_ssl_context", None)
+    if create is not None and getattr(create, "lc_once", False):
         create()
 
 
