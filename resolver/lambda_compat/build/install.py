@@ -37,7 +37,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .. import errors
 from ..host import lifecycle, outputs
-from . import workers
+from . import workers, zipread
 
 INSTALLER = b"lambda-compat\n"
 
@@ -316,23 +316,37 @@ def _parts(plan: List[Tuple[zipfile.ZipInfo, str]]) -> List[List[Tuple[zipfile.Z
 def _extract(wheel_path: Path, tree: Path, entries: List[Tuple[zipfile.ZipInfo, str]]
              ) -> Dict[str, list]:
     """Write ``entries`` under ``tree``: normalised installed path -> [path, RECORD hash,
-    size, mtime]."""
+    size, mtime]. Plain ``os`` calls on strings, each directory made once, each member read
+    by :func:`~lambda_compat.build.zipread.member_bytes`: this runs for every file of every
+    wheel of a cold build."""
     out: Dict[str, list] = {}
-    with zipfile.ZipFile(wheel_path) as zf:
+    made: Set[str] = set()
+    root = os.fspath(tree)
+    with zipfile.ZipFile(wheel_path) as zf, open(wheel_path, "rb") as raw:
         for info, rel in entries:
             norm = _safe_rel(rel, wheel_path.name)
-            dest = tree / norm
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            data = zf.read(info)
+            dest = os.path.join(root, norm)
+            parent = os.path.dirname(dest)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            data = zipread.member_bytes(raw.fileno(), zf, info)
             if norm in out:  # the wheel names the same installed path twice
-                if dest.read_bytes() != data:
-                    raise _conflict(wheel_path.name, rel)
+                with open(dest, "rb") as f:
+                    if f.read() != data:
+                        raise _conflict(wheel_path.name, rel)
                 continue
-            dest.write_bytes(data)
             mode = 0o755 if (info.external_attr >> 16) & stat.S_IXUSR else 0o644
-            os.chmod(dest, mode)
-            st = os.stat(dest)
-            out[norm] = [rel, _record_hash(data), len(data), st.st_mtime_ns]
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)  # exactly this mode, whatever the umask
+                mtime_ns = os.fstat(fd).st_mtime_ns
+            finally:
+                os.close(fd)
+            out[norm] = [rel, _record_hash(data), len(data), mtime_ns]
     return out
 
 
