@@ -87,3 +87,4 @@ def test_a_hash_name_not_remembered_is_computed(patched, tmp_path):
     with pytest.raises(HashMismatch):
         Hashes({"sha512": ["0" * 128]}).check_against_path(path)
     assert pip_hashes.known(path) == {"sha256": sha, "sha512": sha512}
+

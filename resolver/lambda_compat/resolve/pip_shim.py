@@ -367,6 +367,7 @@ def main(argv: list[str]) -> int:
     from lambda_compat.resolve.pip_sandbox import die_with_parent
 
     die_with_parent(signal.SIGKILL)  # lambda-compat gone (even SIGKILL): so is this pip
+    _tune_threads()
     standby = bool(argv) and argv[0] == "--standby"
     if standby:  # started ahead (engine.start_standby): import pip while the spec is made
         _import_pip()
@@ -408,6 +409,24 @@ def _import_pip() -> None:
     from pip._internal.req import constructors, req_file  # noqa: F401
     from pip._internal.resolution.resolvelib import factory, resolver  # noqa: F401
     from lambda_compat.resolve import pip_patches, pip_prefetch, pip_sandbox  # noqa: F401
+
+
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+SWITCH_INTERVAL = 0.0005
+#: The pieces in which requests reads a response body it is not streaming (its default:
+#: 10 kB): an index page of several MB (pydantic-core's: 7 MB of JSON).
+PAGE_CHUNK_BYTES = 256 * 1024
+
+
+def _tune_threads() -> None:
+    """This process reads index pages and files on a dozen threads while others parse JSON
+    and make links: a thread back from a socket read waited up to the switch interval for
+    the GIL after every 10 kB piece, so a 3 MB page took 0.7-1.3 s to arrive where curl
+    takes 0.1 s (traced cold python3.12/arm64 builds). Shorter GIL turns, bigger pieces:
+    sqlalchemy's page 0.5-0.6 s, pydantic-core's 0.3 s."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    from pip._vendor.requests import models
+    models.CONTENT_CHUNK_SIZE = max(models.CONTENT_CHUNK_SIZE, PAGE_CHUNK_BYTES)
 
 
 def _warm_up() -> None:

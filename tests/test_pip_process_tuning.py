@@ -1,0 +1,38 @@
+"""How lambda-compat's pip process reads: large pieces, short GIL turns (pip_shim)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_the_pip_process_reads_page_bodies_in_large_pieces_with_short_gil_turns(monkeypatch):
+    """pip_shim._tune_threads: a response body requests reads whole (an index page) comes in
+    256 kB pieces, not 10 kB ones, and a thread holds the GIL 0.5 ms while another waits."""
+    import io
+    import sys
+
+    from pip._vendor.requests import models
+    from pip._vendor.urllib3.response import HTTPResponse
+
+    from lambda_compat.resolve import pip_shim
+
+    monkeypatch.setattr(models, "CONTENT_CHUNK_SIZE", models.CONTENT_CHUNK_SIZE)
+    saved = sys.getswitchinterval()
+    try:
+        pip_shim._tune_threads()
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(saved)
+    body = bytes(3 * 1024 * 1024)
+    reads = []
+
+    class Recording(io.BytesIO):
+        def read(self, n=-1):
+            reads.append(n)
+            return super().read(n)
+
+    response = models.Response()
+    response.raw = HTTPResponse(body=Recording(body), preload_content=False)
+    assert response.content == body
+    assert min(n for n in reads if n and n > 0) >= 256 * 1024
+    assert len(reads) <= 16                   # 10 kB pieces would be about 300
