@@ -3,7 +3,8 @@
 A wheel is a zip archive: its central directory is at its very end, and its
 ``.dist-info/METADATA`` is one of the last entries written. Where an index offers no PEP 658
 metadata file, the prefetcher (:mod:`lambda_compat.resolve.pip_prefetch`) learns a big
-guessed wheel's dependencies from its last bytes (one range request, seldom two) while the
+guessed wheel's dependencies from its last bytes (one range request; more only for a
+central directory larger than the first request) while the
 whole file is still downloading: SQLAlchemy's 3 MB before greenlet's page is asked for,
 numpy's 14 MB before nothing else. pip's own ``lazy_wheel`` does the same with small chunks
 and a HEAD request first; the index page gives the size, so one request usually does.
