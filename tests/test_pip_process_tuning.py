@@ -36,3 +36,26 @@ def test_the_pip_process_reads_page_bodies_in_large_pieces_with_short_gil_turns(
     assert response.content == body
     assert min(n for n in reads if n and n > 0) >= 256 * 1024
     assert len(reads) <= 16                   # 10 kB pieces would be about 300
+
+
+def test_the_pip_process_leaves_its_modules_out_of_garbage_collection():
+    """pip_shim._tune_gc, in a process of its own (it changes the interpreter's collector):
+    what exists before the resolution is frozen, and collections are rarer than Python's
+    default (700, 10, 10); a reference cycle made afterwards is still collected."""
+    import subprocess
+    import sys
+    code = (
+        "import gc, pip._internal.commands.download\n"
+        "from lambda_compat.resolve import pip_shim\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "pip_shim._tune_gc()\n"
+        "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == pip_shim.GC_THRESHOLD\n"
+        "import weakref\n"
+        "class Node: pass\n"
+        "a = Node(); a.me = a; alive = weakref.ref(a); del a\n"
+        "gc.collect()\n"
+        "assert alive() is None\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

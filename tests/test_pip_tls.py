@@ -121,3 +121,71 @@ def test_pip_builds_its_session_with_the_context_configured_once(patched_context
         assert adapter._ssl_context is patched_context()
     finally:
         session.close()
+
+
+def test_connections_starting_together_load_the_same_locations_once(patched_context, pki,
+                                                                     monkeypatch):
+    """The first connections of a resolution start together; each asked the context to
+    load the same bundle, and each did (a race on the 'already loaded' check)."""
+    import time
+    context = patched_context()
+    calls = []
+    plain = ssl.SSLContext.load_verify_locations
+
+    def slow_load(self, *args, **kwargs):  # widen the window: OpenSSL takes ~0.1 s here
+        calls.append(args)
+        time.sleep(0.05)
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", slow_load)
+    start = threading.Barrier(8)
+
+    def connect():
+        start.wait()
+        context.load_verify_locations(str(pki / "ca.pem"))
+
+    threads = [threading.Thread(target=connect) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    # and every one of them found it loaded when it went on
+    assert str(pki / "ca.pem") in {k[0] for k in context.__dict__["_lc_loaded"]}
+
+
+def test_the_default_ca_file_loaded_by_openssl_is_not_loaded_again(pki, https_port,
+                                                                    monkeypatch):
+    """set_default_verify_paths loads SSL_CERT_FILE at once; REQUESTS_CA_BUNDLE often names
+    the same file, which urllib3 then asks to load for every new connection: skipped."""
+    from lambda_compat.resolve import pip_patches
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(pki / "no-such-dir"))
+    context = pip_patches._OnceConfiguredContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_default_verify_paths()
+    assert _handshake(context, https_port) is not None  # the default file is trusted
+    calls = []
+    plain = ssl.SSLContext.load_verify_locations
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    context.load_verify_locations(str(pki / "ca.pem"))
+    assert calls == []
+    context.load_verify_locations(str(pki / "server.pem"))  # another file: loaded
+    assert len(calls) == 1
+
+
+def test_a_context_made_ahead_is_the_one_pip_gets_first(patched_context, monkeypatch):
+    """premake_tls_context (a standby pip process runs it while importing pip): the same
+    trust, made before the spec, handed to pip's first session."""
+    from lambda_compat.resolve import pip_patches
+    monkeypatch.setattr(pip_patches, "_PREMADE", [])
+    patched_context.cache_clear()
+    pip_patches.premake_tls_context()
+    premade = pip_patches._PREMADE[0]
+    assert patched_context() is premade
+    assert pip_patches._PREMADE == []
+    assert premade.cert_store_stats()["x509_ca"] > 50 and premade.check_hostname
