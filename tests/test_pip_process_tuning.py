@@ -1,4 +1,4 @@
-"""How lambda-compat's pip process reads: large pieces, short GIL turns (pip_shim)."""
+"""How lambda-compat's pip process reads: large pieces, short GIL turns (pip_startup)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 
 def test_the_pip_process_reads_page_bodies_in_large_pieces_with_short_gil_turns(monkeypatch):
-    """pip_shim._tune_threads: a response body requests reads whole (an index page) comes in
+    """pip_startup.tune_threads: a response body requests reads whole (an index page) comes in
     256 kB pieces, not 10 kB ones, and a thread holds the GIL 0.5 ms while another waits."""
     import io
     import sys
@@ -14,12 +14,12 @@ def test_the_pip_process_reads_page_bodies_in_large_pieces_with_short_gil_turns(
     from pip._vendor.requests import models
     from pip._vendor.urllib3.response import HTTPResponse
 
-    from lambda_compat.resolve import pip_shim
+    from lambda_compat.resolve import pip_startup
 
     monkeypatch.setattr(models, "CONTENT_CHUNK_SIZE", models.CONTENT_CHUNK_SIZE)
     saved = sys.getswitchinterval()
     try:
-        pip_shim._tune_threads()
+        pip_startup.tune_threads()
         assert sys.getswitchinterval() == pytest.approx(0.0005)
     finally:
         sys.setswitchinterval(saved)
@@ -39,18 +39,18 @@ def test_the_pip_process_reads_page_bodies_in_large_pieces_with_short_gil_turns(
 
 
 def test_the_pip_process_leaves_its_modules_out_of_garbage_collection():
-    """pip_shim._tune_gc, in a process of its own (it changes the interpreter's collector):
+    """pip_startup.tune_gc, in a process of its own (it changes the interpreter's collector):
     what exists before the resolution is frozen, and collections are rarer than Python's
     default (700, 10, 10); a reference cycle made afterwards is still collected."""
     import subprocess
     import sys
     code = (
         "import gc, pip._internal.commands.download\n"
-        "from lambda_compat.resolve import pip_shim\n"
+        "from lambda_compat.resolve import pip_startup\n"
         "assert gc.get_freeze_count() == 0\n"
-        "pip_shim._tune_gc()\n"
+        "pip_startup.tune_gc()\n"
         "assert gc.get_freeze_count() > 10000, gc.get_freeze_count()\n"
-        "assert gc.get_threshold() == pip_shim.GC_THRESHOLD\n"
+        "assert gc.get_threshold() == pip_startup.GC_THRESHOLD\n"
         "import weakref\n"
         "class Node: pass\n"
         "a = Node(); a.me = a; alive = weakref.ref(a); del a\n"

@@ -1,4 +1,4 @@
-"""pip's TLS trust in a context configured once (resolve/pip_patches._patch_tls_context):
+"""pip's TLS trust in a context configured once (resolve/pip_tls.patch_tls_context):
 certificates are still verified, host names still checked, ``--cert`` still adds a CA, and
 reloading the same CA file is skipped. Against a real HTTPS server on loopback, with a CA
 and certificates made by the openssl command line."""
@@ -67,12 +67,12 @@ def patched_context(monkeypatch):
     """pip's context factory after the patch (pip's own is put back afterwards)."""
     from pip._internal.cli import index_command
 
-    from lambda_compat.resolve import pip_patches
+    from lambda_compat.resolve import pip_tls
     monkeypatch.setattr(index_command, "_create_truststore_ssl_context",
                         index_command._create_truststore_ssl_context)
-    pip_patches._patch_tls_context()
+    pip_tls.patch_tls_context()
     factory = index_command._create_truststore_ssl_context
-    assert isinstance(factory(), pip_patches._OnceConfiguredContext)
+    assert isinstance(factory(), pip_tls._OnceConfiguredContext)
     return factory
 
 
@@ -158,10 +158,10 @@ def test_the_default_ca_file_loaded_by_openssl_is_not_loaded_again(pki, https_po
                                                                     monkeypatch):
     """set_default_verify_paths loads SSL_CERT_FILE at once; REQUESTS_CA_BUNDLE often names
     the same file, which urllib3 then asks to load for every new connection: skipped."""
-    from lambda_compat.resolve import pip_patches
+    from lambda_compat.resolve import pip_tls
     monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
     monkeypatch.setenv("SSL_CERT_DIR", str(pki / "no-such-dir"))
-    context = pip_patches._OnceConfiguredContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = pip_tls._OnceConfiguredContext(ssl.PROTOCOL_TLS_CLIENT)
     context.set_default_verify_paths()
     assert _handshake(context, https_port) is not None  # the default file is trusted
     calls = []
@@ -181,11 +181,11 @@ def test_the_default_ca_file_loaded_by_openssl_is_not_loaded_again(pki, https_po
 def test_a_context_made_ahead_is_the_one_pip_gets_first(patched_context, monkeypatch):
     """premake_tls_context (a standby pip process runs it while importing pip): the same
     trust, made before the spec, handed to pip's first session."""
-    from lambda_compat.resolve import pip_patches
-    monkeypatch.setattr(pip_patches, "_PREMADE", [])
+    from lambda_compat.resolve import pip_tls
+    monkeypatch.setattr(pip_tls, "_PREMADE", [])
     patched_context.cache_clear()
-    pip_patches.premake_tls_context()
-    premade = pip_patches._PREMADE[0]
+    pip_tls.premake_tls_context()
+    premade = pip_tls._PREMADE[0]
     assert patched_context() is premade
-    assert pip_patches._PREMADE == []
+    assert pip_tls._PREMADE == []
     assert premade.cert_store_stats()["x509_ca"] > 50 and premade.check_hostname
