@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from filelock import FileLock
 
 from .. import errors
 from ..ui import UI
@@ -165,6 +164,7 @@ def _install(cache_dir: Path, ui: UI) -> Path:
     final = installed_dir(cache_dir)
     toolchains = final.parent
     toolchains.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock  # here, not at start-up: ~30 ms
     with FileLock(str(final) + ".lock"):
         zig = final / "ziglang" / "zig"
         if _executable(zig):          # another process installed it while we waited
@@ -249,6 +249,7 @@ def private_cache(zig: Path, cache_dir: Path, machine: str, glibc: Tuple[int, in
     lasting = zig_cache_dir(cache_dir) / zig_target(machine, glibc)
     if not (lasting / _READY).exists():
         lasting.parent.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # here, not at start-up: ~30 ms
         with FileLock(str(lasting) + ".lock"):
             if not (lasting / _READY).exists():
                 _warm(zig, zig_target(machine, glibc), lasting, timeout)

@@ -32,7 +32,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from filelock import FileLock
 
 from .._version import __version__
 from .backends.results import DynamicResult, ImportOutcome
@@ -90,6 +89,7 @@ class FileHashes:
         if not new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # here, not at start-up: ~30 ms
         with FileLock(str(self.path) + ".lock"):
             merged = FileHashes(self.path)._known
             if len(merged) > _MEMO_LIMIT:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from filelock import FileLock
 
 from .. import errors
 from ..host import binfmt, lifecycle
@@ -325,6 +324,7 @@ class ContainerEnvironment:
         hit = cached_wheel(Path(cache_dir), key)
         if hit is not None:
             return BuildResult(True, hit, log, self.describe(), no_compiler, True)
+        from filelock import FileLock  # here, not at start-up: ~30 ms
         with FileLock(str(built / f".{key}.lock")):
             hit = cached_wheel(Path(cache_dir), key)
             if hit is not None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-from filelock import FileLock
 
 from .. import errors
 from ..host import lifecycle
@@ -217,6 +216,7 @@ def build_wheel(source: Path, source_key: str, interpreter: Interpreter, *, cach
     if pure and not _locked:  # one build for every target, even those checked at once
         lock = cache_dir / "built" / f".{source_key}-pure.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # here, not at start-up: ~30 ms
         with FileLock(str(lock)):
             return build_wheel(source, source_key, interpreter, cache_dir=cache_dir, pip=pip,
                                no_compiler=True, timeout=timeout, cwd=cwd, env=env,

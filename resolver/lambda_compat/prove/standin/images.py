@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from filelock import FileLock
 
 from ... import errors
 from ...host.engines import podman_global_args
@@ -46,6 +45,7 @@ def ensure_standin_image(root: StandinRoot, *, engine: str = "podman") -> str:
 
     if current() == want:
         return tag
+    from filelock import FileLock  # here, not at start-up: ~30 ms
     with FileLock(str(root.path.parent / f"{root.info.name}.image.lock")):
         if current() == want:
             return tag
