@@ -80,3 +80,34 @@ def test_a_pin_narrows_pips_page_but_not_the_diagnosis(tmp_path):
     missing = {d.name: d for d in report.missing}["lc-pure"]
     assert "1.1" in (missing.suggestion or ""), missing
     assert "(from versions: none)" in _pip_logs(cache)[0].read_text()
+
+
+def test_the_command_line_starts_pip_before_parsing_and_build_does_not_start_another(
+        tmp_path, monkeypatch):
+    """cli.main._start_pip_early: `build -r FILE` starts the standby at the entry point;
+    the build's own start_for for the same file and environment then starts nothing."""
+    from lambda_compat.cli import main as cli_main
+    req = write_reqs(tmp_path, "lc-pure==1.0\n")
+    started = []
+    real_spawn = pip_standby.lifecycle.spawn
+
+    def spawn(*args, **kwargs):
+        started.append(args[0])
+        return real_spawn(*args, **kwargs)
+
+    monkeypatch.setattr(pip_standby.lifecycle, "spawn", spawn)
+    try:
+        cli_main._start_pip_early(["build", "--runtime", "python3.12", "-r", str(req),
+                                   "-o", str(tmp_path / "out")])
+        assert len(started) == 1 and len(pip_standby._STANDBY) == 1
+        pip_standby.start_for(req, False)                 # what `build` does next
+        assert len(started) == 1 and len(pip_standby._STANDBY) == 1
+        # not for other commands, ambiguous or missing files, or --help
+        for argv in (["check", "-r", str(req)], ["build", str(req), "-o", "x"],
+                     ["build", "-r", str(req), "--requirements", str(req)],
+                     ["build", "-r", str(tmp_path / "missing.txt")],
+                     ["build", "-r", str(req), "--help"]):
+            cli_main._start_pip_early(argv)
+        assert len(started) == 1
+    finally:
+        pip_standby.discard()

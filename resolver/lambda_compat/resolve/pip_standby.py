@@ -121,9 +121,13 @@ def start(requirements: Path, run_env: Mapping[str, str]) -> None:
     its registry and prepares the target. The next resolution whose pip would run in the
     same directory with the same environment takes it (it waits for its spec on stdin);
     :func:`discard` ends one that was not needed (a resolution from the cache), and the exit
-    paths of :mod:`lambda_compat.host.lifecycle` end it in any case.
+    paths of :mod:`lambda_compat.host.lifecycle` end it in any case. Nothing is started when a
+    live standby for the same directory and environment is waiting already.
     """
     key = _standby_key(requirements, run_env)
+    with _STANDBY_LOCK:  # the CLI's entry point may have started it already
+        if any(s.key == key and s.proc.poll() is None for s in _STANDBY):
+            return
     read_fd, write_fd = os.pipe()
     try:
         proc = lifecycle.spawn(
