@@ -549,7 +549,9 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
         f"Requirements `{os.path.relpath(args.requirements, ROOT)}`; "
         + ", ".join(f"{RUNTIME_FOR[a]} on {a}" for a in args.arches) + ". "
         "Cold = fresh empty caches (PIP_CACHE_DIR, uv's and lambda-compat's --cache-dir); "
-        "warm = the same caches again with a fresh output dir. "
+        "warm = the same caches again with a fresh output dir; no run's files are deleted "
+        "before every run is over (ext4 without a journal creates files slowly for ~30 s "
+        "after mass deletions, which would fall on the next tool). "
         + (f"Times are medians of {n} runs (min–max). " if n > 1 else "One run per cell. ")
         + "Ratios = ratio of the median times (tool / uv, tool / aws-lambda-builders), "
         "cold / warm (below 1 = faster); paired = median of the per-round ratios to uv "
@@ -669,7 +671,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write raw per-run results here")
     p.add_argument("--work-dir", type=Path, default=ROOT / ".bench" / "build",
                    help="scratch space for caches, outputs and logs (default .bench/build)")
-    p.add_argument("--keep", action="store_true", help="keep bundles and caches (default: delete per pair)")
+    p.add_argument("--keep", action="store_true", help="keep bundles and caches (default: delete them all once every run is over)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per single build (default 1800)")
     p.add_argument("--alb-python", default=str(ROOT / ".bench" / "alb-venv" / "bin" / "python"),
                    help="python of the venv that has aws-lambda-builders installed")
@@ -741,8 +743,10 @@ def main(argv: list[str] | None = None) -> int:
                                               lc_cache, tool)
                     r.load = load
                     results.append(r)
-                if not args.keep:
-                    shutil.rmtree(pair_dir, ignore_errors=True)
+    # Nothing is deleted until every run is over: on ext4 without a journal (this machine's
+    # root file system), creating a file within about 30 s of mass deletions costs up to
+    # 1 ms of kernel time (ext4 skips the recently freed inodes one by one), so deleting a
+    # pair's ~6,000 files here slowed whichever tool ran next.
     if not args.keep:
         for rep in range(1, args.repeat + 1):
             shutil.rmtree(args.work_dir / f"r{rep}", ignore_errors=True)
