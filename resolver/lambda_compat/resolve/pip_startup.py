@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any
 
+
 def import_pip() -> threading.Thread:
     """The modules every resolution imports (most of a pip process's start-up); pip's
     user agent is made on a thread as soon as its module is in (the thread it returns)."""
@@ -21,7 +22,6 @@ def import_pip() -> threading.Thread:
     agent.start()
     from pip._internal.commands.download import DownloadCommand  # noqa: F401
     from pip._internal.index import collector, package_finder  # noqa: F401
-    from pip._internal.network import session  # noqa: F401
     from pip._internal.operations import prepare  # noqa: F401
     from pip._internal.req import constructors, req_file  # noqa: F401
     from pip._internal.resolution.resolvelib import factory, resolver  # noqa: F401
