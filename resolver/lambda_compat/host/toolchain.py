@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-
 from .. import errors
 from ..ui import UI
 from . import lifecycle

@@ -32,7 +32,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-
 from .._version import __version__
 from .backends.results import DynamicResult, ImportOutcome
 

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-
 from .. import errors
 from ..host import binfmt, lifecycle
 from ..host.engines import find_engine, podman_global_args, ulimit_args

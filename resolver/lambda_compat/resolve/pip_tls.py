@@ -14,7 +14,7 @@ import functools
 import os
 import ssl
 import threading
-from typing import Any
+from typing import Any, Optional, Tuple
 
 #: Held while a context loads trust anchors: the first connections of a resolution start
 #: together, and each would load the same file (see :class:`_OnceConfiguredContext`).
@@ -64,18 +64,16 @@ def patch_tls_context() -> None:
     truststore's own rule (``_openssl._configure_context``). pip's ``--cert``,
     ``--client-cert`` and ``--use-deprecated=legacy-certs`` work as before; off Linux, or
     if truststore's layout is not the one expected, pip keeps its own context."""
-    import sys
-    if not sys.platform.startswith("linux"):
+    parts = _trust_parts()
+    if parts is None:
         return
+    certifi, configure = parts
     try:
         from pip._internal.cli import index_command
-        from pip._vendor import certifi
-        from pip._vendor.truststore import _openssl
     except ImportError:
         return
     original = getattr(index_command, "_create_truststore_ssl_context", None)
-    configure = getattr(_openssl, "_configure_context", None)
-    if original is None or configure is None or getattr(original, "lc_once", False):
+    if original is None or getattr(original, "lc_once", False):
         return  # not the layout expected, or patched already
 
     @functools.lru_cache(maxsize=None)
@@ -88,6 +86,21 @@ def patch_tls_context() -> None:
 
     create_ssl_context.lc_once = True  # type: ignore[attr-defined]
     index_command._create_truststore_ssl_context = create_ssl_context
+
+
+def _trust_parts() -> Optional[Tuple[Any, Any]]:
+    """pip's vendored certifi and truststore's OpenSSL configuration step, on Linux and in
+    the layout expected; None otherwise (pip keeps its own context)."""
+    import sys
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        from pip._vendor import certifi
+        from pip._vendor.truststore import _openssl
+    except ImportError:
+        return None
+    configure = getattr(_openssl, "_configure_context", None)
+    return None if configure is None else (certifi, configure)
 
 
 def _configured_context(certifi: Any, configure: Any) -> ssl.SSLContext:
@@ -110,17 +123,9 @@ def premake_tls_context() -> None:
     truststore's OpenSSL part: a standby pip process does it on a thread while its main
     thread imports pip. The context depends on nothing in the spec (``--cert`` and the like
     are applied per connection, as always); unused if the patch is not installed."""
-    import sys
-    if not sys.platform.startswith("linux"):
+    parts = _trust_parts()
+    if parts is None:
         return
-    try:
-        from pip._vendor import certifi
-        from pip._vendor.truststore import _openssl
-    except ImportError:
-        return
-    configure = getattr(_openssl, "_configure_context", None)
-    if configure is None:
-        return
-    context = _configured_context(certifi, configure)
+    context = _configured_context(*parts)
     with _PREMADE_LOCK:
         _PREMADE.append(context)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-
 from .. import errors
 from ..host import lifecycle
 from . import pip_sandbox

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-
 from ... import errors
 from ...host.engines import podman_global_args
 from .info import StandinRoot

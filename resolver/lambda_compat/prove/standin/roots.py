@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, Optional, Tuple
 
-
 from ... import errors
 from ...host import binfmt
 from ...host.interpreters import find_interpreter
