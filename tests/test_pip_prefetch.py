@@ -394,6 +394,7 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
                                           isolated=True, retries=0, timeout=10)))
     names = ui.names()
     assert "pip-file-ready" not in names  # taken by the builder, not passed on as progress
+    assert "pip-downloader" in names  # pip's process forked its download process
     early = [i for i, n in enumerate(names) if n == "wheel-judged-early"]
     # judged while pip resolved (before pip says it has), each wheel pip downloaded
     assert early and min(early) < names.index("pip-resolved"), names

@@ -24,9 +24,11 @@ strictly in sequence, which is most of a cold resolution (about 0.2 s per projec
   prefetching thread while pip's resolver waits for files; pip's link parser takes them for
   that very page, instead of doing that work on the resolver's one thread (on a cold
   resolution it was the resolver thread's largest cost);
-* whole wheels fetched on a guess have threads of their own: a page never waits behind a
-  download; their sha256 is computed as they arrive, and pip's hash check takes it instead
-  of reading the file again (:mod:`lambda_compat.resolve.pip_hashes`);
+* whole wheels fetched on a guess have threads of their own, in a process of their own
+  where it can be forked (:mod:`lambda_compat.resolve.pip_downloader`): a page never waits
+  behind a download, nor a download for this process's GIL; their sha256 is computed as
+  they arrive, and pip's hash check takes it instead of reading the file again
+  (:mod:`lambda_compat.resolve.pip_hashes`);
 * the dependencies of a file fetched on a guess (its Requires-Dist, markers judged for the
   target) are requested in turn, so a chain of projects is fetched together instead of one
   link per resolver step; a guessed wheel of 1 MiB or more has them read from its last bytes
@@ -40,7 +42,6 @@ certificates and credentials), with the same arguments pip would use.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import inspect
 import json
 import os
@@ -51,7 +52,7 @@ import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from lambda_compat.resolve import pip_hashes
+from lambda_compat.resolve import pip_downloader, pip_hashes
 
 #: Pages (and metadata files) requested at once (uv's default for concurrent downloads is
 #: 50).
@@ -82,6 +83,7 @@ class PagePrefetcher:
         self._lock = threading.Lock()
         self._finder: Any = None
         self._session: Any = None
+        self._downloader: Optional[pip_downloader.ForkedDownloader] = None
         self._force_arg = "force_revalidate" in inspect.signature(fetch).parameters
         self._rank = {tag: i for i, tag in reversed(list(enumerate(tags)))}
         self._python = python_version
@@ -92,6 +94,9 @@ class PagePrefetcher:
 
     def start(self, finder: Any, session: Any) -> None:
         self._finder, self._session = finder, session
+        self._downloader = pip_downloader.ForkedDownloader.start(session, FILE_THREADS)
+        if self._downloader is not None and self._emit is not None:
+            self._emit("downloader", pid=self._downloader.pid)
 
     def want(self, wanted: Iterable[Tuple[Optional[str], Any]]) -> None:
         """Request the index pages of the ``(name, specifier)`` pairs pip has not had yet
@@ -184,16 +189,12 @@ class PagePrefetcher:
         name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("#", 1)[0])
         directory = tempfile.mkdtemp(prefix="f-", dir=self._directory())
         path = os.path.join(directory, os.path.basename(name) or "file")
-        digest = hashlib.sha256()
-        with self._session.get(url, stream=True) as response:
-            response.raise_for_status()
-            with open(path, "wb") as out:
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    out.write(chunk)
-                    digest.update(chunk)
-            content_type = response.headers.get("Content-Type", "")
-        pip_hashes.remember(path, "sha256", digest.hexdigest())  # pip's check: no new read
-        if wheel is not None and self._emit is not None and digest.hexdigest() == wheel[0] \
+        if self._downloader is not None:  # a process of its own: not under this GIL
+            content_type, sha256 = self._downloader.get(url, path).result()
+        else:
+            content_type, sha256 = pip_downloader.download(self._session, url, path)
+        pip_hashes.remember(path, "sha256", sha256)  # pip's check: no new read
+        if wheel is not None and self._emit is not None and sha256 == wheel[0] \
                 and wheel[1].endswith(".whl"):
             self._emit("file-ready", path=path, sha256=wheel[0], filename=wheel[1])
         try:
@@ -275,6 +276,8 @@ class PagePrefetcher:
         """Remove the prefetch directory now (files still being written go with it)."""
         for pool in (self._pool, self._files):
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._downloader is not None:
+            self._downloader.close()
         with self._lock:
             tmp, self._tmp = self._tmp, "/nonexistent/lc-prefetch-closed"
         if tmp is not None and os.path.isdir(tmp):

@@ -1,0 +1,155 @@
+"""Guessed wheels downloaded by a process forked from pip's (resolve/pip_downloader.py): it
+forks only when that is safe, answers with the file's own sha256, fails what it cannot fetch,
+dies with its parent, and a resolution through it is pip's answer (test_pip_prefetch.py's
+loopback resolutions run pip's process, which forks it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from pip._internal.network.session import PipSession
+
+from lambda_compat.resolve import pip_downloader
+
+RESOLVER = Path(__file__).resolve().parents[1] / "resolver"
+BODY = os.urandom(700_000)  # a few pieces of CHUNK_BYTES
+
+
+@pytest.fixture(scope="module")
+def server():
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path != "/files/p-1.0-py3-none-any.whl":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "binary/octet-stream")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _scenario(code: str, tmp_path: Path) -> dict:
+    """Run ``code`` in a fresh interpreter (this one may run threads: pytest-xdist's), where
+    ``session`` is a new PipSession and ``out(**kw)`` records the result."""
+    script = textwrap.dedent("""
+        import json, os, sys, threading
+        from pip._internal.network.session import PipSession
+        from lambda_compat.resolve import pip_downloader
+        result = {}
+        def out(**kw):
+            result.update(kw)
+        session = PipSession()
+    """) + textwrap.dedent(code) + "\nprint(json.dumps(result))\n"
+    env = dict(os.environ, PYTHONPATH=str(RESOLVER))
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_child_writes_the_file_and_answers_with_its_own_sha256(server, tmp_path):
+    found = _scenario(f"""
+        d = pip_downloader.ForkedDownloader.start(session, threads=2)
+        out(forked=d is not None, child=d.pid != os.getpid())
+        good = d.get("{server}/files/p-1.0-py3-none-any.whl", "{tmp_path}/a.whl")
+        missing = d.get("{server}/files/none.whl", "{tmp_path}/b.whl")
+        out(good=list(good.result(30)))
+        try:
+            missing.result(30)
+        except OSError as exc:
+            out(missing=str(exc))
+        d.close()
+        out(reaped=not os.path.exists(f"/proc/{{d.pid}}"))
+    """, tmp_path)
+    assert found["forked"] and found["child"]
+    assert found["good"] == ["binary/octet-stream", hashlib.sha256(BODY).hexdigest()]
+    assert (tmp_path / "a.whl").read_bytes() == BODY
+    assert "404" in found["missing"]  # pip fetches it itself, and reports what is wrong
+    assert found["reaped"]
+
+
+def test_no_fork_beside_another_thread_or_after_a_connection_was_made(server, tmp_path):
+    found = _scenario(f"""
+        out(fresh=pip_downloader.fork_safe(session))
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        out(beside_a_thread=pip_downloader.ForkedDownloader.start(session, 2) is None)
+        stop.set(); t.join()
+        session.get("{server}/files/p-1.0-py3-none-any.whl").content
+        out(after_a_connection=pip_downloader.fork_safe(session))
+        out(refused=pip_downloader.ForkedDownloader.start(session, 2) is None)
+    """, tmp_path)
+    assert found == {"fresh": True, "beside_a_thread": True, "after_a_connection": False,
+                     "refused": True}
+    assert not pip_downloader.fork_safe(object())  # a session it cannot see into
+
+
+def test_what_a_dead_child_was_asked_fails_and_so_does_what_is_asked_later(server, tmp_path):
+    found = _scenario(f"""
+        import signal, time
+        d = pip_downloader.ForkedDownloader.start(session, threads=1)
+        os.kill(d.pid, signal.SIGKILL)
+        os.waitpid(d.pid, 0)
+        errors = []
+        for name in ("a", "b"):
+            try:
+                d.get("{server}/files/p-1.0-py3-none-any.whl", f"{tmp_path}/{{name}}").result(30)
+            except OSError as exc:
+                errors.append(type(exc).__name__)
+            time.sleep(0.2)
+        out(errors=errors)
+    """, tmp_path)
+    assert found["errors"] == ["OSError", "OSError"]
+
+
+def test_the_child_dies_with_its_parent(tmp_path):
+    found = _scenario("""
+        import time
+        r, w = os.pipe()
+        if os.fork() == 0:  # a parent that forks the downloader, reports its pid, and dies
+            d = pip_downloader.ForkedDownloader.start(PipSession(), threads=1)
+            os.write(w, str(d.pid).encode())
+            os._exit(0)
+        os.waitpid(-1, 0)
+        pid = int(os.read(r, 32))
+        for _ in range(100):
+            try:
+                state = open(f"/proc/{pid}/stat").read().split()[2]
+            except OSError:
+                break
+            if state == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            state = "alive"
+        out(gone=state != "alive")
+    """, tmp_path)
+    assert found["gone"]
+
+
+def test_the_same_download_in_process_when_no_child_can_be_had(server, tmp_path):
+    content_type, sha = pip_downloader.download(
+        PipSession(), f"{server}/files/p-1.0-py3-none-any.whl", str(tmp_path / "c.whl"))
+    assert (content_type, sha) == ("binary/octet-stream", hashlib.sha256(BODY).hexdigest())
+    assert (tmp_path / "c.whl").read_bytes() == BODY
