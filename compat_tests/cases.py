@@ -96,6 +96,9 @@ class Rule:
     versions: Tuple[Tuple[str, str], ...] = ()
     why: Optional[str] = None
     line: Optional[int] = None
+    #: unproven_here only: the expected verdict, when this machine produces and proves it,
+    #: is accepted too (the cell is then judged by ``expect``)
+    unless_proven: bool = False
 
     @property
     def reason(self) -> Optional[str]:
@@ -229,6 +232,11 @@ def _rule(path: Path, node, section: str, i: int, raw: dict) -> Rule:
                               f"native_build: false or target_root: false (what this "
                               f"machine lacks)",
                         _line_of(node, [section, i]))
+    if section == "expect" and raw.get("unless_proven"):
+        raise CaseError(path, f"expect/{i}/unless_proven: only an unproven_here rule can "
+                              f"accept the expected verdict where it is proven; an "
+                              f"expectation is proven or refuted as it is",
+                        _line_of(node, [section, i, "unless_proven"]))
     if "python" in when:
         try:
             SpecifierSet(when["python"])
@@ -253,7 +261,8 @@ def _rule(path: Path, node, section: str, i: int, raw: dict) -> Rule:
         present=tuple(canonicalize_name(n) for n in raw.get("present", ())),
         absent=tuple(canonicalize_name(n) for n in raw.get("absent", ())),
         versions=tuple((canonicalize_name(k), v) for k, v in raw.get("versions", {}).items()),
-        why=raw.get("why"), line=_line_of(node, [section, i]))
+        why=raw.get("why"), line=_line_of(node, [section, i]),
+        unless_proven=bool(raw.get("unless_proven")))
 
 
 def load_case(path: Path) -> Case:

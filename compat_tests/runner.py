@@ -368,6 +368,16 @@ def missing_libraries(cell: Cell) -> set:
             for m in re.finditer(r"needs (lib[\w+.-]*?\.so(?:\.\d+)*)\b", text)}
 
 
+def rule_held(case: Case, rule: Rule, here: Optional[Rule], cell: Cell) -> Optional[Rule]:
+    """The ``unproven_here`` rule the cell is held to: ``here``, or None where that rule
+    accepts the expectation when proven (``unless_proven``) and the tool answered what
+    ``rule`` expects and an import on this machine agreed."""
+    if here is not None and here.unless_proven and not judge(case, rule, cell) \
+            and cell.agreement == "agrees":
+        return None
+    return here
+
+
 def classify(cell: Cell, here: Optional[Rule] = None) -> str:
     """The cell's evidence (EVIDENCE), from its problems and its import; sets the note."""
     if cell.problems:
@@ -410,6 +420,9 @@ def run_cell(case: Case, target: Target, rule: Rule, *, work: Path, cache_dir: P
         cell.verdict = "error"
         cell.reasons = [type(exc).__name__]
         cell.messages = [str(exc)]
+    here = rule_held(case, rule, here, cell)
+    if here is None:
+        cell.unproven_here = None
     cell.problems = judge(case, here or rule, cell)
     classify(cell, here)
     cell.problems += proof_problems(cell, choice.require_proof)

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:
 from compat_tests import grid  # noqa: E402
 from compat_tests.cases import (CASES_DIR, CaseError, HostFacts, all_cases,  # noqa: E402
                                 load_case, registry_cases)
-from compat_tests.runner import Cell, classify, judge  # noqa: E402
+from compat_tests.runner import Cell, classify, judge, rule_held  # noqa: E402
 from compat_tests.runner import agreement as agreement_of  # noqa: E402
 from lambda_compat.registry.runtimes import load_runtimes  # noqa: E402
 from lambda_compat.targets.target import Target  # noqa: E402
@@ -306,6 +306,47 @@ def test_every_cell_has_one_evidence_and_only_an_agreeing_import_proves(tmp_path
     # the case's unproven_here rule held: the tool answered what this machine allows
     assert classify(missing, here=missing_rule) == "unproven"
     assert missing.evidence_note.startswith("unproven here:")
+
+
+def test_an_unless_proven_rule_accepts_the_expectation_only_where_an_import_proves_it(tmp_path):
+    """numpy 1.26.4 for python3.13/arm64 builds in a root within the time limit on a quiet
+    machine and not on a loaded one: either answer is right here, only one is proof."""
+    path = write_case(tmp_path, (
+        "schema: 1\ndescription: a build at the time limit\nrequirements: [x]\n"
+        "expect:\n  - verdict: compatible\n"
+        "unproven_here:\n  - when: {native_build: false}\n    verdict: missing\n"
+        "    reason: sdist-build-failed\n    unless_proven: true\n"))
+    case = load_case(path)
+    rule, here = case.rules[0], case.unproven_here[0]
+    assert here.unless_proven and not rule.unless_proven
+    proven = cell(verdict="compatible", proof="rootfs", imported="ok", backend="bwrap")
+    assert rule_held(case, rule, here, proven) is None  # judged by expect
+    proven.problems = judge(case, rule, proven)
+    assert classify(proven) == "proven"
+    timed_out = cell(verdict="missing", reasons=["sdist-build-failed"],
+                     backend_note="nothing was built")
+    assert rule_held(case, rule, here, timed_out) is here
+    timed_out.problems = judge(case, here, timed_out)
+    assert classify(timed_out, here) == "unproven" and not timed_out.problems
+    # the expected verdict without an import (static only) proves nothing: held to the rule
+    static = cell(verdict="compatible", proof="static", backend_note="no stand-in root")
+    assert rule_held(case, rule, here, static) is here
+    assert judge(case, here, static)  # and the rule says missing: refuted
+    # a failed import is no proof either
+    failed = cell(verdict="compatible", proof="rootfs", imported="failed", backend="bwrap")
+    assert rule_held(case, rule, here, failed) is here
+    # a rule without the key never accepts it
+    strict = load_case(write_case(tmp_path, path.read_text().replace(
+        "    unless_proven: true\n", ""), name="strict.yaml"))
+    assert rule_held(strict, strict.rules[0], strict.unproven_here[0],
+                     cell(verdict="compatible", proof="rootfs", imported="ok",
+                          backend="bwrap")) is strict.unproven_here[0]
+    with pytest.raises(CaseError, match="only an unproven_here rule") as info:
+        load_case(write_case(tmp_path, "schema: 1\ndescription: a case file\n"
+                                       "requirements: [x]\nexpect:\n"
+                                       "  - verdict: compatible\n    unless_proven: true\n",
+                             name="bad.yaml"))
+    assert info.value.line == 6
 
 
 def test_judge_static_only_makes_no_agreement_claim(tmp_path):
