@@ -550,8 +550,8 @@ def render_section(rows: list[dict], results: list[RunResult], args, info: dict[
         + ", ".join(f"{RUNTIME_FOR[a]} on {a}" for a in args.arches) + ". "
         "Cold = fresh empty caches (PIP_CACHE_DIR, uv's and lambda-compat's --cache-dir); "
         "warm = the same caches again with a fresh output dir; no run's files are deleted "
-        "before every run is over (ext4 without a journal creates files slowly for ~30 s "
-        "after mass deletions, which would fall on the next tool). "
+        "before every run is over (ext4 without a journal creates files slowly for one to "
+        "six minutes after mass deletions, which would fall on the next tool). "
         + (f"Times are medians of {n} runs (min–max). " if n > 1 else "One run per cell. ")
         + "Ratios = ratio of the median times (tool / uv, tool / aws-lambda-builders), "
         "cold / warm (below 1 = faster); paired = median of the per-round ratios to uv "
@@ -744,8 +744,8 @@ def main(argv: list[str] | None = None) -> int:
                     r.load = load
                     results.append(r)
     # Nothing is deleted until every run is over: on ext4 without a journal (this machine's
-    # root file system), creating a file within about 30 s of mass deletions costs up to
-    # 1 ms of kernel time (ext4 skips the recently freed inodes one by one), so deleting a
+    # root file system), creating a file within one to six minutes of mass deletions costs
+    # up to 1 ms of kernel time (ext4 skips the recently freed inodes one by one), so deleting a
     # pair's ~6,000 files here slowed whichever tool ran next.
     if not args.keep:
         for rep in range(1, args.repeat + 1):

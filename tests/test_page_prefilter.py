@@ -218,3 +218,25 @@ def test_the_target_link_parser_drops_what_no_requirement_allows(restrict):
                             cache_link_parsing=False)
         assert [x.filename for x in parse(page)] == ["pkg-1.0-py3-none-any.whl",
                                                      "pkg-1.0.tar.gz"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(wheel_names, max_size=10), st.sampled_from(TARGETS))
+def test_a_narrowed_json_page_gives_the_links_the_whole_page_gives(names, target):
+    """What pip's process gets from its download process (narrow_json_page) instead of the
+    page: the same links, and no file the target cannot use."""
+    from lambda_compat.resolve.pip_patches import target_link_parser
+    names = list(dict.fromkeys(names)) + ["pkg-1.0.tar.gz", "pkg-2.0.tar.gz"]
+    tags = frozenset(str(t) for t in target.tags)
+    doc = {"meta": {"api-version": "1.1"}, "name": "pkg",
+           "files": [{"filename": n, "url": f"https://files.invalid/{n}", "hashes": {}}
+                     for n in names]}
+    parser = target_link_parser(tags, lambda page: [])
+    narrowed = json.loads(parser.narrow_json_page(json.dumps(doc).encode()))
+    url = "https://index.invalid/simple/pkg/"
+    assert [link.url for link in parser.json_page_links(narrowed, url)] == \
+        [link.url for link in parser.json_page_links(doc, url)]
+    assert [f["filename"] for f in narrowed["files"]] == [
+        n for n in names if not n.endswith(".whl") or _pip_accepts(n, target)]
+    assert narrowed["meta"] == doc["meta"] and narrowed["name"] == "pkg"
+    assert parser.narrow_json_page(b'["not", "an object"]') == b'["not", "an object"]'

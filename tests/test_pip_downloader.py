@@ -115,8 +115,8 @@ def test_what_a_dead_child_was_asked_fails_and_so_does_what_is_asked_later(serve
         for name in ("a", "b"):
             try:
                 d.get("{server}/files/p-1.0-py3-none-any.whl", f"{tmp_path}/{{name}}").result(30)
-            except OSError as exc:
-                errors.append(type(exc).__name__)
+            except OSError:  # BrokenPipeError when the write finds the pipe closed
+                errors.append("OSError")
             time.sleep(0.2)
         out(errors=errors)
     """, tmp_path)
@@ -153,3 +153,31 @@ def test_the_same_download_in_process_when_no_child_can_be_had(server, tmp_path)
         PipSession(), f"{server}/files/p-1.0-py3-none-any.whl", str(tmp_path / "c.whl"))
     assert (content_type, sha) == ("binary/octet-stream", hashlib.sha256(BODY).hexdigest())
     assert (tmp_path / "c.whl").read_bytes() == BODY
+
+
+def test_a_page_is_fetched_by_pips_own_fetch_in_the_child_and_narrowed_there(server, tmp_path):
+    """The child runs pip's page fetch through its copy of the session; a JSON page comes
+    back narrowed, anything else as it was, each as the response pip's fetch returns."""
+    found = _scenario(f"""
+        def fetch(url, session, force_revalidate=False):
+            r = session.get("{server}/files/p-1.0-py3-none-any.whl")
+            r.headers["X-Pid"], r.headers["X-Force"] = str(os.getpid()), str(force_revalidate)
+            if url.endswith("j"):
+                r.headers["Content-Type"] = "application/vnd.pypi.simple.v1+json"
+            return r
+        page = pip_downloader.page_fetch(fetch, session, narrow=lambda body: b"narrowed")
+        d = pip_downloader.ForkedDownloader.start(session, 1, page=page, page_threads=2)
+        j = d.page_response("https://i/j", {{"force_revalidate": True}}, "{tmp_path}/j")
+        h = d.page_response("https://i/h", {{}}, "{tmp_path}/h")
+        out(parent=str(os.getpid()), pid_j=j.headers["x-pid"], pid_h=h.headers["x-pid"],
+            force_j=j.headers["x-force"], force_h=h.headers["x-force"],
+            j=j.content.decode(), j_type=j.headers["content-type"],
+            h_len=len(h.content), h_url=h.url, left=os.listdir("{tmp_path}"))
+        d.close()
+    """, tmp_path)
+    assert found["pid_j"] == found["pid_h"] != found["parent"]  # fetched in the child
+    assert (found["force_j"], found["force_h"]) == ("True", "False")
+    assert found["j"] == "narrowed" and found["j_type"].startswith("application/vnd.pypi")
+    assert found["h_len"] == len(BODY)  # not JSON: as pip's fetch returned it
+    assert found["h_url"].endswith("/files/p-1.0-py3-none-any.whl")
+    assert found["left"] == []  # the bodies' files are removed once read

@@ -1,35 +1,50 @@
-"""Wheels fetched on a guess, downloaded by a process of their own (pip's process only).
+"""Index pages and wheels fetched ahead of pip, by a process of their own (pip's process
+only).
 
 pip's process resolves on one thread and, beside it, reads index pages, parses their JSON
 and makes links on a dozen more: all of it under one GIL. A wheel downloading there took
-the GIL back for every TLS record (16 kB): numpy's 14 MB took 0.9 s where curl takes 0.07 s,
-and the GIL the downloads held was time the resolver waited (traced cold python3.12/arm64
-builds of issue 15's pins: in that phase pip's process used one core, the other idled).
+the GIL back for every TLS record (16 kB): numpy's 14 MB took 0.9 s where curl takes 0.07 s;
+parsing a page (sqlalchemy's: 3 MB of JSON, 6,800 files of which the target can use a few
+dozen) held it for tens of milliseconds at a time. Meanwhile the resolver waited (traced cold
+python3.12/arm64 builds of issue 15's pins: in that phase pip's process used one core, the
+other idled).
 
 :meth:`ForkedDownloader.start` forks pip's process once its session exists and before that
-session has opened any connection, while it has no other thread: the child shares nothing
+session has opened any connection, while it has no other thread. The child shares nothing
 with its parent but the session's configuration (certificates, proxies, credentials, cache:
-the very objects pip made, copied by the fork) and downloads with its own GIL, on threads
-of its own, what the parent asks for (a URL and the path to write it to), answering with the
-file's content type and sha256. Where it cannot be forked (another thread runs, a
-connection is open, no ``fork``), :meth:`start` returns None and the parent downloads as
-before. A child that dies fails what it was asked: pip then fetches those files itself.
-The child dies with its parent (``PR_SET_PDEATHSIG``), and :meth:`close` kills it.
+the very objects pip made, copied by the fork) and works with its own GIL, on threads of its
+own, on what the parent asks:
+
+* a file (:meth:`~ForkedDownloader.get`: a URL and the path to write it to), answered with
+  its content type and sha256;
+* a page (:meth:`~ForkedDownloader.page_response`): pip's own page fetch, run in the child
+  (:func:`page_fetch`), a JSON page narrowed there to the files the target can use (the
+  filter pip's process applies to every page anyway: the target's tags, the versions the
+  requirements allow), handed back as the response pip's fetch returns.
+
+Where it cannot be forked (another thread runs, a connection is open, no ``fork``),
+:meth:`start` returns None and the parent fetches as before. A child that dies fails what it
+was asked: pip then fetches those pages and files itself, and reports what goes wrong. The
+child dies with its parent (``PR_SET_PDEATHSIG``), and :meth:`close` kills it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import signal
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 #: The size of the pieces a download is read in (requests' streaming default: 10 kB).
 CHUNK_BYTES = 256 * 1024
+
+#: What the child runs for a page: (url, options) -> (response headers, final URL, body).
+PageFetch = Callable[[str, Dict[str, Any]], Tuple[Dict[str, str], str, bytes]]
 
 
 def fork_safe(session: Any) -> bool:
@@ -57,6 +72,29 @@ def download(session: Any, url: str, path: str) -> Tuple[str, str]:
         return response.headers.get("Content-Type", ""), digest.hexdigest()
 
 
+def page_fetch(fetch: Callable[..., Any], session: Any,
+               narrow: Optional[Callable[[bytes], bytes]] = None) -> PageFetch:
+    """What the child runs for a page: pip's own page fetch ``fetch``
+    (``collector._get_simple_response``) through the child's copy of ``session`` (pip's
+    cache, credentials, certificates), a JSON page narrowed by ``narrow`` to what the target
+    can use (pip_patches.target_link_parser's ``narrow_json_page``)."""
+    force_arg = "force_revalidate" in inspect.signature(fetch).parameters
+
+    def page(url: str, options: Dict[str, Any]) -> Tuple[Dict[str, str], str, bytes]:
+        kwargs: Dict[str, Any] = {"session": session}
+        if force_arg:
+            kwargs["force_revalidate"] = bool(options.get("force_revalidate"))
+        response = fetch(url, **kwargs)
+        body, headers = response.content, dict(response.headers)
+        if narrow is not None and str(headers.get("Content-Type", "")).startswith(
+                "application/vnd.pypi.simple.v1+json"):
+            body = narrow(body)
+            headers.pop("Content-Length", None)
+        return headers, str(response.url), body
+
+    return page
+
+
 class ForkedDownloader:
     """The parent's side of a download process (:meth:`start`)."""
 
@@ -72,8 +110,10 @@ class ForkedDownloader:
         self._reader.start()
 
     @classmethod
-    def start(cls, session: Any, threads: int) -> Optional["ForkedDownloader"]:
-        """Fork the download process now, or None where that is not safe (see the module)."""
+    def start(cls, session: Any, threads: int, page: Optional[PageFetch] = None,
+              page_threads: int = 0) -> Optional["ForkedDownloader"]:
+        """Fork the download process now, or None where that is not safe (see the module).
+        ``page``: what the child runs for :meth:`page` (on ``page_threads`` threads)."""
         if not hasattr(os, "fork") or threading.active_count() != 1 \
                 or not fork_safe(session):
             return None
@@ -92,7 +132,7 @@ class ForkedDownloader:
                 os.close(replies_r)
                 from lambda_compat.resolve.pip_sandbox import die_with_parent
                 die_with_parent(signal.SIGKILL)
-                _serve(session, requests_r, replies_w, threads)
+                _serve(session, requests_r, replies_w, threads, page, page_threads)
                 status = 0
             finally:
                 os._exit(status)
@@ -102,7 +142,33 @@ class ForkedDownloader:
 
     def get(self, url: str, path: str) -> "Future[Tuple[str, str]]":
         """Have the child write ``url`` to ``path``: a future of (content type, sha256)."""
-        future: "Future[Tuple[str, str]]" = Future()
+        return self._ask({"kind": "file", "url": url, "path": path})
+
+    def page(self, url: str, options: Dict[str, Any], path: str
+             ) -> "Future[Tuple[Dict[str, str], str]]":
+        """Have the child run its ``page`` function (:meth:`start`) for ``url`` and write the
+        body it returns to ``path``: a future of (response headers, final URL)."""
+        return self._ask({"kind": "page", "url": url, "options": options, "path": path})
+
+    def page_response(self, url: str, options: Dict[str, Any], path: str) -> Any:
+        """:meth:`page` as pip's page fetch returns it: a requests ``Response`` (pip reads
+        its content, its headers and its final URL); ``path`` is removed."""
+        from pip._vendor.requests.models import Response
+        from pip._vendor.requests.structures import CaseInsensitiveDict
+        headers, final = self.page(url, options, path).result()
+        try:
+            with open(path, "rb") as f:
+                body = f.read()
+        finally:
+            os.unlink(path)
+        response = Response()
+        response.status_code, response.url = 200, final
+        response.headers = CaseInsensitiveDict(headers)
+        response._content = body
+        return response
+
+    def _ask(self, request: Dict[str, Any]) -> "Future[Any]":
+        future: "Future[Any]" = Future()
         with self._lock:
             if self._closed:
                 future.set_exception(OSError("the download process has ended"))
@@ -110,7 +176,7 @@ class ForkedDownloader:
             self._next_id += 1
             ident = self._next_id
             self._pending[ident] = future
-            line = json.dumps({"id": ident, "url": url, "path": path}) + "\n"
+            line = json.dumps(dict(request, id=ident)) + "\n"
             try:
                 os.write(self._requests, line.encode())
             except OSError as exc:
@@ -131,6 +197,8 @@ class ForkedDownloader:
                     continue
                 if "error" in reply:
                     future.set_exception(OSError(reply["error"]))
+                elif "headers" in reply:
+                    future.set_result((reply["headers"], reply["url"]))
                 else:
                     future.set_result((reply["content_type"], reply["sha256"]))
         self._fail_pending()  # the child is gone
@@ -154,27 +222,40 @@ class ForkedDownloader:
                 pass
 
 
-def _serve(session: Any, requests_fd: int, replies_fd: int, threads: int) -> None:
-    """The child: download what each request line names, on ``threads`` threads, and answer
-    each with one line; returns when the parent closes its end."""
+def _serve(session: Any, requests_fd: int, replies_fd: int, threads: int,
+           page: Optional[PageFetch], page_threads: int) -> None:
+    """The child: do what each request line asks, files on ``threads`` threads and pages on
+    ``page_threads`` (a page never waits behind a download), and answer each with one line;
+    returns when the parent closes its end."""
     lock = threading.Lock()
 
     def one(request: Dict[str, Any]) -> None:
         reply: Dict[str, Any] = {"id": request.get("id")}
+        url, path = str(request.get("url")), str(request.get("path"))
         try:
-            reply["content_type"], reply["sha256"] = download(
-                session, str(request["url"]), str(request["path"]))
+            if request.get("kind") == "page":
+                if page is None:
+                    raise OSError("no page function in this download process")
+                reply["headers"], reply["url"], body = page(url, request.get("options") or {})
+                with open(path, "wb") as out:
+                    out.write(body)
+            else:
+                reply["content_type"], reply["sha256"] = download(session, url, path)
         except BaseException as exc:  # the parent's pip fetches it itself
             reply["error"] = f"{type(exc).__name__}: {exc}"
         data = (json.dumps(reply) + "\n").encode()
         with lock:
             os.write(replies_fd, data)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-child-file") as pool, \
-            os.fdopen(requests_fd, "rb") as requests:
+    files = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-child-file")
+    pages = ThreadPoolExecutor(max_workers=max(1, page_threads),
+                               thread_name_prefix="lc-child-page")
+    with os.fdopen(requests_fd, "rb") as requests:
         for line in requests:
             try:
-                pool.submit(one, json.loads(line))
+                request = json.loads(line)
             except ValueError:
                 continue
+            (pages if request.get("kind") == "page" else files).submit(one, request)
+    for pool in (files, pages):
         pool.shutdown(wait=False, cancel_futures=True)

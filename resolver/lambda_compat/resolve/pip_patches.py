@@ -154,8 +154,24 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
             parsed[page.url] = links
         return iter(links)
 
+    def narrow_json_page(content: bytes) -> bytes:
+        """A JSON page without the files :func:`json_page_links` drops (the target's tags,
+        the versions the requirements allow): what the prefetcher's download process
+        (:mod:`lambda_compat.resolve.pip_downloader`) hands pip's process instead of the
+        page, so that the large parse happens there. Not a JSON object: as it is."""
+        data = json.loads(content)
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, list):
+            return content
+        fits, allowed = _tag_filter(tags), pip_versions.version_filter()
+        data["files"] = [f for f in files if not isinstance(f, dict)
+                         or (fits(str(f.get("filename", "")))
+                             and allowed(str(f.get("filename", ""))))]
+        return json.dumps(data).encode("utf-8")
+
     # the prefetcher makes a JSON page's links as soon as it has the page (pip_prefetch)
     parse_target_links.json_page_links = json_page_links  # type: ignore[attr-defined]
+    parse_target_links.narrow_json_page = narrow_json_page  # type: ignore[attr-defined]
     return parse_target_links
 
 

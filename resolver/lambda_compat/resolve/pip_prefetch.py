@@ -49,6 +49,7 @@ import shutil
 import tempfile
 import threading
 import urllib.parse
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -71,9 +72,10 @@ class PagePrefetcher:
                  cas_dir: Optional[str] = None,
                  environment: Optional[Dict[str, str]] = None,
                  emit: Optional[Callable[..., None]] = None,
-                 links_for: Optional[Callable[[Dict[str, Any], str], List[Any]]] = None
-                 ) -> None:
+                 links_for: Optional[Callable[[Dict[str, Any], str], List[Any]]] = None,
+                 narrow: Optional[Callable[[bytes], bytes]] = None) -> None:
         self._fetch = fetch
+        self._narrow = narrow
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-page")
         self._files = ThreadPoolExecutor(max_workers=FILE_THREADS, thread_name_prefix="lc-file")
         self._futures: Dict[str, "Future[Any]"] = {}
@@ -94,7 +96,9 @@ class PagePrefetcher:
 
     def start(self, finder: Any, session: Any) -> None:
         self._finder, self._session = finder, session
-        self._downloader = pip_downloader.ForkedDownloader.start(session, FILE_THREADS)
+        self._downloader = pip_downloader.ForkedDownloader.start(
+            session, FILE_THREADS, page_threads=PAGE_THREADS,
+            page=pip_downloader.page_fetch(self._fetch, session, self._narrow))
         if self._downloader is not None and self._emit is not None:
             self._emit("downloader", pid=self._downloader.pid)
 
@@ -123,7 +127,12 @@ class PagePrefetcher:
             self._futures[url] = self._pool.submit(self._page, url, specifier, kwargs)
 
     def _page(self, url: str, specifier: Any, kwargs: Dict[str, Any]) -> Any:
-        response = self._fetch(url, **kwargs)
+        if self._downloader is not None:  # fetched and narrowed in the download process
+            path = os.path.join(self._directory(), f"page-{uuid.uuid4().hex}")
+            response = self._downloader.page_response(
+                url, {"force_revalidate": kwargs.get("force_revalidate", False)}, path)
+        else:
+            response = self._fetch(url, **kwargs)
         if specifier is not None and self._rank:
             try:
                 self._want_metadata(response, specifier)
@@ -422,7 +431,8 @@ def install(spec: Dict[str, Any], emit: Optional[Callable[..., None]] = None
         original, tags=spec.get("tags") or (),
         python_version=environment.get("python_full_version", ""),
         cas_dir=spec.get("cas_dir"), environment=environment or None, emit=emit,
-        links_for=getattr(package_finder.parse_links, "json_page_links", None))
+        links_for=getattr(package_finder.parse_links, "json_page_links", None),
+        narrow=getattr(package_finder.parse_links, "narrow_json_page", None))
     atexit.register(prefetcher.close)
 
     def get_simple_response(url: str, *args: Any, **kwargs: Any) -> Any:
