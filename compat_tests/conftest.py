@@ -87,8 +87,11 @@ def pytest_addoption(parser):
 def _only_compat_paths(config) -> bool:
     """True when every path given on the command line lies inside compat_tests/."""
     here = Path(__file__).resolve().parent
-    paths = [a for a in config.invocation_params.args if not str(a).startswith("-")]
-    paths = [p.split("::")[0] for p in paths]
+    # pytest's positional arguments (testpaths or the invocation directory when none): not
+    # the raw command line, where an option's value (--compat-json results.json, a file
+    # that exists from the last run) looked like a path outside compat_tests/ and left the
+    # default selection on: a second run of the matrix ran one test and passed
+    paths = [str(a).split("::")[0] for a in config.args]
     existing = [Path(config.invocation_params.dir, p).resolve() for p in paths
                 if Path(config.invocation_params.dir, p).exists()]
     if not existing:  # no path: pytest collects the invocation directory (unless it is the root)

@@ -459,18 +459,23 @@ def test_grid_merge_later_file_wins(tmp_path):
 
 # --------------------------------------------------------------------------- pytest wiring
 
-def test_running_compat_tests_explicitly_is_not_deselected_by_addopts():
-    """The project's addopts deselect network/slow; naming compat_tests must still run it."""
+def test_running_compat_tests_explicitly_is_not_deselected_by_addopts(tmp_path):
+    """The project's addopts deselect network/slow; naming compat_tests must still run it,
+    also when an option's value is a file that exists outside compat_tests/ (the results
+    file of the last run: that second run used to run one test and pass)."""
     def collect(*extra):
         proc = subprocess.run([sys.executable, "-m", "pytest", "compat_tests", "--collect-only",
                                "-q", "-p", "no:cacheprovider", *extra], cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        return proc.stdout.strip().splitlines()[-1]
+        return proc.stdout.strip().splitlines()[-1].split(" in ")[0]  # without the time
     everything = collect("--runtime", "python3.11")
     assert "deselected" not in everything and "tests collected" in everything
     fast = collect("-m", "compat_fast", "--runtime", "python3.11")
     assert "deselected" in fast
+    (tmp_path / "last.json").write_text("{}")
+    again = collect("--runtime", "python3.11", "--compat-json", str(tmp_path / "last.json"))
+    assert again == everything
 
 
 def test_a_standin_image_is_not_the_lambda_image(tmp_path):
