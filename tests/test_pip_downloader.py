@@ -181,3 +181,25 @@ def test_a_page_is_fetched_by_pips_own_fetch_in_the_child_and_narrowed_there(ser
     assert found["h_len"] == len(BODY)  # not JSON: as pip's fetch returned it
     assert found["h_url"].endswith("/files/p-1.0-py3-none-any.whl")
     assert found["left"] == []  # the bodies' files are removed once read
+
+
+def test_an_announced_file_outlives_pips_copy(tmp_path, monkeypatch):
+    """file-ready hands the parent a hard link in its own pass directory: pip may move or
+    remove its copy (its temporary directories go when it exits) before the parent, busy on
+    a loaded machine, takes the file."""
+    import io
+    from lambda_compat.resolve import pip_shim
+    pips = tmp_path / "pip-tmp" / "p-1.0-py3-none-any.whl"
+    pips.parent.mkdir()
+    pips.write_bytes(BODY)
+    events = io.StringIO()
+    monkeypatch.setattr(pip_shim, "_EVENTS", events)
+    monkeypatch.setattr(pip_shim, "_ANNOUNCE_DIR", str(tmp_path / "pass1" / "announced"))
+    pip_shim._emit("file-ready", path=str(pips), sha256="ab", filename=pips.name)
+    pip_shim._emit("downloading", path=str(pips))  # other events: as they are
+    announced, other = (json.loads(line) for line in events.getvalue().splitlines())
+    pips.unlink()  # pip's exit
+    kept = Path(announced["path"])
+    assert kept.parent.parent == tmp_path / "pass1" / "announced" and kept.name == pips.name
+    assert kept.read_bytes() == BODY and announced["sha256"] == "ab"
+    assert other["path"] == str(pips)

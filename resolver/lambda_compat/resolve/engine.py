@@ -250,6 +250,7 @@ def _run_pip(target: Target, requirements: Path, *, workdir: Path, cas_dir: Opti
         "cas_dir": str(cas_dir) if cas_dir else None,
         "result_path": str(result_path),
         "events_fd": write_fd,
+        "announce_dir": str(workdir / "announced"),  # files announced to us: ours to remove
         "binary_only": binary_only,
         "allow_source": list(allow_source),
         "sandbox": build_sandbox_config(enabled=sandbox[0], timeout=sandbox[1],

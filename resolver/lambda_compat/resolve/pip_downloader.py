@@ -38,7 +38,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 #: The size of the pieces a download is read in (requests' streaming default: 10 kB).
 CHUNK_BYTES = 256 * 1024
@@ -176,31 +176,26 @@ class ForkedDownloader:
             self._next_id += 1
             ident = self._next_id
             self._pending[ident] = future
-            line = json.dumps(dict(request, id=ident)) + "\n"
             try:
-                os.write(self._requests, line.encode())
+                _send(self._requests, dict(request, id=ident))
             except OSError as exc:
                 del self._pending[ident]
                 future.set_exception(exc)
         return future
 
     def _read_replies(self, fd: int) -> None:
-        with os.fdopen(fd, "rb") as replies:
-            for line in replies:
-                try:
-                    reply = json.loads(line)
-                except ValueError:
-                    continue
-                with self._lock:
-                    future = self._pending.pop(reply.get("id"), None)
-                if future is None:
-                    continue
-                if "error" in reply:
-                    future.set_exception(OSError(reply["error"]))
-                elif "headers" in reply:
-                    future.set_result((reply["headers"], reply["url"]))
-                else:
-                    future.set_result((reply["content_type"], reply["sha256"]))
+        for reply in _received(fd):
+            ident = reply.get("id")
+            with self._lock:
+                future = self._pending.pop(ident, None) if isinstance(ident, int) else None
+            if future is None:
+                continue
+            if "error" in reply:
+                future.set_exception(OSError(reply["error"]))
+            elif "headers" in reply:
+                future.set_result((reply["headers"], reply["url"]))
+            else:
+                future.set_result((reply["content_type"], reply["sha256"]))
         self._fail_pending()  # the child is gone
 
     def _fail_pending(self) -> None:
@@ -243,19 +238,33 @@ def _serve(session: Any, requests_fd: int, replies_fd: int, threads: int,
                 reply["content_type"], reply["sha256"] = download(session, url, path)
         except BaseException as exc:  # the parent's pip fetches it itself
             reply["error"] = f"{type(exc).__name__}: {exc}"
-        data = (json.dumps(reply) + "\n").encode()
         with lock:
-            os.write(replies_fd, data)
+            _send(replies_fd, reply)
 
     files = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lc-child-file")
     pages = ThreadPoolExecutor(max_workers=max(1, page_threads),
                                thread_name_prefix="lc-child-page")
-    with os.fdopen(requests_fd, "rb") as requests:
-        for line in requests:
-            try:
-                request = json.loads(line)
-            except ValueError:
-                continue
-            (pages if request.get("kind") == "page" else files).submit(one, request)
+    for request in _received(requests_fd):
+        (pages if request.get("kind") == "page" else files).submit(one, request)
     for pool in (files, pages):
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _send(fd: int, message: Dict[str, Any]) -> None:
+    """``message`` as one JSON line on the pipe ``fd``, all of it (a write a signal cut short
+    is continued: a line cut in two would leave its future waiting forever)."""
+    view = memoryview((json.dumps(message) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _received(fd: int) -> Iterator[Dict[str, Any]]:
+    """The JSON objects on the pipe ``fd``, one per line, until the other end closes it."""
+    with os.fdopen(fd, "rb") as lines:
+        for line in lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                yield message

@@ -115,18 +115,29 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
         """The links of a parsed JSON page at ``url`` the target can use, as pip makes them
         (run by the prefetcher's threads too, while pip waits for files)."""
         from pip._internal.models.link import Link
-        fits = _tag_filter(tags)
-        allowed = pip_versions.version_filter()
+        keep = target_file_filter()
         links = []
         for file in data.get("files", []):
-            if isinstance(file, dict):
-                filename = str(file.get("filename", ""))
-                if not allowed(filename) or not fits(filename):  # the cheaper test first
-                    continue
-            link = Link.from_json(file, url)
-            if link is not None:
-                links.append(link)
+            if keep(file):
+                link = Link.from_json(file, url)
+                if link is not None:
+                    links.append(link)
         return links
+
+    def target_file_filter() -> Callable[[Any], bool]:
+        """``keep(file)`` for a JSON page's file entries: False for a file of a version the
+        requirements rule out or a wheel none of whose tags is the target's; an entry that
+        is not a mapping is kept (pip judges and reports it)."""
+        fits = _tag_filter(tags)
+        allowed = pip_versions.version_filter()
+
+        def keep(file: Any) -> bool:
+            if not isinstance(file, dict):
+                return True
+            filename = str(file.get("filename", ""))
+            return allowed(filename) and fits(filename)  # the cheaper test first
+
+        return keep
 
     def parse_target_links(page: Any) -> Any:
         if not page.content_type.lower().startswith("application/vnd.pypi.simple.v1+json"):
@@ -163,10 +174,7 @@ def target_link_parser(tags: frozenset, original_parse: Callable[[Any], Any]
         files = data.get("files") if isinstance(data, dict) else None
         if not isinstance(files, list):
             return content
-        fits, allowed = _tag_filter(tags), pip_versions.version_filter()
-        data["files"] = [f for f in files if not isinstance(f, dict)
-                         or (fits(str(f.get("filename", "")))
-                             and allowed(str(f.get("filename", ""))))]
+        data["files"] = list(filter(target_file_filter(), files))
         return json.dumps(data).encode("utf-8")
 
     # the prefetcher makes a JSON page's links as soon as it has the page (pip_prefetch)

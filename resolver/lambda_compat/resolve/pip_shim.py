@@ -20,10 +20,12 @@ import re
 import sys
 import threading
 import traceback
+import uuid
 from typing import Any
 
 
 _EVENTS: Any = None
+_ANNOUNCE_DIR: str | None = None  # the spec's announce_dir (see _lasting)
 _EVENTS_LOCK = threading.Lock()  # downloads run on several threads (pip_patches)
 
 
@@ -31,6 +33,8 @@ def _emit(event: str, **data: Any) -> None:
     """Progress events for the parent: one JSON object per line on a dedicated pipe."""
     if _EVENTS is None:
         return
+    if event == "file-ready":
+        data = _lasting(data)
     try:
         line = json.dumps({"event": event, **data}) + "\n"
         with _EVENTS_LOCK:
@@ -38,6 +42,24 @@ def _emit(event: str, **data: Any) -> None:
             _EVENTS.flush()
     except (OSError, ValueError):
         pass
+
+
+def _lasting(data: dict[str, Any]) -> dict[str, Any]:
+    """A file announced to the parent (``file-ready``), hard-linked first into the parent's
+    directory for this pass (``announce_dir``, which the parent removes): pip moves the
+    prefetched copy into its temporary directories and removes those when it exits, which
+    could come before the parent, busy on a loaded machine, has taken the file."""
+    path = data.get("path")
+    if not _ANNOUNCE_DIR or not path:
+        return data
+    directory = os.path.join(_ANNOUNCE_DIR, uuid.uuid4().hex)  # the file keeps its name
+    dest = os.path.join(directory, os.path.basename(path))
+    try:
+        os.makedirs(directory)
+        os.link(path, dest)
+    except OSError:
+        return data  # the parent takes it from where it is, if it still can
+    return dict(data, path=dest)
 
 
 class _ProgressHandler(logging.Handler):
@@ -361,7 +383,7 @@ def _log_tail(spec: dict[str, Any], n: int) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    global _EVENTS
+    global _EVENTS, _ANNOUNCE_DIR
     import signal
 
     from lambda_compat.resolve import pip_startup
@@ -397,6 +419,7 @@ def main(argv: list[str]) -> int:
             tempfile.tempdir = None
     if spec.get("events_fd") is not None:
         _EVENTS = os.fdopen(int(spec["events_fd"]), "w", buffering=1)
+    _ANNOUNCE_DIR = spec.get("announce_dir")
     pip_startup.tune_gc()
     result = _run(spec)
     tmp = spec["result_path"] + ".tmp"
