@@ -499,6 +499,23 @@ def test_a_large_wheel_unpacks_as_in_one_thread(tmp_path, monkeypatch):
     assert tree(split_tree) == tree(one_tree)
 
 
+def test_a_wheel_of_one_large_library_and_many_files_splits_its_files_too(tmp_path, monkeypatch):
+    """numpy's shape: one library holding more compressed bytes than all the rest. Each file
+    costs its making too, so the library's part also takes a share of the small files."""
+    rnd = __import__("random").Random(7)
+    files = [("lib/huge.so", rnd.randbytes(3_000_000))]
+    files += [(f"pkg/m{i:03d}.py", rnd.randbytes(2_000)) for i in range(300)]
+    wheel = build_wheel(tmp_path, "shape", "1.0", files)
+    _dist, plan, _skipped = plan_wheel(wheel)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    parts = install_mod._parts(plan)
+    assert len(parts) == 2
+    counts = sorted(len(p) for p in parts)
+    assert counts[0] >= 0.25 * sum(counts)                   # not 1 file against 300
+    with_lib = next(p for p in parts if any(r == "lib/huge.so" for _i, r in p))
+    assert len(with_lib) > 1
+
+
 def test_a_large_wheel_does_not_wait_for_a_busy_inflate_pool(tmp_path, monkeypatch):
     """Parts still queued behind another wheel's are inflated by the unpacking thread itself:
     the unpack ends while every inflate thread is busy, with the one-thread result."""
