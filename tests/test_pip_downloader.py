@@ -162,8 +162,9 @@ def test_a_page_is_fetched_by_pips_own_fetch_in_the_child_and_narrowed_there(ser
         def fetch(url, session, force_revalidate=False):
             r = session.get("{server}/files/p-1.0-py3-none-any.whl")
             r.headers["X-Pid"], r.headers["X-Force"] = str(os.getpid()), str(force_revalidate)
-            if url.endswith("j"):
-                r.headers["Content-Type"] = "application/vnd.pypi.simple.v1+json"
+            if url.endswith("j"):  # as the index sends it: the name in lower case
+                del r.headers["Content-Type"]
+                r.headers["content-type"] = "application/vnd.pypi.simple.v1+json"
             return r
         page = pip_downloader.page_fetch(fetch, session, narrow=lambda body: b"narrowed")
         d = pip_downloader.ForkedDownloader.start(session, 1, page=page, page_threads=2)
@@ -172,12 +173,14 @@ def test_a_page_is_fetched_by_pips_own_fetch_in_the_child_and_narrowed_there(ser
         out(parent=str(os.getpid()), pid_j=j.headers["x-pid"], pid_h=h.headers["x-pid"],
             force_j=j.headers["x-force"], force_h=h.headers["x-force"],
             j=j.content.decode(), j_type=j.headers["content-type"],
+            j_length=j.headers.get("content-length"), h_length=h.headers.get("content-length"),
             h_len=len(h.content), h_url=h.url, left=os.listdir("{tmp_path}"))
         d.close()
     """, tmp_path)
     assert found["pid_j"] == found["pid_h"] != found["parent"]  # fetched in the child
     assert (found["force_j"], found["force_h"]) == ("True", "False")
     assert found["j"] == "narrowed" and found["j_type"].startswith("application/vnd.pypi")
+    assert found["j_length"] is None and found["h_length"] == str(len(BODY))
     assert found["h_len"] == len(BODY)  # not JSON: as pip's fetch returned it
     assert found["h_url"].endswith("/files/p-1.0-py3-none-any.whl")
     assert found["left"] == []  # the bodies' files are removed once read

@@ -86,10 +86,11 @@ def page_fetch(fetch: Callable[..., Any], session: Any,
             kwargs["force_revalidate"] = bool(options.get("force_revalidate"))
         response = fetch(url, **kwargs)
         body, headers = response.content, dict(response.headers)
-        if narrow is not None and str(headers.get("Content-Type", "")).startswith(
+        # the response's own (case-insensitive) headers: an index sends "content-type" too
+        if narrow is not None and str(response.headers.get("Content-Type", "")).startswith(
                 "application/vnd.pypi.simple.v1+json"):
             body = narrow(body)
-            headers.pop("Content-Length", None)
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         return headers, str(response.url), body
 
     return page
