@@ -1,5 +1,6 @@
 """Zip members read with one pread and one inflate (build/zipread.py): the bytes zipfile
-reads, and zipfile's verdicts on archives that disagree with themselves."""
+reads, and zipfile's verdicts on archives that disagree with themselves; each test with
+zlib-ng (a dependency) and with the standard library's zlib (the fallback)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,24 @@ import io
 import os
 import zipfile
 
+import zlib
+
 import pytest
 
 from lambda_compat.build import zipread
+
+
+@pytest.fixture(autouse=True, params=["zlib-ng", "zlib"])
+def inflater(request, monkeypatch):
+    module = zlib if request.param == "zlib" else pytest.importorskip("zlib_ng.zlib_ng")
+    monkeypatch.setattr(zipread, "_inflater", module)
+    return module
+
+
+def test_zlib_ng_is_what_inflates_where_it_is_installed():
+    import importlib
+    fresh = importlib.reload(zipread)   # the module as imported, not as the fixture set it
+    assert fresh._inflater.__name__ == "zlib_ng.zlib_ng"
 
 
 def _archive(path, members):
