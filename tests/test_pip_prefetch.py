@@ -400,6 +400,9 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
     assert early and min(early) < names.index("pip-resolved"), names
     wheels = [d for d in over_http.distributions if d.phase == "wheel"]
     assert len(early) >= len(wheels)
+    # and installed into the bundle's staging directory as they were judged
+    done = next(data for kind, data in ui.events if kind == "install-done")
+    assert done["early"] == len(wheels) == done["count"], done
     from_files = build_dependencies(
         tmp_path / "out2", reqs, "python3.11", architecture="arm64",
         config=BuildConfig(cache_dir=tmp_path / "cache2", build_env="local",
@@ -409,6 +412,14 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
             for d in sorted(over_http.distributions, key=lambda d: d.name)] == \
         [(d.name, d.version, d.phase, d.file, [f.code for f in d.findings])
          for d in sorted(from_files.distributions, key=lambda d: d.name)]
+    assert len(_bundle(tmp_path / "out")) > 8
+    assert _bundle(tmp_path / "out") == _bundle(tmp_path / "out2")
+
+
+def _bundle(root):
+    """relative path -> bytes, without lambda-compat's own output marker."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(".lambda-compat")}
 
 
 def test_pips_saved_download_is_a_hard_link_of_the_fetched_file(tmp_path):

@@ -15,7 +15,8 @@ Then the wheels are installed flat into a staging directory beside the artifacts
 which is swapped in only on success.
 
 Phase 1 is :mod:`.resolution`, phases 2-5 are :mod:`.phases`, phase 6 is :mod:`.missing`, the
-install is :func:`.install.install_and_swap`; this module runs them in order.
+install is :func:`.staging.install_and_swap` (begun while pip resolves:
+:class:`.staging.EarlyInstall`); this module runs them in order.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ from ..resolve.engine import PipOptions, Resolution
 from ..ui import UI, NullUI
 from . import workers
 from .environments import EnvironmentChooser
-from .install import install_and_swap
 from .phases import Phases
 from .report import BuildReport
 from .resolution import resolve_all
+from .staging import EarlyInstall, install_and_swap
 
 
 @dataclass(frozen=True)
@@ -118,23 +119,30 @@ def build_dependencies(artifacts_dir_path: Union[str, os.PathLike],
         report.warnings.append(UNSANDBOXED_WARNING)
         ui.event("warning", message=UNSANDBOXED_WARNING)
     work = Path(tempfile.mkdtemp(prefix=lifecycle.owned_name("run-"), dir=cache / "tmp"))
+    # the bundle's staging directory, filled with each wheel judged while pip resolves
+    early = EarlyInstall(artifacts, cache / "unpacked") if config.installer is None else None
     try:
         # phase 1: resolve and download (a second pass for what pip left unjudged)
         chooser = EnvironmentChooser(target, config, cache, ui)
         resolution, shas = resolve_all(target, config, registry, cache, requirements, work,
-                                       report, ui, chooser)
+                                       report, ui, chooser, early)
         phases = Phases(target, config, registry, cache, requirements, ui, resolution, shas,
                         chooser)
         wheels = _judge(phases, resolution, report, config.jobs)   # phases 2-6
         if report.ok or config.allow_missing:
             ui.event("install-start", count=len(wheels), dest=str(artifacts))
+            installed_early = 0
             if config.installer is not None:
                 config.installer(wheels, artifacts)
             else:
-                install_and_swap(wheels, artifacts, config.jobs, cache / "unpacked")
+                installed_early = install_and_swap(wheels, artifacts, config.jobs,
+                                                   cache / "unpacked", early)
             report.installed = True
-            ui.event("install-done", count=len(wheels), dest=str(artifacts))
+            ui.event("install-done", count=len(wheels), dest=str(artifacts),
+                     early=installed_early)
     finally:
+        if early is not None:
+            early.discard()  # not swapped in (nothing installed, a failure): removed
         shutil.rmtree(work, ignore_errors=True)
         # The pip engine builds sdists for their metadata in its own process: when it was
         # killed (a signal, a timeout), its build directory is left for us to remove.

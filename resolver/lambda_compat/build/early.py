@@ -7,9 +7,11 @@ content-addressed cache at once (pip removes its temporary copy when it exits), 
 unpacked into the unpacked-wheel cache and verified for the target on a thread pool, beside
 pip's resolution of the rest. Phase 2 (:meth:`lambda_compat.build.phases.Judge.from_wheel`)
 then finds both in their caches: :func:`verified_findings` is the one call both make, so a
-verdict cannot depend on which of them ran it. A wheel the resolution did not keep (pip
-backtracked) costs a verification and leaves a cache entry, nothing else; anything that
-goes wrong here is left for phase 2 to meet and report.
+verdict cannot depend on which of them ran it. Each wheel judged here is also installed
+into the bundle's staging directory when the build has one (build/staging.py). A wheel the
+resolution did not keep (pip backtracked) costs a verification, a cache entry and the
+install step a fresh staging directory, nothing else; anything that goes wrong here is left
+for phase 2 and the install step to meet and report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import uuid
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..resolve.sdist_build import file_sha256
 from ..targets.target import Target
@@ -29,6 +31,9 @@ from ..ui import UI
 from ..verify.cache import cached_findings
 from ..verify.wheels import Finding, WheelInfo, read_wheel, verify_wheel
 from . import install, workers
+
+if TYPE_CHECKING:
+    from .staging import EarlyInstall
 
 
 def verified_findings(path: Path, info: WheelInfo, sha256: str, cache: Path,
@@ -63,8 +68,10 @@ class EarlyWheels:
     Waiting wheels are judged largest first: unpacking is most of the work (numpy's takes
     half a second), and a large wheel started last would be the run's tail."""
 
-    def __init__(self, cache: Path, target: Target, jobs: int, ui: Optional[UI] = None) -> None:
+    def __init__(self, cache: Path, target: Target, jobs: int, ui: Optional[UI] = None,
+                 install_into: Optional["EarlyInstall"] = None) -> None:
         self.cache, self.target, self.ui = cache, target, ui
+        self.install_into = install_into  # the bundle's staging directory, filled as we go
         self._jobs = max(1, jobs)
         self._futures: Dict[str, Future] = {}
         self._waiting: List[Tuple[int, int, Path]] = []   # heap of (-size, order, staged)
@@ -104,6 +111,8 @@ class EarlyWheels:
             kept = store(staged, sha, self.cache / "files", staged.name.split("-", 1)[1])
             install.unpack_wheel(kept, self.cache / "unpacked")  # the install step links
             verified_findings(kept, read_wheel(kept), sha, self.cache, self.target)
+            if self.install_into is not None:
+                self.install_into.add(kept)
             if self.ui is not None:
                 self.ui.event("wheel-judged-early", file=kept.name, target=self.target.name)
         except Exception:  # phase 2 meets it again, and reports it

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .. import errors
-from ..host import lifecycle, outputs
+from ..resolve.sdist_build import file_sha256
 from . import workers, zipread
 
 INSTALLER = b"lambda-compat\n"
@@ -177,14 +177,16 @@ def _write_dist_info(root: Path, dist_info: str, records: List[Tuple[str, str, s
 
 
 def install_all(wheels: Iterable[Path], root: Path, jobs: int = 4,
-                unpacked: Optional[Path] = None) -> Dict[str, Installed]:
+                unpacked: Optional[Path] = None, claims: Optional[_Claims] = None
+                ) -> Dict[str, Installed]:
     """Install every wheel into ``root`` (in parallel; conflicts are detected).
 
     ``unpacked``: the unpacked-wheel cache directory (see the module docstring), or None to
-    inflate every file from its wheel."""
+    inflate every file from its wheel. ``claims``: those of the wheels installed into
+    ``root`` before (build/staging.py), else none."""
     wheels = list(wheels)
     root.mkdir(parents=True, exist_ok=True)
-    claims = _Claims()
+    claims = claims if claims is not None else _Claims()
 
     def one(w: Path) -> Installed:
         if unpacked is None:
@@ -203,15 +205,11 @@ _SHA_DIR = re.compile(r"[0-9a-f]{64}")
 
 def wheel_sha256(path: Path) -> str:
     """The wheel's sha256: the name of its directory in the content-addressed file cache
-    (``files/<sha[:2]>/<sha>/<name>``), else computed."""
+    (``files/<sha[:2]>/<sha>/<name>``), else computed (once per file and process)."""
     parent = path.parent
     if _SHA_DIR.fullmatch(parent.name) and parent.parent.name == parent.name[:2]:
         return parent.name
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)
 
 
 def _conflict(wheel: str, rel: str) -> errors.BadInput:
@@ -468,27 +466,3 @@ def _write_from_wheel(wheel_path: Path, rel: str, dest: Union[str, Path]) -> boo
     if (info.external_attr >> 16) & stat.S_IXUSR:
         os.chmod(dest, 0o755)
     return True
-
-
-def install_and_swap(wheels: List[Path], artifacts: Path, jobs: int,
-                     unpacked: Optional[Path] = None) -> None:
-    """Install ``wheels`` into a staging directory beside ``artifacts``, then swap it in
-    (the old directory is put back if the swap fails)."""
-    artifacts.parent.mkdir(parents=True, exist_ok=True)
-    token = lifecycle.owned_name("") + uuid.uuid4().hex[:8]
-    staging = artifacts.parent / f".{artifacts.name}.lambda-compat-new-{token}"
-    old = artifacts.parent / f".{artifacts.name}.lambda-compat-old-{token}"
-    try:
-        install_all(wheels, staging, jobs, unpacked)
-        outputs.write_marker(staging)
-        if artifacts.exists():
-            os.rename(artifacts, old)
-        try:
-            os.rename(staging, artifacts)
-        except OSError:
-            if old.exists():
-                os.rename(old, artifacts)
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,7 @@ from .early import EarlyWheels, store
 from .environments import EnvironmentChooser, LiveSpec
 from .missing import not_found, offered_versions
 from .report import BuildReport
+from .staging import EarlyInstall
 
 if TYPE_CHECKING:
     from .builder import BuildConfig
@@ -41,14 +42,16 @@ if TYPE_CHECKING:
 
 def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, cache: Path,
                 requirements: Path, work: Path, report: BuildReport, ui: UI,
-                chooser: Optional[EnvironmentChooser] = None
+                chooser: Optional[EnvironmentChooser] = None,
+                early_install: Optional[EarlyInstall] = None
                 ) -> Tuple[Resolution, Dict[str, str]]:
     """The resolution to build from, and the sha256 of each of its files (by name).
 
     Requirements no file fits are reported missing in ``report`` on the way. ``chooser``
     gives the build environment sdists are built in (made when a source is first let
     through). The whole outcome, failed or not, is reused within ``config.resolution_ttl``
-    for byte-identical inputs (:mod:`lambda_compat.resolve.cache`)."""
+    for byte-identical inputs (:mod:`lambda_compat.resolve.cache`). ``early_install``:
+    where each wheel judged while pip resolves is installed at once (build/staging.py)."""
     chooser = chooser or EnvironmentChooser(target, config, cache, ui)
     ui.event("resolve-start", target=target.name)
     rkey = resolution_cache.key(requirements, target, config.pip,
@@ -58,7 +61,7 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
                                     config.resolution_ttl)
     fresh = outcome is None
     if outcome is None:
-        early = EarlyWheels(cache, target, config.jobs, ui)
+        early = EarlyWheels(cache, target, config.jobs, ui, early_install)
         try:
             first = _resolve(target, requirements, work, config, cache, policy, ui,
                              requirements, early)

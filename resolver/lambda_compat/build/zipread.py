@@ -17,11 +17,13 @@ import os
 import struct
 import zipfile
 import zlib
+from typing import Any
 
+_inflater: Any
 try:  # zlib-ng: the same deflate format, inflated in half the CPU time (see pyproject.toml)
     from zlib_ng import zlib_ng as _inflater
 except ImportError:  # an interpreter without its wheel: the standard library's zlib
-    _inflater = zlib  # type: ignore[assignment]
+    _inflater = zlib
 
 #: A local file header (zipfile's ``structFileHeader``): signature, versions, flags,
 #: method, time, date, CRC-32, sizes, name length, extra field length.

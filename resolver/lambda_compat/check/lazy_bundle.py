@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ..build.install import install_and_swap, wheel_sha256
+from ..build.install import wheel_sha256
+from ..build.staging import install_and_swap
 
 
 class LazyBundle:
