@@ -24,16 +24,22 @@ RESOLVER = Path(__file__).resolve().parents[1] / "resolver"
 BODY = os.urandom(700_000)  # a few pieces of CHUNK_BYTES
 
 
+SERVED: list = []  # the paths the server answered
+
+
 @pytest.fixture(scope="module")
 def server():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            if self.path != "/files/p-1.0-py3-none-any.whl":
+            if self.path not in ("/files/p-1.0-py3-none-any.whl", "/files/c-1.0-py3-none-any.whl"):
                 self.send_error(404)
                 return
+            SERVED.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "binary/octet-stream")
             self.send_header("Content-Length", str(len(BODY)))
+            if self.path.startswith("/files/c-"):  # as the index serves its files
+                self.send_header("Cache-Control", "max-age=365000000, immutable, public")
             self.end_headers()
             self.wfile.write(BODY)
 
@@ -206,3 +212,27 @@ def test_an_announced_file_outlives_pips_copy(tmp_path, monkeypatch):
     assert kept.parent.parent == tmp_path / "pass1" / "announced" and kept.name == pips.name
     assert kept.read_bytes() == BODY and announced["sha256"] == "ab"
     assert other["path"] == str(pips)
+
+
+def test_a_download_reads_pips_http_cache_but_does_not_store_into_it(server, tmp_path):
+    """pip's cache adapter tees every body into a temporary file to store it once read: a
+    second copy of each wheel written. Downloads here are kept by lambda-compat's own cache;
+    they still take what pip's cache holds."""
+    url = f"{server}/files/c-1.0-py3-none-any.whl"
+    # a trusted host: pip caches plain-HTTP responses only from those
+    cached = PipSession(cache=str(tmp_path / "http"), trusted_hosts=[server.split("//")[1]])
+    SERVED.clear()
+    content_type, sha = pip_downloader.download(cached, url, str(tmp_path / "a.whl"))
+    assert sha == hashlib.sha256(BODY).hexdigest() and SERVED == ["/files/c-1.0-py3-none-any.whl"]
+    stored = [p for p in (tmp_path / "http").rglob("*") if p.is_file()]
+    assert stored == []                                   # nothing stored
+    cached.get(url).content                               # pip's own fetch stores it
+    assert [p for p in (tmp_path / "http").rglob("*") if p.is_file()]
+    SERVED.clear()
+    content_type, sha = pip_downloader.download(cached, url, str(tmp_path / "b.whl"))
+    assert SERVED == [] and (tmp_path / "b.whl").read_bytes() == BODY   # from pip's cache
+    twin = pip_downloader.without_cache_writes(cached)
+    assert twin is pip_downloader.without_cache_writes(cached)           # made once
+    assert twin.timeout == cached.timeout and twin.auth is cached.auth   # pip's settings
+    plain = PipSession()                                  # no cache: the session itself
+    assert pip_downloader.without_cache_writes(plain) is plain

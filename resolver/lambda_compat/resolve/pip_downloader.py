@@ -63,13 +63,55 @@ def fork_safe(session: Any) -> bool:
 def download(session: Any, url: str, path: str) -> Tuple[str, str]:
     """``url`` written to ``path`` through ``session``: (content type, sha256)."""
     digest = hashlib.sha256()
-    with session.get(url, stream=True) as response:
+    with without_cache_writes(session).get(url, stream=True) as response:
         response.raise_for_status()
         with open(path, "wb") as out:
             for chunk in response.iter_content(chunk_size=CHUNK_BYTES):
                 out.write(chunk)
                 digest.update(chunk)
         return response.headers.get("Content-Type", ""), digest.hexdigest()
+
+
+_NO_WRITES: Dict[int, Any] = {}
+_NO_WRITES_LOCK = threading.Lock()
+
+
+def without_cache_writes(session: Any) -> Any:
+    """``session`` (one copy per session) whose caching adapters still answer from pip's
+    HTTP cache but do not store what they fetch. pip's cache adapter tees every GET body
+    into a temporary file while it is read, to store it once it is complete (if its headers
+    allow): a second copy of every wheel written to disk, on the download process's one
+    GIL. The wheels downloaded here are kept in lambda-compat's own file cache (by sha256),
+    where every later run looks first. A session without caching adapters: itself."""
+    with _NO_WRITES_LOCK:
+        twin = _NO_WRITES.get(id(session))
+        if twin is not None:
+            return twin
+        adapters = getattr(session, "adapters", None)
+        caching = {prefix: a for prefix, a in (adapters or {}).items()
+                   if hasattr(a, "cacheable_methods") and hasattr(a, "controller")}
+        if not caching:
+            twin = session
+        else:
+            import functools
+            twin = _shallow_copy(session)
+            twin.adapters = type(adapters)(adapters)
+            for prefix, adapter in caching.items():
+                plain = _shallow_copy(adapter)  # the same connection pools and settings
+                # a method list without GET: the response is not wrapped for storing
+                plain.build_response = functools.partial(  # type: ignore[method-assign]
+                    type(adapter).build_response, plain, cacheable_methods=("NO-STORE",))
+                twin.adapters[prefix] = plain
+        _NO_WRITES[id(session)] = twin
+        return twin
+
+
+def _shallow_copy(obj: Any) -> Any:
+    """A copy sharing every attribute (requests' own copy protocol rebuilds the connection
+    pools, and keeps only requests' attributes, not pip's)."""
+    twin = object.__new__(type(obj))
+    twin.__dict__.update(obj.__dict__)
+    return twin
 
 
 def page_fetch(fetch: Callable[..., Any], session: Any,
