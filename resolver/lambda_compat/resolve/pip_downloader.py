@@ -87,7 +87,7 @@ def without_cache_writes(session: Any) -> Any:
         twin = _NO_WRITES.get(id(session))
         if twin is not None:
             return twin
-        adapters = getattr(session, "adapters", None)
+        adapters: Any = getattr(session, "adapters", None)
         caching = {prefix: a for prefix, a in (adapters or {}).items()
                    if hasattr(a, "cacheable_methods") and hasattr(a, "controller")}
         if not caching:
