@@ -1,4 +1,4 @@
-"""Zip members read with one pread and one inflate (build/zipread.py): the bytes zipfile
+"""Zip members read with one pread and one inflate (verify/zipread.py): the bytes zipfile
 reads, and zipfile's verdicts on archives that disagree with themselves; each test with
 zlib-ng (a dependency) and with the standard library's zlib (the fallback)."""
 
@@ -12,7 +12,7 @@ import zlib
 
 import pytest
 
-from lambda_compat.build import zipread
+from lambda_compat.verify import zipread
 
 
 @pytest.fixture(autouse=True, params=["zlib-ng", "zlib"])
@@ -91,3 +91,32 @@ def test_a_truncated_deflate_stream_is_a_bad_zip(tmp_path):
     with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
         with pytest.raises(zipfile.BadZipFile):
             zipread.member_bytes(raw.fileno(), zf, zf.infolist()[0])
+
+
+def test_a_member_zipfile_must_decode_is_read_through_the_path_too(tmp_path):
+    path = _archive(tmp_path / "a.whl", MEMBERS)
+    infos = {i.filename: i for i in zipread.entries(path)}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as raw:
+        for name, info in infos.items():
+            assert zipread.member_bytes(raw.fileno(), path, info) == zf.read(name)
+
+
+def test_the_central_directory_is_read_once_per_file(tmp_path, monkeypatch):
+    path = _archive(tmp_path / "a.whl", MEMBERS[:2])
+    reads = []
+    real = zipfile.ZipFile._RealGetContents
+
+    def counting(self):
+        reads.append(1)
+        return real(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", counting)
+    first = zipread.entries(path)
+    assert zipread.entries(str(path)) is first and len(reads) == 1
+    os.link(path, tmp_path / "linked.whl")          # pip's copy and the cache's: one file
+    assert zipread.entries(tmp_path / "linked.whl") is first and len(reads) == 1
+    assert [i.filename for i in first] == [m[0] for m in MEMBERS[:2]]
+    path.unlink()                                   # another file at the same path
+    _archive(path, MEMBERS[2:4])
+    changed = zipread.entries(path)
+    assert [i.filename for i in changed] == [m[0] for m in MEMBERS[2:4]] and len(reads) == 2

@@ -37,7 +37,8 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from .. import errors
 from ..resolve.sdist_build import file_sha256
-from . import workers, zipread
+from ..verify import zipread
+from . import workers
 
 INSTALLER = b"lambda-compat\n"
 
@@ -84,8 +85,7 @@ def _safe_rel(rel: str, wheel: str) -> str:
 
 def plan_wheel(wheel_path: Path) -> Tuple[str, List[Tuple[zipfile.ZipInfo, str]], List[str]]:
     """(dist-info dir, [(zip entry, installed relative path)], skipped entries)."""
-    with zipfile.ZipFile(wheel_path) as zf:
-        infos = zf.infolist()
+    infos = zipread.entries(wheel_path)
     dist_info = next((i.filename.split("/", 1)[0] for i in infos
                       if i.filename.split("/", 1)[0].endswith(".dist-info")), None)
     if dist_info is None:
@@ -323,12 +323,12 @@ def _extract(wheel_path: Path, tree: Path, entries: List[Tuple[zipfile.ZipInfo, 
              ) -> Dict[str, list]:
     """Write ``entries`` under ``tree``: normalised installed path -> [path, RECORD hash,
     size, mtime]. Plain ``os`` calls on strings, each directory made once, each member read
-    by :func:`~lambda_compat.build.zipread.member_bytes`: this runs for every file of every
+    by :func:`~lambda_compat.verify.zipread.member_bytes`: this runs for every file of every
     wheel of a cold build."""
     out: Dict[str, list] = {}
     made: Set[str] = set()
     root = os.fspath(tree)
-    with zipfile.ZipFile(wheel_path) as zf, open(wheel_path, "rb") as raw:
+    with open(wheel_path, "rb") as raw:
         for info, rel in entries:
             norm = _safe_rel(rel, wheel_path.name)
             dest = os.path.join(root, norm)
@@ -336,7 +336,7 @@ def _extract(wheel_path: Path, tree: Path, entries: List[Tuple[zipfile.ZipInfo, 
             if parent not in made:
                 os.makedirs(parent, exist_ok=True)
                 made.add(parent)
-            data = zipread.member_bytes(raw.fileno(), zf, info)
+            data = zipread.member_bytes(raw.fileno(), wheel_path, info)
             if norm in out:  # the wheel names the same installed path twice
                 with open(dest, "rb") as f:
                     if f.read() != data:

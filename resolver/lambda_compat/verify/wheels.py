@@ -18,7 +18,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from . import elf
+from . import elf, zipread
 from ..errors import ELFError, WheelError
 from ..targets.target import Target
 
@@ -72,18 +72,19 @@ def read_wheel(path: Path) -> WheelInfo:
     except InvalidWheelFilename as exc:
         raise WheelError(f"{path.name}: not a valid wheel file name ({exc})") from None
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            dist_infos = {n.split("/", 1)[0] for n in names
-                          if n.split("/", 1)[0].endswith(".dist-info") and "/" in n}
-            if len(dist_infos) != 1:
-                raise WheelError(f"{path.name}: expected one .dist-info directory, "
-                                 f"found {sorted(dist_infos) or 'none'}")
-            dist_info = dist_infos.pop()
-            meta = email.parser.Parser().parsestr(
-                zf.read(f"{dist_info}/METADATA").decode("utf-8", "replace"))
-            wheel_meta = email.parser.Parser().parsestr(
-                zf.read(f"{dist_info}/WHEEL").decode("utf-8", "replace"))
+        infos = {i.filename: i for i in zipread.entries(path)}
+        names = list(infos)
+        dist_infos = {n.split("/", 1)[0] for n in names
+                      if n.split("/", 1)[0].endswith(".dist-info") and "/" in n}
+        if len(dist_infos) != 1:
+            raise WheelError(f"{path.name}: expected one .dist-info directory, "
+                             f"found {sorted(dist_infos) or 'none'}")
+        dist_info = dist_infos.pop()
+        with open(path, "rb") as raw:
+            meta = email.parser.Parser().parsestr(zipread.member_bytes(
+                raw.fileno(), path, infos[f"{dist_info}/METADATA"]).decode("utf-8", "replace"))
+            wheel_meta = email.parser.Parser().parsestr(zipread.member_bytes(
+                raw.fileno(), path, infos[f"{dist_info}/WHEEL"]).decode("utf-8", "replace"))
     except zipfile.BadZipFile as exc:
         raise WheelError(f"{path.name}: not a valid zip archive ({exc})") from None
     except KeyError as exc:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, Dict, Tuple, Union
 
 _inflater: Any
 try:  # zlib-ng: the same deflate format, inflated in half the CPU time (see pyproject.toml)
@@ -33,12 +34,44 @@ _UTF8_NAME = 0x800
 _ENCRYPTED = 0x1
 
 
-def member_bytes(fd: int, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The bytes of ``info`` in the zip open as ``archive`` and as the descriptor ``fd``;
+def entries(path: Union[str, "os.PathLike[str]"]) -> Tuple[zipfile.ZipInfo, ...]:
+    """The archive's central directory as zipfile reads it (``infolist()``), read once per
+    file and process: a cold build read each wheel's four times (planning, each inflating
+    thread, the verifier; under two names, pip's copy and the cache's hard link of it),
+    85 readings of issue 15's twenty wheels. Keyed by the file's identity (device, inode,
+    size, modification time); the ZipInfo objects are shared: read them, never change
+    them."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _ENTRIES_LOCK:
+        known = _ENTRIES.get(key)
+    if known is not None:
+        return known
+    with zipfile.ZipFile(path) as archive:
+        infos = tuple(archive.infolist())
+    with _ENTRIES_LOCK:
+        _ENTRIES[key] = infos
+        while len(_ENTRIES) > _ENTRIES_KEPT:
+            _ENTRIES.pop(next(iter(_ENTRIES)))  # the oldest
+    return infos
+
+
+_ENTRIES: Dict[Tuple[int, int, int, int], Tuple[zipfile.ZipInfo, ...]] = {}
+_ENTRIES_LOCK = threading.Lock()
+_ENTRIES_KEPT = 256
+
+
+def member_bytes(fd: int, archive: Union[zipfile.ZipFile, str, "os.PathLike[str]"],
+                 info: zipfile.ZipInfo) -> bytes:
+    """The bytes of ``info`` in the zip open as the descriptor ``fd`` (``archive``: the same
+    zip open as a ZipFile, or its path, opened only for a member zipfile must decode);
     ``zipfile.BadZipFile`` when the archive disagrees with itself."""
     if info.flag_bits & _ENCRYPTED or info.compress_type not in (zipfile.ZIP_STORED,
                                                                   zipfile.ZIP_DEFLATED):
-        return archive.read(info)
+        if isinstance(archive, zipfile.ZipFile):
+            return archive.read(info)
+        with zipfile.ZipFile(archive) as opened:
+            return opened.read(info)
     header = os.pread(fd, _LOCAL.size, info.header_offset)
     if len(header) != _LOCAL.size:
         raise zipfile.BadZipFile(f"Truncated file header for {info.orig_filename!r}")
