@@ -31,10 +31,24 @@ SERVED: list = []  # the paths the server answered
 def server():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            if self.path not in ("/files/p-1.0-py3-none-any.whl", "/files/c-1.0-py3-none-any.whl"):
+            if self.path not in ("/files/p-1.0-py3-none-any.whl", "/files/c-1.0-py3-none-any.whl",
+                                 "/files/e-1.0-py3-none-any.whl"):
                 self.send_error(404)
                 return
             SERVED.append(self.path)
+            if self.path.startswith("/files/e-"):  # revalidated every time, by its ETag
+                if self.headers.get("If-None-Match") == '"e1"':
+                    self.send_response(304)
+                    self.send_header("ETag", '"e1"')
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("ETag", '"e1"')
+                self.send_header("Cache-Control", "max-age=0, must-revalidate")
+                self.send_header("Content-Length", str(len(BODY)))
+                self.end_headers()
+                self.wfile.write(BODY)
+                return
             self.send_response(200)
             self.send_header("Content-Type", "binary/octet-stream")
             self.send_header("Content-Length", str(len(BODY)))
@@ -236,3 +250,15 @@ def test_a_download_reads_pips_http_cache_but_does_not_store_into_it(server, tmp
     assert twin.timeout == cached.timeout and twin.auth is cached.auth   # pip's settings
     plain = PipSession()                                  # no cache: the session itself
     assert pip_downloader.without_cache_writes(plain) is plain
+
+
+def test_a_download_revalidated_by_pips_cache_is_the_cached_file(server, tmp_path):
+    """A 304 still goes through pip's cache adapter: the answer is the cached body."""
+    url = f"{server}/files/e-1.0-py3-none-any.whl"
+    cached = PipSession(cache=str(tmp_path / "http"), trusted_hosts=[server.split("//")[1]])
+    cached.get(url).content                                # stored, with its ETag
+    SERVED.clear()
+    content_type, sha = pip_downloader.download(cached, url, str(tmp_path / "e.whl"))
+    assert SERVED == ["/files/e-1.0-py3-none-any.whl"]     # asked again, answered 304
+    assert sha == hashlib.sha256(BODY).hexdigest()
+    assert (tmp_path / "e.whl").read_bytes() == BODY

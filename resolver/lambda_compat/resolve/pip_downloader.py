@@ -78,11 +78,13 @@ _NO_WRITES_LOCK = threading.Lock()
 
 def without_cache_writes(session: Any) -> Any:
     """``session`` (one copy per session) whose caching adapters still answer from pip's
-    HTTP cache but do not store what they fetch. pip's cache adapter tees every GET body
-    into a temporary file while it is read, to store it once it is complete (if its headers
-    allow): a second copy of every wheel written to disk, on the download process's one
-    GIL. The wheels downloaded here are kept in lambda-compat's own file cache (by sha256),
-    where every later run looks first. A session without caching adapters: itself."""
+    HTTP cache (a 304 included) but do not store what they fetch. pip's cache adapter
+    copies every GET body into a temporary file while it is read, to store it once it is
+    complete (if its headers allow): a second copy of every wheel written to disk, on the
+    download process's one GIL. The wheels downloaded here are kept in lambda-compat's own
+    file cache (by sha256), where every later run looks first. (Pages keep pip's caching:
+    only the adapter has their bytes as sent, compressed or not, to store.) A session
+    without caching adapters: itself."""
     with _NO_WRITES_LOCK:
         twin = _NO_WRITES.get(id(session))
         if twin is not None:
@@ -98,12 +100,20 @@ def without_cache_writes(session: Any) -> Any:
             twin.adapters = type(adapters)(adapters)
             for prefix, adapter in caching.items():
                 plain = _shallow_copy(adapter)  # the same connection pools and settings
-                # a method list without GET: the response is not wrapped for storing
                 plain.build_response = functools.partial(  # type: ignore[method-assign]
-                    type(adapter).build_response, plain, cacheable_methods=("NO-STORE",))
+                    _build_without_tee, type(adapter).build_response, plain)
                 twin.adapters[prefix] = plain
         _NO_WRITES[id(session)] = twin
         return twin
+
+
+def _build_without_tee(build: Callable[..., Any], adapter: Any, request: Any, response: Any,
+                       from_cache: bool = False, cacheable_methods: Any = None) -> Any:
+    """The cache adapter's ``build_response`` as it is, but for a fresh answer (not a 304,
+    not from the cache): built as for a method it does not cache (no tee)."""
+    if from_cache or getattr(response, "status", None) == 304:
+        return build(adapter, request, response, from_cache, cacheable_methods)
+    return build(adapter, request, response, from_cache, ("NO-STORE",))
 
 
 def _shallow_copy(obj: Any) -> Any:
