@@ -5,6 +5,7 @@ loopback resolutions run pip's process, which forks it)."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -25,12 +26,27 @@ BODY = os.urandom(700_000)  # a few pieces of CHUNK_BYTES
 
 
 SERVED: list = []  # the paths the server answered
+PAGE = json.dumps({"meta": {"api-version": "1.1"}, "name": "j",
+                   "files": [{"filename": f"j-{i}.0.tar.gz", "url": f"j-{i}.0.tar.gz",
+                              "hashes": {}} for i in range(300)]}).encode()
 
 
 @pytest.fixture(scope="module")
 def server():
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            if self.path in ("/simple/j/", "/simple/gz/"):  # pages the index lets pip cache
+                SERVED.append(self.path)
+                body = PAGE if self.path == "/simple/j/" else gzip.compress(PAGE)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+                self.send_header("Cache-Control", "max-age=600, public")
+                if self.path == "/simple/gz/":
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if self.path not in ("/files/p-1.0-py3-none-any.whl", "/files/c-1.0-py3-none-any.whl",
                                  "/files/e-1.0-py3-none-any.whl"):
                 self.send_error(404)
@@ -262,3 +278,34 @@ def test_a_download_revalidated_by_pips_cache_is_the_cached_file(server, tmp_pat
     assert SERVED == ["/files/e-1.0-py3-none-any.whl"]     # asked again, answered 304
     assert sha == hashlib.sha256(BODY).hexdigest()
     assert (tmp_path / "e.whl").read_bytes() == BODY
+
+
+@pytest.mark.parametrize("path, tees", [("/simple/j/", 0), ("/simple/gz/", 1)])
+def test_a_page_is_stored_in_pips_cache_as_pips_adapter_stores_it(server, tmp_path, path, tees,
+                                                                   monkeypatch):
+    """A page sent as it is: fetched without the tee and stored once read; a compressed
+    one: teed by the adapter as before. Either way pip's next fetch takes it from its cache,
+    decoded as sent."""
+    url = f"{server}{path}"
+    cached = PipSession(cache=str(tmp_path / "http"), trusted_hosts=[server.split("//")[1]])
+
+    def fetch(url, session):
+        r = session.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        r.raise_for_status()
+        return r
+
+    from pip._vendor.cachecontrol import adapter as cache_adapter
+    teed = []
+
+    class Counting(cache_adapter.CallbackFileWrapper):
+        def __init__(self, *args, **kwargs):
+            teed.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cache_adapter, "CallbackFileWrapper", Counting)
+    SERVED.clear()
+    headers, final, body = pip_downloader.page_fetch(fetch, cached)(url, {})
+    assert body == PAGE and SERVED == [path] and len(teed) == tees
+    again = cached.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    assert again.content == PAGE and SERVED == [path]          # from pip's cache
+    assert getattr(again, "from_cache", False)

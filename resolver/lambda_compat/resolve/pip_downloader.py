@@ -72,21 +72,23 @@ def download(session: Any, url: str, path: str) -> Tuple[str, str]:
         return response.headers.get("Content-Type", ""), digest.hexdigest()
 
 
-_NO_WRITES: Dict[int, Any] = {}
-_NO_WRITES_LOCK = threading.Lock()
+_TWINS: Dict[Tuple[int, bool], Any] = {}
+_TWINS_LOCK = threading.Lock()
 
 
-def without_cache_writes(session: Any) -> Any:
-    """``session`` (one copy per session) whose caching adapters still answer from pip's
-    HTTP cache (a 304 included) but do not store what they fetch. pip's cache adapter
-    copies every GET body into a temporary file while it is read, to store it once it is
-    complete (if its headers allow): a second copy of every wheel written to disk, on the
-    download process's one GIL. The wheels downloaded here are kept in lambda-compat's own
-    file cache (by sha256), where every later run looks first. (Pages keep pip's caching:
-    only the adapter has their bytes as sent, compressed or not, to store.) A session
-    without caching adapters: itself."""
-    with _NO_WRITES_LOCK:
-        twin = _NO_WRITES.get(id(session))
+def without_cache_writes(session: Any, pages: bool = False) -> Any:
+    """``session`` (one copy per session) whose caching adapters answer from pip's HTTP
+    cache (a 304 included) but do not tee what they fetch. pip's cache adapter copies every
+    GET body into a temporary file while it is read, to store it once it is complete (if
+    its headers allow): a second copy of every wheel and page written to disk, on the
+    download process's one GIL (38 MB of wheels and 27 MB of pages in a cold build of issue
+    15's pins). The wheels downloaded here are kept in lambda-compat's own file cache (by
+    sha256), where every later run looks first: never stored. ``pages``: a page sent as it
+    is (no Content-Encoding) is stored by :func:`store_read_page` once read, as the adapter
+    would have stored it; a compressed one is teed as before (only the adapter sees its
+    bytes as sent). A session without caching adapters: itself."""
+    with _TWINS_LOCK:
+        twin = _TWINS.get((id(session), pages))
         if twin is not None:
             return twin
         adapters: Any = getattr(session, "adapters", None)
@@ -101,19 +103,39 @@ def without_cache_writes(session: Any) -> Any:
             for prefix, adapter in caching.items():
                 plain = _shallow_copy(adapter)  # the same connection pools and settings
                 plain.build_response = functools.partial(  # type: ignore[method-assign]
-                    _build_without_tee, type(adapter).build_response, plain)
+                    _build_without_tee, type(adapter).build_response, plain, pages)
                 twin.adapters[prefix] = plain
-        _NO_WRITES[id(session)] = twin
+        _TWINS[(id(session), pages)] = twin
         return twin
 
 
-def _build_without_tee(build: Callable[..., Any], adapter: Any, request: Any, response: Any,
-                       from_cache: bool = False, cacheable_methods: Any = None) -> Any:
+def _build_without_tee(build: Callable[..., Any], adapter: Any, pages: bool, request: Any,
+                       response: Any, from_cache: bool = False, cacheable_methods: Any = None
+                       ) -> Any:
     """The cache adapter's ``build_response`` as it is, but for a fresh answer (not a 304,
-    not from the cache): built as for a method it does not cache (no tee)."""
-    if from_cache or getattr(response, "status", None) == 304:
+    not from the cache; for ``pages``, not compressed): built as for a method it does not
+    cache (no tee); a page built so is marked to be stored once read."""
+    fresh = not from_cache and getattr(response, "status", None) != 304
+    encoded = str(getattr(response, "headers", {}).get("Content-Encoding", "identity")
+                  ).strip().lower() not in ("", "identity")
+    if not fresh or (pages and encoded):
         return build(adapter, request, response, from_cache, cacheable_methods)
-    return build(adapter, request, response, from_cache, ("NO-STORE",))
+    built = build(adapter, request, response, from_cache, ("NO-STORE",))
+    built.lc_store_when_read = pages
+    return built
+
+
+def store_read_page(response: Any, body: bytes) -> None:
+    """A page built without the tee (:func:`without_cache_writes` with ``pages``), stored in
+    pip's HTTP cache now that its ``body`` is read, by the adapter's own controller (which
+    decides from the headers whether to keep it). One that cannot be is only not cached."""
+    if not getattr(response, "lc_store_when_read", False):
+        return
+    try:
+        adapter = response.connection
+        adapter.controller.cache_response(response.request, response.raw, body)
+    except Exception:
+        pass
 
 
 def _shallow_copy(obj: Any) -> Any:
@@ -132,12 +154,15 @@ def page_fetch(fetch: Callable[..., Any], session: Any,
     can use (pip_patches.target_link_parser's ``narrow_json_page``)."""
     force_arg = "force_revalidate" in inspect.signature(fetch).parameters
 
+    untee = without_cache_writes(session, pages=True)
+
     def page(url: str, options: Dict[str, Any]) -> Tuple[Dict[str, str], str, bytes]:
-        kwargs: Dict[str, Any] = {"session": session}
+        kwargs: Dict[str, Any] = {"session": untee}
         if force_arg:
             kwargs["force_revalidate"] = bool(options.get("force_revalidate"))
         response = fetch(url, **kwargs)
         body, headers = response.content, dict(response.headers)
+        store_read_page(response, body)
         # the response's own (case-insensitive) headers: an index sends "content-type" too
         if narrow is not None and str(response.headers.get("Content-Type", "")).startswith(
                 "application/vnd.pypi.simple.v1+json"):
