@@ -159,6 +159,8 @@ def resolve(
     source_build: Optional[Mapping] = None,
 ) -> Resolution:
     """Resolve ``requirements`` for ``target``; download the chosen files into ``workdir``.
+    The caller removes ``workdir`` when it is done with the files (pip's process leaves what
+    it prefetched and did not take in there, under ``pass*/tmp``).
 
     Binary first: pip may pick a source distribution only for projects that ``allow_source``
     (given the project's name, the requirement and every file the index offers for it) lets through, so that

@@ -281,16 +281,21 @@ class PagePrefetcher:
             pool.shutdown(wait=True, cancel_futures=True)
         self.discard()
 
-    def discard(self) -> None:
-        """Remove the prefetch directory now (files still being written go with it)."""
+    def discard(self, keep_under: Optional[str] = None) -> None:
+        """Remove the prefetch directory now (files still being written go with it), unless
+        it is inside ``keep_under``: a directory its owner removes whole."""
         for pool in (self._pool, self._files):
             pool.shutdown(wait=False, cancel_futures=True)
         if self._downloader is not None:
             self._downloader.close()
         with self._lock:
             tmp, self._tmp = self._tmp, "/nonexistent/lc-prefetch-closed"
-        if tmp is not None and os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is None or not os.path.isdir(tmp):
+            return
+        if keep_under and os.path.commonpath([os.path.abspath(tmp), os.path.abspath(
+                keep_under)]) == os.path.abspath(keep_under):
+            return
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 #: A guessed wheel at least this big has its dependencies read from its last bytes first,
