@@ -132,3 +132,18 @@ def test_the_final_install_waits_for_an_early_install_under_way(tmp_path, wheels
                             early) == 1          # a's install finished first, and counted
     worker.join(5)
     assert (artifacts / "alpha" / "__init__.py").read_bytes() == b"A = 1\n"
+
+
+def test_nothing_is_installed_early_where_the_artifacts_parent_does_not_exist(tmp_path, wheels):
+    """A failed build must not leave a directory it made: the parent is made only by the
+    final install, as before."""
+    artifacts = tmp_path / "new" / "out"
+    early = EarlyInstall(artifacts, tmp_path / "unpacked")
+    early.add(wheels["a"])
+    assert not (tmp_path / "new").exists()
+    early.discard()                              # the build failed
+    assert not (tmp_path / "new").exists()
+    early = EarlyInstall(artifacts, tmp_path / "unpacked")
+    early.add(wheels["a"])
+    assert install_and_swap([wheels["a"]], artifacts, 2, tmp_path / "unpacked", early) == 0
+    assert (artifacts / "alpha" / "__init__.py").is_file() and _beside(artifacts) == []

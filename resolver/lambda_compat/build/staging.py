@@ -57,14 +57,15 @@ class EarlyInstall:
 
     def add(self, wheel: Path) -> None:
         """Install ``wheel`` (judged, kept in the file cache) into the staging directory now.
-        A failure is only remembered: the final install starts afresh and reports it."""
+        A failure is only remembered: the final install starts afresh and reports it. Where
+        the artifacts directory's parent does not exist yet, nothing is installed early (a
+        build that fails must not leave a directory it made)."""
         with self._lock:
-            if self._closed:
+            if self._closed or not self.path.parent.is_dir():
                 return
             self._running += 1
         key = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             install.install_from_cache(wheel, self.path, self.unpacked, self.claims)
             key = _identity(wheel)
         except Exception:
