@@ -253,8 +253,7 @@ def test_a_download_reads_pips_http_cache_but_does_not_store_into_it(server, tmp
     cached = PipSession(cache=str(tmp_path / "http"), trusted_hosts=[server.split("//")[1]])
     SERVED.clear()
     content_type, sha = pip_downloader.download(cached, url, str(tmp_path / "a.whl"))
-    assert sha == hashlib.sha256(BODY).hexdigest()
-    assert SERVED and set(SERVED) == {"/files/c-1.0-py3-none-any.whl"}
+    assert sha == hashlib.sha256(BODY).hexdigest() and SERVED == ["/files/c-1.0-py3-none-any.whl"]
     stored = [p for p in (tmp_path / "http").rglob("*") if p.is_file()]
     assert stored == []                                   # nothing stored
     cached.get(url).content                               # pip's own fetch stores it
@@ -276,7 +275,7 @@ def test_a_download_revalidated_by_pips_cache_is_the_cached_file(server, tmp_pat
     cached.get(url).content                                # stored, with its ETag
     SERVED.clear()
     content_type, sha = pip_downloader.download(cached, url, str(tmp_path / "e.whl"))
-    assert SERVED and set(SERVED) == {"/files/e-1.0-py3-none-any.whl"}  # asked again: 304
+    assert SERVED == ["/files/e-1.0-py3-none-any.whl"]     # asked again, answered 304
     assert sha == hashlib.sha256(BODY).hexdigest()
     assert (tmp_path / "e.whl").read_bytes() == BODY
 
@@ -306,8 +305,22 @@ def test_a_page_is_stored_in_pips_cache_as_pips_adapter_stores_it(server, tmp_pa
     monkeypatch.setattr(cache_adapter, "CallbackFileWrapper", Counting)
     SERVED.clear()
     headers, final, body = pip_downloader.page_fetch(fetch, cached)(url, {})
-    fetched = list(SERVED)  # once, or twice where the transport retried a dropped connection
-    assert body == PAGE and fetched and set(fetched) == {path} and len(teed) == tees
+    assert body == PAGE and SERVED == [path] and len(teed) == tees
     again = cached.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    assert again.content == PAGE and SERVED == fetched          # no request more: the cache
+    assert again.content == PAGE and SERVED == [path]          # from pip's cache
     assert getattr(again, "from_cache", False)
+
+
+def test_each_session_gets_its_own_copy_even_at_a_reused_address(tmp_path):
+    """The copy is remembered per session object, not per id(): a session made after
+    another was freed often gets its address, and must not be handed the freed one's copy
+    (its cache directory, its connection pools)."""
+    import gc
+    for i in range(40):
+        session = PipSession(cache=str(tmp_path / f"http{i}"))
+        twin = pip_downloader.without_cache_writes(session)
+        pool = session.adapters["https://"].poolmanager
+        assert twin.adapters["https://"].poolmanager is pool
+        assert twin.adapters["https://"].controller is session.adapters["https://"].controller
+        del session, twin
+        gc.collect()

@@ -46,7 +46,7 @@ class EarlyInstall:
     """A staging directory filled while pip resolves (see the module)."""
 
     def __init__(self, artifacts: Path, unpacked: Path) -> None:
-        self.artifacts, self.unpacked = artifacts, unpacked
+        self.unpacked = unpacked
         self.path, self.old = _paths(artifacts)
         self.claims = install._Claims()
         self._lock = threading.Condition()

@@ -37,6 +37,7 @@ import os
 import signal
 import sys
 import threading
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
@@ -72,7 +73,9 @@ def download(session: Any, url: str, path: str) -> Tuple[str, str]:
         return response.headers.get("Content-Type", ""), digest.hexdigest()
 
 
-_TWINS: Dict[Tuple[int, bool], Any] = {}
+#: session -> {pages: its copy}; weakly keyed: a session made after another was freed often
+#: gets the freed one's id(), and must not be handed that one's copy (its cache, its pools)
+_TWINS: "weakref.WeakKeyDictionary[Any, Dict[bool, Any]]" = weakref.WeakKeyDictionary()
 _TWINS_LOCK = threading.Lock()
 
 
@@ -87,16 +90,14 @@ def without_cache_writes(session: Any, pages: bool = False) -> Any:
     is (no Content-Encoding) is stored by :func:`store_read_page` once read, as the adapter
     would have stored it; a compressed one is teed as before (only the adapter sees its
     bytes as sent). A session without caching adapters: itself."""
+    adapters: Any = getattr(session, "adapters", None)
+    caching = {prefix: a for prefix, a in (adapters or {}).items()
+               if hasattr(a, "cacheable_methods") and hasattr(a, "controller")}
+    if not caching:
+        return session
     with _TWINS_LOCK:
-        twin = _TWINS.get((id(session), pages))
-        if twin is not None:
-            return twin
-        adapters: Any = getattr(session, "adapters", None)
-        caching = {prefix: a for prefix, a in (adapters or {}).items()
-                   if hasattr(a, "cacheable_methods") and hasattr(a, "controller")}
-        if not caching:
-            twin = session
-        else:
+        twins = _TWINS.setdefault(session, {})
+        if pages not in twins:
             import functools
             twin = _shallow_copy(session)
             twin.adapters = type(adapters)(adapters)
@@ -105,8 +106,8 @@ def without_cache_writes(session: Any, pages: bool = False) -> Any:
                 plain.build_response = functools.partial(  # type: ignore[method-assign]
                     _build_without_tee, type(adapter).build_response, plain, pages)
                 twin.adapters[prefix] = plain
-        _TWINS[(id(session), pages)] = twin
-        return twin
+            twins[pages] = twin  # holds the session's attributes, not the session
+        return twins[pages]
 
 
 def _build_without_tee(build: Callable[..., Any], adapter: Any, pages: bool, request: Any,

@@ -41,14 +41,15 @@ def entries(path: Union[str, "os.PathLike[str]"]) -> Tuple[zipfile.ZipInfo, ...]
     85 readings of issue 15's twenty wheels. Keyed by the file's identity (device, inode,
     size, modification time); the ZipInfo objects are shared: read them, never change
     them."""
-    st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    with _ENTRIES_LOCK:
-        known = _ENTRIES.get(key)
-    if known is not None:
-        return known
-    with zipfile.ZipFile(path) as archive:
-        infos = tuple(archive.infolist())
+    with open(path, "rb") as f:  # the identity and the directory of the same file
+        st = os.fstat(f.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with _ENTRIES_LOCK:
+            known = _ENTRIES.get(key)
+        if known is not None:
+            return known
+        with zipfile.ZipFile(f) as archive:
+            infos = tuple(archive.infolist())
     with _ENTRIES_LOCK:
         _ENTRIES[key] = infos
         while len(_ENTRIES) > _ENTRIES_KEPT:
