@@ -403,6 +403,9 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
     # and installed into the bundle's staging directory as they were judged
     done = next(data for kind, data in ui.events if kind == "install-done")
     assert done["early"] == len(wheels) == done["count"], done
+    # a cold cache: no file came from an earlier run, though pip met this run's in the cache
+    resolved = next(data for kind, data in ui.events if kind == "resolved")
+    assert resolved["cache_hits"] == 0, resolved
     from_files = build_dependencies(
         tmp_path / "out2", reqs, "python3.11", architecture="arm64",
         config=BuildConfig(cache_dir=tmp_path / "cache2", build_env="local",

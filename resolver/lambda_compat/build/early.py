@@ -23,7 +23,7 @@ import threading
 import uuid
 from concurrent.futures import Future, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Set, Tuple
 
 from ..resolve.sdist_build import file_sha256
 from ..targets.target import Target
@@ -76,6 +76,8 @@ class EarlyWheels:
         self._futures: Dict[str, Future] = {}
         self._waiting: List[Tuple[int, int, Path]] = []   # heap of (-size, order, staged)
         self._lock = threading.Lock()
+        #: the names of the files stored in the cache here: fetched by this resolution
+        self.stored: Set[str] = set()
 
     def offer(self, event: dict) -> None:
         """A wheel pip has checked (``path``; ``sha256`` as the index gave it): linked aside
@@ -109,6 +111,8 @@ class EarlyWheels:
             # the file's own sha256, never the one announced: the cache is keyed by it
             sha = file_sha256(staged)
             kept = store(staged, sha, self.cache / "files", staged.name.split("-", 1)[1])
+            with self._lock:
+                self.stored.add(kept.name)
             install.unpack_wheel(kept, self.cache / "unpacked")  # the install step links
             verified_findings(kept, read_wheel(kept), sha, self.cache, self.target)
             if self.install_into is not None:

@@ -60,6 +60,7 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
     outcome = resolution_cache.load(cache / "resolutions", rkey, cache / "files",
                                     config.resolution_ttl)
     fresh = outcome is None
+    fetched_now: Set[str] = set()  # in the cache only because this resolution fetched them
     if outcome is None:
         early = EarlyWheels(cache, target, config.jobs, ui, early_install)
         try:
@@ -69,12 +70,14 @@ def resolve_all(target: Target, config: BuildConfig, registry: PackageRegistry, 
             outcome = _the_rest(first, requirements, work, target, config, policy, cache, ui)
         finally:
             early.finish()
+            fetched_now = early.stored
             engine.discard_standby()  # one the first pass did not take is not needed
     else:
         engine.discard_standby()  # the CLI's pip process ahead of time: not needed
         policy.refused.update(outcome.refused)
     first = outcome.passes[0]
-    ui.event("resolved", count=len(first.items), cache_hits=len(first.cache_hits))
+    ui.event("resolved", count=len(first.items),
+             cache_hits=len([f for f in first.cache_hits if f not in fetched_now]))
     for url, reason in first.fetch_failures:
         report.warnings.append(f"index page not reachable: {url} ({reason})")
     for resolution in outcome.passes:
