@@ -406,6 +406,15 @@ def test_a_build_over_http_judges_the_wheels_while_pip_resolves(tmp_path, json_i
     # a cold cache: no file came from an earlier run, though pip met this run's in the cache
     resolved = next(data for kind, data in ui.events if kind == "resolved")
     assert resolved["cache_hits"] == 0, resolved
+    # resolved afresh over that cache (no resolution reused): every wheel is found there
+    again = RecordingUI()
+    build_dependencies(
+        tmp_path / "out3", reqs, "python3.11", architecture="arm64", ui=again,
+        config=BuildConfig(cache_dir=tmp_path / "cache", build_env="local", resolution_ttl=0,
+                           pip=PipOptions(index_url=f"http://127.0.0.1:{port}/simple",
+                                          isolated=True, retries=0, timeout=10)))
+    resolved = next(data for kind, data in again.events if kind == "resolved")
+    assert resolved["cache_hits"] == len(wheels), resolved
     from_files = build_dependencies(
         tmp_path / "out2", reqs, "python3.11", architecture="arm64",
         config=BuildConfig(cache_dir=tmp_path / "cache2", build_env="local",

@@ -76,7 +76,7 @@ class EarlyWheels:
         self._futures: Dict[str, Future] = {}
         self._waiting: List[Tuple[int, int, Path]] = []   # heap of (-size, order, staged)
         self._lock = threading.Lock()
-        #: the names of the files stored in the cache here: fetched by this resolution
+        #: the names of the files this resolution fetched and stored in the cache
         self.stored: Set[str] = set()
 
     def offer(self, event: dict) -> None:
@@ -110,9 +110,12 @@ class EarlyWheels:
         try:
             # the file's own sha256, never the one announced: the cache is keyed by it
             sha = file_sha256(staged)
-            kept = store(staged, sha, self.cache / "files", staged.name.split("-", 1)[1])
-            with self._lock:
-                self.stored.add(kept.name)
+            name = staged.name.split("-", 1)[1]
+            there = (self.cache / "files" / sha[:2] / sha / name).exists()
+            kept = store(staged, sha, self.cache / "files", name)
+            if not there:  # not a file an earlier run left in the cache
+                with self._lock:
+                    self.stored.add(kept.name)
             install.unpack_wheel(kept, self.cache / "unpacked")  # the install step links
             verified_findings(kept, read_wheel(kept), sha, self.cache, self.target)
             if self.install_into is not None:
