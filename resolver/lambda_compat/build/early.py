@@ -49,9 +49,15 @@ def verified_findings(path: Path, info: WheelInfo, sha256: str, cache: Path,
 
 def store(path: Path, sha256: str, cas: Path, name: Optional[str] = None) -> Path:
     """``path`` kept as ``cas/<sha[:2]>/<sha>/<name>`` (a hard link where possible)."""
+    return store_new(path, sha256, cas, name)[0]
+
+
+def store_new(path: Path, sha256: str, cas: Path, name: Optional[str] = None
+              ) -> Tuple[Path, bool]:
+    """:func:`store`, and whether this call put the file there (False: it was there)."""
     dest = cas / sha256[:2] / sha256 / (name or path.name)
     if dest.exists():
-        return dest
+        return dest, False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
     try:
@@ -59,7 +65,7 @@ def store(path: Path, sha256: str, cas: Path, name: Optional[str] = None) -> Pat
     except OSError:
         shutil.copyfile(path, tmp)
     os.replace(tmp, dest)
-    return dest
+    return dest, True
 
 
 class EarlyWheels:
@@ -110,10 +116,9 @@ class EarlyWheels:
         try:
             # the file's own sha256, never the one announced: the cache is keyed by it
             sha = file_sha256(staged)
-            name = staged.name.split("-", 1)[1]
-            there = (self.cache / "files" / sha[:2] / sha / name).exists()
-            kept = store(staged, sha, self.cache / "files", name)
-            if not there:  # not a file an earlier run left in the cache
+            kept, new = store_new(staged, sha, self.cache / "files",
+                                  staged.name.split("-", 1)[1])
+            if new:  # not a file an earlier run left in the cache
                 with self._lock:
                     self.stored.add(kept.name)
             install.unpack_wheel(kept, self.cache / "unpacked")  # the install step links

@@ -271,8 +271,7 @@ class _ZlibNg:
     """The part of ``zlib`` that urllib3's content decoders use, from zlib-ng: ``error``
     covers both libraries' errors (``except zlib.error`` takes the tuple)."""
 
-    def __init__(self, zlib_ng: Any) -> None:
-        import zlib
+    def __init__(self, zlib_ng: Any, zlib: Any) -> None:
         self.decompressobj = zlib_ng.decompressobj
         self.MAX_WBITS = zlib_ng.MAX_WBITS
         self.error = (zlib.error, zlib_ng.error)
@@ -290,7 +289,7 @@ def _patch_gzip_inflater() -> None:
     import zlib
     if getattr(response, "zlib", None) is not zlib:
         return  # another urllib3 layout, or patched already
-    response.zlib = _ZlibNg(zlib_ng)  # type: ignore[assignment]
+    response.zlib = _ZlibNg(zlib_ng, zlib)  # type: ignore[assignment]
     base = response.BaseHTTPResponse
     base.DECODER_ERROR_CLASSES = base.DECODER_ERROR_CLASSES + (zlib_ng.error,)  # type: ignore[operator]
 
